@@ -1,0 +1,88 @@
+"""NumPy / CuPy selection: one code path for both.
+
+Array code asks for its namespace once (``xp = get_namespace(backend)`` for code
+that creates arrays, ``xp = array_namespace(*arrays)`` for code that receives
+them) and then calls only ``xp.*``. CuPy is imported lazily, on first request, so
+NumPy users never pay for it and never need it installed. Arrays go back to NumPy
+once, at the edge (SciPy, statsmodels, scikit-learn, matplotlib), through
+:func:`to_numpy`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ._validation import check_choice
+
+__all__ = [
+    "BACKENDS", "array_namespace", "cupy_available", "get_namespace", "is_cupy", "to_numpy",
+]
+
+BACKENDS = ("numpy", "cupy")
+
+
+def get_namespace(backend: str = "numpy"):
+    """Return the array module for ``backend`` (``"numpy"`` or ``"cupy"``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend name.
+    RuntimeError
+        When ``"cupy"`` is asked for and CuPy or a usable CUDA device is missing;
+        the message says how to install it.
+    """
+    check_choice(backend, "backend", BACKENDS)
+    if backend == "numpy":
+        return np
+    return _cupy()
+
+
+@functools.lru_cache(maxsize=1)
+def _cupy():
+    try:
+        import cupy
+    except ImportError as exc:
+        raise RuntimeError(
+            "backend='cupy' needs CuPy, which is not installed. Install the wheel "
+            "matching your CUDA driver: pip install 'ensim[gpu]' (CUDA 12) or "
+            "pip install 'ensim[gpu-cuda13]' (CUDA 13).") from exc
+    try:
+        n_devices = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDA raises its own error types
+        raise RuntimeError(f"backend='cupy' needs a CUDA GPU, but CUDA reported: {exc}") from exc
+    if n_devices < 1:
+        raise RuntimeError("backend='cupy' needs a CUDA GPU, and none was found.")
+    return cupy
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports and sees at least one GPU."""
+    try:
+        _cupy()
+    except RuntimeError:
+        return False
+    return True
+
+
+def array_namespace(*arrays):
+    """The namespace (``numpy`` or ``cupy``) of the given arrays."""
+    from array_api_compat import is_cupy_array
+
+    if any(is_cupy_array(a) for a in arrays):
+        return _cupy()
+    return np
+
+
+def is_cupy(xp) -> bool:
+    """True when ``xp`` is the CuPy module."""
+    return getattr(xp, "__name__", "") == "cupy"
+
+
+def to_numpy(array) -> np.ndarray:
+    """Return ``array`` as a NumPy array, copying it off the GPU when needed."""
+    if hasattr(array, "get") and type(array).__module__.startswith("cupy"):
+        return array.get()
+    return np.asarray(array)
