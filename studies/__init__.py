@@ -1,0 +1,1 @@
+"""ensim's studies: one module per study (see docs/studies.md)."""
