@@ -90,7 +90,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                      "DIR/<study>/ (table.csv, figure.png/pdf, summary.md, "
                                      "manifest.json) and DIR/report.html.")
     run.add_argument("study", nargs="?", default="all",
-                     help="study name from 'ensim list', or 'all' (default)")
+                     help="study name from 'ensim list', a study file (.py), or 'all' (default)")
     _add_run_options(run)
     report = sub.add_parser("report", help="gather every study's results into one page")
     report.add_argument("--out", default="results", metavar="DIR",

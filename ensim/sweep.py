@@ -68,11 +68,44 @@ def available_studies() -> dict[str, str]:
 
 
 def load_study(name: str):
-    """Import the study called ``name`` (as listed by ``ensim list``)."""
+    """Import a study by its name (as listed by ``ensim list``) or by a ``.py`` path.
+
+    A path lets a forked copy of a study run through the same runner
+    (``ensim run ./my_study.py``); its code is shipped to worker processes by value.
+    """
+    if name.endswith(".py"):
+        return _load_study_file(Path(name))
     studies = available_studies()
     if name not in studies:
-        raise SweepError(f"Unknown study {name!r}; choose one of: {', '.join(studies)}.")
+        raise SweepError(f"Unknown study {name!r}; choose one of: {', '.join(studies)}, "
+                         "or give the path of a study file (.py).")
     return importlib.import_module(studies[name])
+
+
+def _load_study_file(path: Path):
+    import importlib.util
+
+    if not path.is_file():
+        raise SweepError(f"No study file at {path}.")
+    module_name = f"ensim_study_file_{hashlib.blake2b(str(path.resolve()).encode(), digest_size=6).hexdigest()}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise SweepError(f"Could not import the study file {path}: {type(exc).__name__}: {exc}") from exc
+    missing = [a for a in ("NAME", "QUICK", "FULL", "cells", "run_cell", "plot", "claims")
+               if not hasattr(module, a)]
+    if missing:
+        raise SweepError(f"{path} is not a study: it lacks {', '.join(missing)} (see docs/studies.md).")
+    # Worker processes cannot import this module by name: send its code by value
+    # (joblib's process pool and Dask both pickle callables with cloudpickle).
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)
+    return module
 
 
 def study_title(module) -> str:
@@ -165,7 +198,7 @@ def _dask_client(scheduler, dask_workers):
         raise SweepError("Running on Dask needs the 'dist' extra: pip install 'ensim[dist]'.") from exc
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout="5s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise SweepError(f"Could not connect to the Dask scheduler at {scheduler}: {exc}") from exc
         with client:
@@ -176,10 +209,22 @@ def _dask_client(scheduler, dask_workers):
         yield client
 
 
+def _execute_pickled(payload, params, seed, backend):
+    import cloudpickle
+
+    run_cell, config = cloudpickle.loads(payload)
+    return _execute_cell(run_cell, config, params, seed, backend)
+
+
 def _dask_results(client, run_cell, config, jobs, backend):
+    import cloudpickle
     from distributed import as_completed
 
-    futures = [client.submit(_execute_cell, run_cell, config, params, seed, backend, pure=False)
+    # Dask pickles arguments with plain pickle where it can, which refers to a study
+    # file's Config class by a module name that workers cannot import; cloudpickle
+    # the study's function and configuration together, by value where registered.
+    payload = client.scatter(cloudpickle.dumps((run_cell, config)), broadcast=True)
+    futures = [client.submit(_execute_pickled, payload, params, seed, backend, pure=False)
                for params, seed in jobs]
     try:
         for future in as_completed(futures):
