@@ -1,1 +1,1 @@
-"""The studies: one module per study, each following the protocol in ``docs/studies.md``."""
+"""ensim's studies: one module per study (see docs/studies.md)."""

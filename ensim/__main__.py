@@ -1,0 +1,7 @@
+"""``python -m ensim`` is the ``ensim`` command."""
+
+import sys
+
+from ensim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,323 @@
+"""The streaming Monte Carlo engine: sample member errors, accumulate, report.
+
+:func:`simulate` draws ``n_trials`` independent trials of an error model, each a
+vector of ``k`` member errors, in fixed-size blocks. Block ``b`` is drawn from its
+own stream, the child ``b`` of one root :class:`~numpy.random.SeedSequence`, and
+reduced on the spot to a short vector of float64 sums; the sums are added in
+block order. Hence:
+
+* memory is bounded by the block size, whatever ``n_trials``;
+* the NumPy result is bit-for-bit the same for any ``n_jobs`` and any grouping
+  of blocks into tasks (each block's sums are computed the same way wherever it
+  runs, and the sums are always added in the same order);
+* nothing is derived from the theory being checked: every reported moment is
+  an average over sampled errors.
+
+Symbols
+-------
+For trial ``t`` with member errors ``e_t1, ..., e_tk``:
+
+``ebar_t = (1/k) sum_i e_ti``
+    the ensemble's error;
+``q1_t = (1/k) sum_i e_ti^2``
+    the mean member second moment;
+``q2_t = (1/(k(k-1))) sum_{i != j} e_ti e_tj``
+    the mean pairwise cross moment.
+
+Per trial, exactly, ``ebar_t^2 = q1_t / k + (k-1)/k * q2_t``: the primer's formula
+holds sample by sample for second moments; averaging over trials turns it into
+``MSE_ens = V/k + (k-1)/k * C`` (with biases, the squared mean bias is added).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ._backend import BACKENDS, get_namespace, to_numpy
+from ._random import as_seed_sequence, child_seed, make_generator
+from ._validation import check_choice, check_int
+from .errors import ErrorModel
+from .stats import equivalence_test, normal_conf_int
+
+__all__ = ["SimulationResult", "default_block_size", "simulate"]
+
+# Layout of one block's sums: 8 scalars, then the k per-member sums of e_ti.
+_N, _EBAR2, _EBAR4, _Q1, _Q1SQ, _Q2, _Q2SQ, _Q1Q2 = range(8)
+_N_SCALARS = 8
+
+#: Elements (trials x members) per block on each backend. Small enough to stay in
+#: the CPU's L2 cache, large enough that a GPU is kept busy.
+_BLOCK_ELEMENTS = {"numpy": 2**15, "cupy": 2**24}
+
+#: Elements per parallel task: about 0.1 s of work, so task overhead is negligible.
+_TASK_ELEMENTS = 2**23
+
+
+def default_block_size(k: int, backend: str = "numpy") -> int:
+    """Trials per block: about ``2**15`` elements on NumPy, ``2**24`` on CuPy."""
+    return max(1, _BLOCK_ELEMENTS[backend] // k)
+
+
+def _block_sums(model: ErrorModel, n: int, gen, xp) -> np.ndarray:
+    """Draw ``n`` trials and reduce them to the float64 sums described above."""
+    k = model.k
+    eps = model.sample(n, gen, xp)                           # (n, k)
+    row_sum = eps.sum(axis=1)                                # (n,)  k * ebar
+    sq_sum = xp.einsum("ij,ij->i", eps, eps)                 # (n,)  k * q1
+    ebar = row_sum / k
+    ebar2 = ebar * ebar
+    q1 = sq_sum / k
+    if k > 1:
+        # sum_{i != j} e_i e_j = (sum_i e_i)^2 - sum_i e_i^2
+        q2 = (row_sum * row_sum - sq_sum) / (k * (k - 1))
+    else:
+        q2 = xp.zeros_like(q1)
+    scalars = xp.stack([
+        xp.sum(ebar2), xp.sum(ebar2 * ebar2),
+        xp.sum(q1), xp.sum(q1 * q1),
+        xp.sum(q2), xp.sum(q2 * q2), xp.sum(q1 * q2),
+    ])
+    out = np.empty(_N_SCALARS + k)
+    out[_N] = n
+    out[1:_N_SCALARS] = to_numpy(scalars)
+    out[_N_SCALARS:] = to_numpy(eps.sum(axis=0))            # (k,) per-member sums
+    return out
+
+
+def _run_blocks(model, root, first, stop, block_size, n_trials, backend) -> np.ndarray:
+    """Sums of blocks ``first .. stop-1``, one row per block: ``(stop - first, 8 + k)``."""
+    xp = get_namespace(backend)
+    rows = np.empty((stop - first, _N_SCALARS + model.k))
+    for row, b in enumerate(range(first, stop)):
+        n = min(block_size, n_trials - b * block_size)
+        gen = make_generator(child_seed(root, b), xp)
+        rows[row] = _block_sums(model, n, gen, xp)
+    return rows
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    r"""What :func:`simulate` measured, next to what theory predicts.
+
+    Attributes
+    ----------
+    mse : float
+        Measured ensemble MSE, ``mean_t ebar_t^2``.
+    stderr : float
+        Its standard error, ``sd_t(ebar_t^2) / sqrt(n_trials)``.
+    theory : float
+        ``E[ebar^2]`` from the model: ``V/k + (k-1)/k C + mean_bias^2``.
+    variance, variance_stderr, variance_theory : float
+        Measured ``V`` (mean member error variance about each member's measured
+        mean), its standard error and the model's ``V``.
+    covariance, covariance_stderr, covariance_theory : float
+        Measured ``C`` (mean pairwise error covariance over ``i != j``, about the
+        measured means), its standard error and the model's ``C``. NaN for ``k = 1``.
+    second_moment, cross_moment : float
+        ``mean_t q1_t`` and ``mean_t q2_t``: uncentred versions of ``V`` and ``C``.
+        ``mse == second_moment / k + (k-1)/k * cross_moment`` up to rounding.
+    bias, bias_theory : float
+        Measured and model mean member bias.
+    k, n_trials, block_size, n_blocks : int
+    backend : str
+    seed_entropy : int
+        Entropy of the root ``SeedSequence``; with ``spawn_key`` it reproduces the run.
+    spawn_key : tuple
+    elapsed_s : float
+        Wall-clock time of the sampling.
+    model : dict
+        The model's description (:meth:`ErrorModel.describe`).
+    """
+
+    mse: float
+    stderr: float
+    theory: float
+    variance: float
+    variance_stderr: float
+    variance_theory: float
+    covariance: float
+    covariance_stderr: float
+    covariance_theory: float
+    second_moment: float
+    cross_moment: float
+    bias: float
+    bias_theory: float
+    k: int
+    n_trials: int
+    block_size: int
+    n_blocks: int
+    backend: str
+    seed_entropy: int
+    spawn_key: tuple
+    elapsed_s: float = field(compare=False)
+    model: dict = field(compare=False, default_factory=dict)
+
+    @property
+    def z(self) -> float:
+        """``(mse - theory) / stderr``: about N(0, 1) when the formula holds."""
+        if self.stderr == 0.0:
+            return 0.0 if self.mse == self.theory else math.copysign(math.inf, self.mse - self.theory)
+        return (self.mse - self.theory) / self.stderr
+
+    def conf_int(self, alpha: float = 0.05, which: str = "mse") -> tuple[float, float]:
+        """Normal interval at level ``1 - alpha`` for ``"mse"``, ``"variance"`` or ``"covariance"``."""
+        check_choice(which, "which", ("mse", "variance", "covariance"))
+        se = self.stderr if which == "mse" else getattr(self, which + "_stderr")
+        return normal_conf_int(getattr(self, which), se, alpha)
+
+    def equivalence(self, margin: float, alpha: float = 0.05):
+        """TOST of ``|mse - theory| < margin`` (see :func:`ensim.stats.equivalence_test`)."""
+        return equivalence_test(self.mse, self.stderr, self.theory, margin, alpha)
+
+    def summary(self, alpha: float = 0.05) -> str:
+        """A small table: each measure with its interval and theory."""
+        level = f"{100 * (1 - alpha):g}% CI"
+        lines = [f"Monte Carlo: {self.model.get('model', 'model')} k={self.k}, "
+                 f"dist={self.model.get('dist')}, {self.n_trials:,} trials "
+                 f"({self.n_blocks} blocks, {self.backend}, {self.elapsed_s:.2f} s)",
+                 f"{'measure':<12}{'measured':>12}{'SE':>11}{level:>28}{'theory':>12}"]
+        for name, theory in (("mse", self.theory), ("variance", self.variance_theory),
+                             ("covariance", self.covariance_theory)):
+            value = getattr(self, name)
+            se = self.stderr if name == "mse" else getattr(self, name + "_stderr")
+            low, high = self.conf_int(alpha, name)
+            lines.append(f"{name:<12}{value:>12.6g}{se:>11.3g}   [{low:>11.6g}, {high:>11.6g}]"
+                         f"{theory:>12.6g}")
+        lines.append(f"z = (mse - theory) / SE = {self.z:.3f}")
+        return "\n".join(lines)
+
+    def to_row(self) -> dict:
+        """A flat dict of plain numbers for a results table."""
+        row = {k: v for k, v in asdict(self).items() if k not in ("model", "spawn_key")}
+        row["z"] = self.z
+        row["seed_entropy"] = str(self.seed_entropy)
+        return row
+
+
+def _finish(model, sums, n_trials, block_size, n_blocks, backend, root, elapsed) -> SimulationResult:
+    k, n = model.k, float(n_trials)
+
+    def mean_and_se(total, total_sq):
+        mean = total / n
+        var = max(total_sq / n - mean * mean, 0.0) * n / max(n - 1.0, 1.0)
+        return mean, math.sqrt(var / n)
+
+    mse, mse_se = mean_and_se(sums[_EBAR2], sums[_EBAR4])
+    m2, m2_se = mean_and_se(sums[_Q1], sums[_Q1SQ])
+    x2, x2_se = mean_and_se(sums[_Q2], sums[_Q2SQ])
+    means = sums[_N_SCALARS:] / n                                  # (k,) member mean errors
+    # Centre the moments on the measured means. The uncertainty this adds (each
+    # member mean has variance about V/n) is added to the standard errors as the
+    # conservative allowance 2|mu| sqrt(V/n) + V/n; it only matters when the
+    # uncentred moment is (nearly) deterministic or the biases are large.
+    mean_sq = float(np.mean(means * means))
+    variance = m2 - mean_sq
+    mean_var = max(variance, 0.0) / n
+    allowance = 2.0 * math.sqrt(mean_sq * mean_var) + mean_var
+    variance_se = math.hypot(m2_se, allowance)
+    if k > 1:
+        covariance = x2 - (float(means.sum()) ** 2 - k * mean_sq) / (k * (k - 1))
+        covariance_se = math.hypot(x2_se, allowance)
+    else:
+        covariance = covariance_se = float("nan")
+    return SimulationResult(
+        mse=mse, stderr=mse_se, theory=model.theory_mse,
+        variance=variance, variance_stderr=variance_se, variance_theory=model.variance,
+        covariance=covariance, covariance_stderr=covariance_se,
+        covariance_theory=model.covariance,
+        second_moment=m2, cross_moment=x2 if k > 1 else float("nan"),
+        bias=float(np.mean(means)), bias_theory=model.mean_bias,
+        k=k, n_trials=n_trials, block_size=block_size, n_blocks=n_blocks, backend=backend,
+        seed_entropy=root.entropy, spawn_key=tuple(root.spawn_key), elapsed_s=elapsed,
+        model=model.describe())
+
+
+def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "numpy",
+             n_jobs: int = 1, block_size: int | None = None, progress: bool | None = False,
+             _blocks_per_task: int | None = None) -> SimulationResult:
+    r"""Measure the ensemble MSE of ``model`` over ``n_trials`` independent trials.
+
+    Parameters
+    ----------
+    model : ErrorModel
+        What to sample, e.g. :class:`~ensim.EquicorrelatedErrors`.
+    n_trials : int
+        Number of independent trials, ``>= 1``. Memory does not grow with it.
+    rng : None, int, SeedSequence or Generator
+        Root of the random streams. Block ``b`` uses child ``b`` of the root
+        ``SeedSequence`` and SFC64 (CuPy: its default generator).
+    backend : {"numpy", "cupy"}
+        Where the sampling runs. CuPy gives different (equally valid) numbers.
+    n_jobs : int, default 1
+        Worker processes (joblib); ``-1`` uses every core. The NumPy result does
+        not depend on it.
+    block_size : int, optional
+        Trials per block; default :func:`default_block_size`. The result depends
+        on it (it fixes which stream draws which trial), so keep it to reproduce.
+    progress : bool or None, default False
+        Show a progress bar; ``None`` shows one only on a terminal.
+
+    Returns
+    -------
+    SimulationResult
+
+    Examples
+    --------
+    >>> from ensim import EquicorrelatedErrors, simulate
+    >>> result = simulate(EquicorrelatedErrors(k=10, variance=1.0, covariance=0.2),
+    ...                   n_trials=100_000, rng=0)
+    >>> round(result.theory, 3)
+    0.28
+    >>> abs(result.z) < 5
+    True
+    """
+    if not isinstance(model, ErrorModel):
+        raise TypeError("The 'model' parameter of simulate must be an ErrorModel such as "
+                        f"EquicorrelatedErrors or GeneralErrors; got {type(model).__name__}.")
+    n_trials = check_int(n_trials, "n_trials", low=1, owner="simulate")
+    check_choice(backend, "backend", BACKENDS, owner="simulate")
+    n_jobs = check_int(n_jobs, "n_jobs", low=-1, owner="simulate")
+    if n_jobs == 0:
+        raise ValueError("The 'n_jobs' parameter of simulate must be >= 1 or -1 (all cores); got 0.")
+    if block_size is None:
+        block_size = default_block_size(model.k, backend)
+    block_size = check_int(block_size, "block_size", low=1, owner="simulate")
+    root = as_seed_sequence(rng)
+    get_namespace(backend)  # fail now, not in a worker, if CuPy is missing
+
+    n_jobs = os.cpu_count() or 1 if n_jobs == -1 else n_jobs
+    n_blocks = -(-n_trials // block_size)
+    per_task = _blocks_per_task or max(1, _TASK_ELEMENTS // (block_size * model.k))
+    if n_jobs > 1:  # enough tasks to keep every worker busy
+        per_task = min(per_task, max(1, -(-n_blocks // (4 * n_jobs))))
+    starts = range(0, n_blocks, per_task)
+    tasks = [(s, min(s + per_task, n_blocks)) for s in starts]
+
+    def run(task):
+        return _run_blocks(model, root, task[0], task[1], block_size, n_trials, backend)
+
+    start_time = time.perf_counter()
+    sums = np.zeros(_N_SCALARS + model.k)
+    if n_jobs == 1 or len(tasks) == 1:
+        results = map(run, tasks)
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_run_blocks)(model, root, a, b, block_size, n_trials, backend)
+            for a, b in tasks)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=n_trials, unit="trial", unit_scale=True, disable=(progress is False) or None,
+              desc=f"simulate k={model.k}", leave=False) as bar:
+        for rows in results:
+            for row in rows:       # block order: the additions never change order
+                sums += row
+            bar.update(int(rows[:, _N].sum()))
+    elapsed = time.perf_counter() - start_time
+    return _finish(model, sums, n_trials, block_size, n_blocks, backend, root, elapsed)

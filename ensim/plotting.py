@@ -1,0 +1,73 @@
+"""Paper-style figures: one style, a colour-blind-safe palette, ``ax=None`` helpers.
+
+Plotting functions draw on the axes they are given (or the current ones), and
+return them, so they compose into any figure. Figures are saved by the runner
+with fixed metadata, so the same data give the same files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+__all__ = ["PALETTE", "color_cycle", "figure", "plot_interval_points", "style"]
+
+#: Okabe & Ito's colour-blind-safe palette (black first for theory lines).
+PALETTE = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00",
+           "#CC79A7")
+
+_RC = {
+    "figure.dpi": 100,
+    "savefig.bbox": "tight",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "lines.linewidth": 1.2,
+    "errorbar.capsize": 2,
+    "svg.hashsalt": "ensim",
+}
+
+
+def color_cycle(n: int) -> list[str]:
+    """``n`` colours from :data:`PALETTE`, skipping black and yellow (kept for theory/highlights)."""
+    colors = [c for c in PALETTE if c not in ("#000000", "#F0E442")]
+    return [colors[i % len(colors)] for i in range(n)]
+
+
+@contextlib.contextmanager
+def style():
+    """Context manager applying ensim's figure style."""
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(_RC):
+        yield
+
+
+def figure(nrows=1, ncols=1, *, width=7.0, height_per_row=2.6, **kwargs):
+    """A new figure and axes array in ensim's style (``squeeze=False``)."""
+    import matplotlib.pyplot as plt
+
+    with style():
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height_per_row * nrows),
+                                 squeeze=False, layout="constrained", **kwargs)
+    return fig, axes
+
+
+def plot_interval_points(x, estimate, low, high, *, ax=None, color=None, label=None,
+                         marker="o", **kwargs):
+    """Measured points with asymmetric interval bars; returns ``ax``."""
+    import matplotlib.pyplot as plt
+
+    ax = plt.gca() if ax is None else ax
+    estimate = np.asarray(estimate, dtype=float)
+    yerr = np.vstack([estimate - np.asarray(low, float), np.asarray(high, float) - estimate])
+    ax.errorbar(x, estimate, yerr=np.clip(yerr, 0, None), fmt=marker, ms=3.5, color=color,
+                label=label, elinewidth=1, **kwargs)
+    return ax

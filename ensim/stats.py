@@ -1,0 +1,216 @@
+"""Intervals, equivalence tests and fits that turn measurements into verdicts.
+
+Conventions: an estimate always travels with its standard error; intervals are
+two-sided at level ``1 - alpha``; agreement with theory is shown by equivalence
+(TOST: the interval lies inside a stated margin), never by a failure to reject.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _sps
+
+from ._validation import check_array, check_real
+
+__all__ = [
+    "EquivalenceResult",
+    "InverseKFit",
+    "equivalence_test",
+    "fit_inverse_k",
+    "normal_conf_int",
+    "verdict_from_equivalence",
+]
+
+
+def normal_conf_int(estimate: float, stderr: float, alpha: float = 0.05) -> tuple[float, float]:
+    """Two-sided normal-approximation interval ``estimate -/+ z_(1-alpha/2) * stderr``."""
+    alpha = check_real(alpha, "alpha", low=0.0, high=1.0, low_inclusive=False,
+                       high_inclusive=False)
+    half = _sps.norm.ppf(1.0 - alpha / 2.0) * stderr
+    return estimate - half, estimate + half
+
+
+@dataclass(frozen=True)
+class EquivalenceResult:
+    """Two one-sided tests (TOST) of ``|estimate - target| < margin``.
+
+    Attributes
+    ----------
+    estimate, stderr : float
+        The measurement and its standard error.
+    target : float
+        The value theory predicts.
+    margin : float
+        The equivalence margin: differences below it are considered negligible.
+    p_value : float
+        The larger of the two one-sided p-values; equivalence is shown at level
+        ``alpha`` when ``p_value < alpha``.
+    alpha : float
+        The test's level.
+    """
+
+    estimate: float
+    stderr: float
+    target: float
+    margin: float
+    p_value: float
+    alpha: float
+
+    @property
+    def equivalent(self) -> bool:
+        """True when equivalence within ``margin`` is shown at level ``alpha``."""
+        return self.p_value < self.alpha
+
+    def conf_int(self) -> tuple[float, float]:
+        """The ``1 - 2 alpha`` interval that TOST compares with the margin."""
+        return normal_conf_int(self.estimate, self.stderr, 2 * self.alpha)
+
+    def summary(self) -> str:
+        low, high = self.conf_int()
+        return (f"TOST: estimate {self.estimate:.6g} (SE {self.stderr:.3g}), target "
+                f"{self.target:.6g} +/- {self.margin:.3g}; {100 * (1 - 2 * self.alpha):g}% CI "
+                f"[{low:.6g}, {high:.6g}]; p = {self.p_value:.3g} -> "
+                f"{'equivalent' if self.equivalent else 'not shown equivalent'}")
+
+
+def equivalence_test(estimate: float, stderr: float, target: float, margin: float,
+                     alpha: float = 0.05) -> EquivalenceResult:
+    r"""TOST for a normally distributed estimate: is ``|estimate - target| < margin``?
+
+    The two one-sided z-tests are ``H0: estimate - target <= -margin`` and
+    ``H0: estimate - target >= margin``; the reported p-value is the larger of the
+    two. This is statsmodels' ``ztost`` computed from summary statistics (the
+    Monte Carlo engine streams its trials and keeps no raw data); the tests check
+    that the two agree on raw samples.
+
+    A zero standard error (a deterministic estimate) gives p = 0 inside the margin
+    and p = 1 outside it.
+    """
+    stderr = check_real(stderr, "stderr", low=0.0)
+    margin = check_real(margin, "margin", low=0.0, low_inclusive=False)
+    alpha = check_real(alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                       high_inclusive=False)
+    diff = float(estimate) - float(target)
+    if stderr == 0.0:
+        p_value = 0.0 if abs(diff) < margin else 1.0
+    else:
+        p_lower = _sps.norm.sf((diff + margin) / stderr)   # H0: diff <= -margin
+        p_upper = _sps.norm.cdf((diff - margin) / stderr)  # H0: diff >= +margin
+        p_value = float(max(p_lower, p_upper))
+    return EquivalenceResult(float(estimate), stderr, float(target), margin, p_value, alpha)
+
+
+def verdict_from_equivalence(result: EquivalenceResult) -> str:
+    """``holds`` if equivalence is shown, ``fails`` if the interval lies outside the margin."""
+    if result.equivalent:
+        return "holds"
+    low, high = result.conf_int()
+    if high < result.target - result.margin or low > result.target + result.margin:
+        return "fails"
+    return "inconclusive"
+
+
+@dataclass(frozen=True)
+class InverseKFit:
+    r"""Weighted least-squares fit ``MSE_ens(k) = C + (V - C) / k``.
+
+    The primer's formula is linear in ``1/k``: the intercept estimates ``C`` and
+    the slope ``V - C``; their sum estimates ``V``.
+
+    Attributes
+    ----------
+    covariance, covariance_stderr : float
+        Intercept ``C`` and its standard error.
+    slope, slope_stderr : float
+        ``V - C`` and its standard error.
+    variance, variance_stderr : float
+        ``V = intercept + slope`` and its standard error (from the fit's
+        covariance matrix).
+    n_points : int
+        Number of ``k`` values fitted.
+    chi2 : float
+        Weighted residual sum of squares; about ``n_points - 2`` when the
+        standard errors are right and the model holds.
+    """
+
+    covariance: float
+    covariance_stderr: float
+    slope: float
+    slope_stderr: float
+    variance: float
+    variance_stderr: float
+    n_points: int
+    chi2: float
+
+    def conf_int(self, alpha: float = 0.05, which: str = "covariance") -> tuple[float, float]:
+        """Interval for ``"covariance"`` (C), ``"slope"`` (V - C) or ``"variance"`` (V)."""
+        if which not in ("covariance", "slope", "variance"):
+            raise ValueError("The 'which' parameter must be one of 'covariance', 'slope', "
+                             f"'variance'; got {which!r}.")
+        return normal_conf_int(getattr(self, which), getattr(self, which + "_stderr"), alpha)
+
+    def summary(self) -> str:
+        rows = [("C (intercept)", self.covariance, self.covariance_stderr),
+                ("V - C (slope)", self.slope, self.slope_stderr),
+                ("V", self.variance, self.variance_stderr)]
+        lines = [f"WLS fit of MSE_ens on 1/k over {self.n_points} values of k "
+                 f"(chi2 = {self.chi2:.3g} on {self.n_points - 2} dof)",
+                 f"{'term':<14}{'estimate':>12}{'SE':>12}{'95% CI':>28}"]
+        for name, value, se in rows:
+            low, high = normal_conf_int(value, se)
+            lines.append(f"{name:<14}{value:>12.6g}{se:>12.3g}   [{low:.6g}, {high:.6g}]")
+        return "\n".join(lines)
+
+
+def fit_inverse_k(k, mse, stderr) -> InverseKFit:
+    """Fit ``mse = C + (V - C) / k`` by weighted least squares (statsmodels WLS).
+
+    Parameters
+    ----------
+    k : array of int, shape (n,)
+        Ensemble sizes, at least two distinct values.
+    mse : array, shape (n,)
+        Measured ensemble MSE at each ``k``.
+    stderr : array, shape (n,)
+        Standard error of each ``mse``; weights are ``1 / stderr**2``. Zero
+        standard errors (deterministic points) are floored at a tiny fraction of
+        the largest one so that they dominate without dividing by zero.
+
+    Returns
+    -------
+    InverseKFit
+        Standard errors use the given ``stderr`` as known (no rescaling by the
+        residual variance), as is right for Monte Carlo estimates.
+    """
+    import statsmodels.api as sm
+
+    k = check_array(k, "k", ndim=1)
+    mse = check_array(mse, "mse", ndim=1)
+    stderr = check_array(stderr, "stderr", ndim=1)
+    if not (k.shape == mse.shape == stderr.shape):
+        raise ValueError("The 'k', 'mse' and 'stderr' parameters must have the same length; "
+                         f"got {k.size}, {mse.size} and {stderr.size}.")
+    if np.unique(k).size < 2 or np.any(k < 1):
+        raise ValueError("The 'k' parameter must hold at least two distinct values >= 1; "
+                         f"got {np.unique(k).tolist()}.")
+    if np.any(stderr < 0):
+        raise ValueError("The 'stderr' parameter must be non-negative.")
+    design = np.column_stack([np.ones_like(k), 1.0 / k])          # (n, 2): [1, 1/k]
+    if stderr.max() == 0.0:
+        # Deterministic points: an exact least-squares solve, with zero uncertainty.
+        weights = np.ones_like(mse)
+        params, cov = np.linalg.lstsq(design, mse, rcond=None)[0], np.zeros((2, 2))
+    else:
+        weights = 1.0 / np.maximum(stderr, float(stderr.max()) * 1e-6) ** 2
+        fit = sm.WLS(mse, design, weights=weights).fit(cov_type="fixed scale")
+        params, cov = np.asarray(fit.params), np.asarray(fit.cov_params())
+    chi2 = float(np.sum(weights * (mse - design @ params) ** 2))
+    variance_se = math.sqrt(max(cov[0, 0] + cov[1, 1] + 2 * cov[0, 1], 0.0))
+    return InverseKFit(
+        covariance=float(params[0]), covariance_stderr=math.sqrt(cov[0, 0]),
+        slope=float(params[1]), slope_stderr=math.sqrt(cov[1, 1]),
+        variance=float(params[0] + params[1]), variance_stderr=variance_se,
+        n_points=int(k.size), chi2=chi2)

@@ -1,0 +1,117 @@
+"""Closed forms that ensim's measurements are checked against.
+
+Symbols
+-------
+k : number of ensemble members.
+V : error variance of one member, ``Var(eps_i)``.
+C : covariance of the errors of two distinct members, ``Cov(eps_i, eps_j)``, i != j.
+rho : ``C / V``, the pairwise error correlation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import check_array, check_int, check_real
+
+__all__ = [
+    "covariance_bounds",
+    "ensemble_mse",
+    "ensemble_mse_general",
+    "forest_variance",
+]
+
+
+def covariance_bounds(variance: float, k: int) -> tuple[float, float]:
+    """The interval of pairwise covariances ``C`` that ``k`` members of variance ``V`` admit.
+
+    The equicorrelation matrix ``(V - C) I + C 1 1^T`` has eigenvalues ``V - C``
+    (multiplicity ``k - 1``) and ``V + (k - 1) C``; both are non-negative exactly
+    when ``-V/(k-1) <= C <= V``. A single member has no pairs, so for ``k = 1`` any
+    ``|C| <= V`` is accepted (and has no effect).
+    """
+    k = check_int(k, "k", low=1)
+    variance = check_real(variance, "variance", low=0.0)
+    low = -variance if k == 1 else -variance / (k - 1)
+    return low, variance
+
+
+def _check_covariance(variance: float, covariance, k: int, owner: str | None = None) -> float:
+    low, high = covariance_bounds(variance, k)
+    text = f"[-V/(k-1), V] = [{low:g}, {high:g}]" if k > 1 else f"[-V, V] = [{low:g}, {high:g}]"
+    # Rounding in C = rho * V must not push a valid edge value out of range.
+    slack = 8 * np.finfo(float).eps * max(variance, 1e-300)
+    covariance = check_real(covariance, "covariance", range_text=text, owner=owner)
+    if not low - slack <= covariance <= high + slack:
+        raise ValueError(f"The 'covariance' parameter{' of ' + owner if owner else ''} "
+                         f"must be in {text}; got {covariance:g}.")
+    return min(max(covariance, low), high)
+
+
+def ensemble_mse(V: float, C: float, k: int) -> float:
+    r"""MSE of the average of ``k`` unbiased members: ``V/k + (k-1)/k * C``.
+
+    Parameters
+    ----------
+    V : float
+        Error variance of each member (``>= 0``).
+    C : float
+        Error covariance of each pair of distinct members, in ``[-V/(k-1), V]``.
+    k : int
+        Number of members (``>= 1``).
+
+    Returns
+    -------
+    float
+        ``E[(mean_i eps_i)^2]``.
+
+    Notes
+    -----
+    With ``eps_bar = (1/k) sum_i eps_i``,
+
+    .. math:: E[\bar\epsilon^2] = \frac{1}{k^2}\Big(\sum_i V + \sum_{i \ne j} C\Big)
+              = \frac{V}{k} + \frac{k-1}{k} C .
+
+    ``C = V`` (identical errors) gives ``V``: averaging does not help.
+    ``C = 0`` gives ``V / k``. ``C = -V/(k-1)`` gives 0: the errors cancel.
+
+    Examples
+    --------
+    >>> ensemble_mse(1.0, 0.0, 10)
+    0.1
+    >>> ensemble_mse(2.0, 2.0, 5)
+    2.0
+    """
+    k = check_int(k, "k", low=1)
+    V = check_real(V, "V", low=0.0)
+    C = _check_covariance(V, C, k)
+    return V / k + (k - 1) / k * C
+
+
+def ensemble_mse_general(sigma, bias=None) -> float:
+    r"""MSE of the average of members with error covariance ``sigma`` and biases ``bias``.
+
+    ``E[eps_bar^2] = mean(sigma) + mean(bias)^2``: the mean of all ``k^2`` entries of
+    the covariance matrix plus the squared mean bias. With equal variances ``V``
+    and covariances ``C`` and no bias this is :func:`ensemble_mse`.
+    """
+    sigma = check_array(sigma, "sigma", ndim=2)
+    k = sigma.shape[0]
+    bias_mean = 0.0 if bias is None else float(np.mean(check_array(bias, "bias")))
+    if sigma.shape != (k, k):
+        raise ValueError(f"The 'sigma' parameter must be a square matrix; got shape {sigma.shape}.")
+    return float(np.mean(sigma)) + bias_mean**2
+
+
+def forest_variance(rho: float, sigma2: float, n_trees: int) -> float:
+    r"""Variance of an average of ``n_trees`` identically distributed trees.
+
+    ``rho * sigma2 + (1 - rho) / B * sigma2`` (Hastie, Tibshirani & Friedman, *The
+    Elements of Statistical Learning*, eq. 15.1), where ``rho`` is the correlation
+    between two trees and ``sigma2`` the variance of one. It is
+    :func:`ensemble_mse` with ``V = sigma2``, ``C = rho * sigma2`` and ``k = B``.
+    """
+    rho = check_real(rho, "rho", low=-1.0, high=1.0)
+    sigma2 = check_real(sigma2, "sigma2", low=0.0)
+    n_trees = check_int(n_trees, "n_trees", low=1)
+    return rho * sigma2 + (1.0 - rho) / n_trees * sigma2
