@@ -320,7 +320,10 @@ class RepeatedDecomposition:
     within_set_variance, between_set_variance, rho_ratio : ndarray or None
         For repeats over training sets ``Z``: ``E_Z Var[T | Z]`` estimated by the
         spread of members within a repeat (``k / (k-1) * diversity``),
-        ``Var_Z E[T | Z]`` estimated by ``ensemble_variance - within / k``, and
+        ``Var_Z E[T | Z]`` estimated by ``R / (R-1) * ensemble_variance - within / k``
+        (``R = n_repeats``; both unbiased when members are drawn independently
+        given ``Z``, unlike the other terms, which are moments of the empirical
+        distribution), and
         ``rho_ratio = between / (between + within)``, ESL's formula for ``rho(x)``
         when members are drawn independently given ``Z``. ``None`` for
         ``repeats="ensemble_seeds"``.
@@ -705,8 +708,11 @@ def _repeated_decomposition(xp, q, y, f, repeats, matrices):
     pointwise = {name: xp.concatenate([p[name] for p in parts]) for name in parts[0]}
     pointwise["rho"] = _ratio(xp, pointwise["covariance"], pointwise["variance"])
     if repeats == "training_sets":
+        # One-way random-effects ANOVA with the training set as the group: both are
+        # unbiased when members are drawn independently given the set.
         within = pointwise["diversity"] * (k / (k - 1))           # E_Z Var[T | Z]
-        between = pointwise["ensemble_variance"] - within / k     # Var_Z E[T | Z]
+        between = (pointwise["ensemble_variance"] * (n_repeats / (n_repeats - 1))
+                   - within / k)                                  # Var_Z E[T | Z]
         pointwise.update(within_set_variance=within, between_set_variance=between,
                          rho_ratio=_ratio(xp, between, between + within))
     matrix_terms = _test_point_matrices(xp, q, y) if matrices else {}

@@ -59,11 +59,18 @@ def test_correlation_of_two_bootstrap_means_is_n_over_2n_minus_1(n):
     second = np.tile(means, (1, len(resamples)))
     predictions = np.stack([first.ravel(), second.ravel()], axis=1)[:, :, None]  # (R, 2, 1)
     d = decompose(predictions, y=[0.0])
-    expected = n / (2 * n - 1)
-    assert d.rho[0] == pytest.approx(expected, rel=1e-12)
-    assert d.rho_ratio[0] == pytest.approx(expected, rel=1e-12)
-    assert d.within_set_variance[0] == pytest.approx((n - 1) / n**2, rel=1e-12)
-    assert d.between_set_variance[0] == pytest.approx(1 / n, rel=1e-12)
+    assert d.rho[0] == pytest.approx(n / (2 * n - 1), rel=1e-12)
+    # The variance components are unbiased sample estimates, so over the enumerated
+    # population of R repeats the between-set part carries R / (R-1) on Var qbar,
+    # and Var qbar = Var_Z E[T|Z] + E_Z Var[T|Z] / 2 = 1/n + (n-1)/(2 n^2) exactly.
+    n_repeats = predictions.shape[0]
+    within = (n - 1) / n**2
+    between = n_repeats / (n_repeats - 1) * (1 / n + within / 2) - within / 2
+    assert d.within_set_variance[0] == pytest.approx(within, rel=1e-12)
+    assert d.between_set_variance[0] == pytest.approx(between, rel=1e-12)
+    assert d.rho_ratio[0] == pytest.approx(between / (between + within), rel=1e-12)
+    # ... which tends to n / (2n - 1) as R grows: within 2 / R here.
+    assert abs(d.rho_ratio[0] - n / (2 * n - 1)) < 2 / n_repeats
 
 
 # --- definitions, computed the slow way ------------------------------------------------
