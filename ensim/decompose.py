@@ -61,10 +61,12 @@ __all__ = [
     "VIEWS",
     "BiasVariance",
     "Identity",
+    "JackknifeEstimate",
     "RepeatedDecomposition",
     "EnsembleDecomposition",
     "bias_variance",
     "decompose",
+    "jackknife",
 ]
 
 #: The three named views of covariance between members' errors.
@@ -721,3 +723,89 @@ def _repeated_decomposition(xp, q, y, f, repeats, matrices):
         n_repeats=n_repeats, k=k, n_test=n_test, repeats=repeats, test_points=test_points,
         covariance_matrix=_training_set_matrix(xp, q) if matrices else None,
         **{name: to_numpy(value) for name, value in pointwise.items()})
+
+
+# ---------------------------------------------------------------------------------
+# Uncertainty over repeats
+# ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JackknifeEstimate:
+    """Statistics of a repeated decomposition with delete-a-group jackknife errors.
+
+    Attributes
+    ----------
+    estimate : ndarray, shape (n_statistics,)
+        The statistics on all repeats.
+    stderr : ndarray, shape (n_statistics,)
+        Their jackknife standard errors.
+    n_groups : int
+        Groups of repeats left out in turn.
+    """
+
+    estimate: np.ndarray
+    stderr: np.ndarray
+    n_groups: int
+
+    def conf_int(self, alpha: float = 0.05):
+        """Normal-approximation intervals ``(low, high)``, each of shape (n_statistics,)."""
+        from scipy.stats import norm
+
+        half = norm.ppf(1 - alpha / 2) * self.stderr
+        return self.estimate - half, self.estimate + half
+
+
+def jackknife(statistic, predictions, y, f=None, *, n_groups: int = 10,
+              repeats: str = "training_sets") -> JackknifeEstimate:
+    """Jackknife standard errors, over repeats, of statistics of a decomposition.
+
+    Repeats are independent, so leaving out one group of repeats at a time and
+    recomputing gives standard errors for any smooth statistic, such as a
+    sampling correlation pooled over test points (a ratio, which has no simple
+    standard error of its own).
+
+    Parameters
+    ----------
+    statistic : callable
+        ``statistic(RepeatedDecomposition) -> float or sequence of floats``.
+    predictions, y, f, repeats
+        As for :func:`decompose`, with a 3-D ``predictions``.
+    n_groups : int, default=10
+        Contiguous groups of repeats (at most ``n_repeats``; each group leaves at
+        least two repeats behind).
+
+    Returns
+    -------
+    JackknifeEstimate
+        ``stderr^2 = (G-1)/G sum_g (theta_(g) - mean theta_(.))^2`` over the ``G``
+        leave-one-group-out values ``theta_(g)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ensim.decompose import jackknife
+    >>> q = np.random.default_rng(0).normal(size=(20, 3, 5))
+    >>> est = jackknife(lambda d: d.rho.mean(), q, y=np.zeros(5), n_groups=5)
+    >>> est.estimate.shape, bool(est.stderr[0] > 0)
+    ((1,), True)
+    """
+    owner = "jackknife"
+    if not callable(statistic):
+        raise TypeError(f"The 'statistic' parameter of {owner} must be callable; "
+                        f"got {type(statistic).__name__}.")
+    shape = np.shape(predictions)
+    if len(shape) != 3:
+        raise ValueError(f"The 'predictions' parameter of {owner} must be a 3-D array; "
+                         f"got shape {tuple(shape)}.")
+    n_groups = check_int(n_groups, "n_groups", low=2, high=max(2, shape[0] - 2), owner=owner)
+
+    def evaluate(subset):
+        return np.atleast_1d(np.asarray(statistic(decompose(subset, y, f, repeats=repeats)),
+                                        dtype=float))
+
+    full = evaluate(predictions)
+    groups = np.array_split(np.arange(shape[0]), n_groups)
+    left_out = np.array([evaluate(np.delete(predictions, g, axis=0)) for g in groups])
+    spread = left_out - left_out.mean(axis=0)
+    stderr = np.sqrt((n_groups - 1) / n_groups * np.sum(spread**2, axis=0))
+    return JackknifeEstimate(estimate=full, stderr=stderr, n_groups=n_groups)
