@@ -755,9 +755,8 @@ class JackknifeEstimate:
         return self.estimate - half, self.estimate + half
 
 
-def jackknife(statistic, predictions, y, f=None, *, n_groups: int = 10,
-              repeats: str = "training_sets") -> JackknifeEstimate:
-    """Jackknife standard errors, over repeats, of statistics of a decomposition.
+def jackknife(statistic, predictions, *, n_groups: int = 10) -> JackknifeEstimate:
+    """Jackknife standard errors, over repeats, of statistics of repeated predictions.
 
     Repeats are independent, so leaving out one group of repeats at a time and
     recomputing gives standard errors for any smooth statistic, such as a
@@ -767,12 +766,13 @@ def jackknife(statistic, predictions, y, f=None, *, n_groups: int = 10,
     Parameters
     ----------
     statistic : callable
-        ``statistic(RepeatedDecomposition) -> float or sequence of floats``.
-    predictions, y, f, repeats
-        As for :func:`decompose`, with a 3-D ``predictions``.
+        ``statistic(predictions_subset) -> float or sequence of floats``, e.g.
+        ``lambda q: decompose(q, y).rho.mean()``.
+    predictions : array-like, shape (n_repeats, ...)
+        Repeats along the first axis.
     n_groups : int, default=10
-        Contiguous groups of repeats (at most ``n_repeats``; each group leaves at
-        least two repeats behind).
+        Contiguous groups of repeats left out in turn (at most ``n_repeats - 2``,
+        so that every subset keeps two repeats).
 
     Returns
     -------
@@ -783,9 +783,9 @@ def jackknife(statistic, predictions, y, f=None, *, n_groups: int = 10,
     Examples
     --------
     >>> import numpy as np
-    >>> from ensim.decompose import jackknife
+    >>> from ensim.decompose import decompose, jackknife
     >>> q = np.random.default_rng(0).normal(size=(20, 3, 5))
-    >>> est = jackknife(lambda d: d.rho.mean(), q, y=np.zeros(5), n_groups=5)
+    >>> est = jackknife(lambda s: decompose(s, np.zeros(5)).rho.mean(), q, n_groups=5)
     >>> est.estimate.shape, bool(est.stderr[0] > 0)
     ((1,), True)
     """
@@ -793,18 +793,18 @@ def jackknife(statistic, predictions, y, f=None, *, n_groups: int = 10,
     if not callable(statistic):
         raise TypeError(f"The 'statistic' parameter of {owner} must be callable; "
                         f"got {type(statistic).__name__}.")
-    shape = np.shape(predictions)
-    if len(shape) != 3:
-        raise ValueError(f"The 'predictions' parameter of {owner} must be a 3-D array; "
-                         f"got shape {tuple(shape)}.")
-    n_groups = check_int(n_groups, "n_groups", low=2, high=max(2, shape[0] - 2), owner=owner)
+    predictions = np.asarray(predictions)
+    if predictions.ndim < 1 or predictions.shape[0] < 4:
+        raise ValueError(f"The 'predictions' parameter of {owner} must hold at least 4 "
+                         f"repeats on its first axis; got shape {predictions.shape}.")
+    n_groups = check_int(n_groups, "n_groups", low=2, high=predictions.shape[0] - 2,
+                         owner=owner)
 
     def evaluate(subset):
-        return np.atleast_1d(np.asarray(statistic(decompose(subset, y, f, repeats=repeats)),
-                                        dtype=float))
+        return np.atleast_1d(np.asarray(statistic(subset), dtype=float))
 
     full = evaluate(predictions)
-    groups = np.array_split(np.arange(shape[0]), n_groups)
+    groups = np.array_split(np.arange(predictions.shape[0]), n_groups)
     left_out = np.array([evaluate(np.delete(predictions, g, axis=0)) for g in groups])
     spread = left_out - left_out.mean(axis=0)
     stderr = np.sqrt((n_groups - 1) / n_groups * np.sum(spread**2, axis=0))

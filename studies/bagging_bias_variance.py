@@ -58,8 +58,10 @@ def cells(config: Config) -> list[dict]:
 
 
 def _integrated(d):
-    """Means over test points: error vs f, ensemble variance, member variance, covariance."""
-    return [d.loss.mean(), d.ensemble_variance.mean(), d.variance.mean(), d.covariance.mean()]
+    """Means over test points: error vs f, ensemble variance, member variance, covariance,
+    and the pooled sampling correlation (mean covariance / mean member variance)."""
+    return [d.loss.mean(), d.ensemble_variance.mean(), d.variance.mean(), d.covariance.mean(),
+            d.covariance.mean() / d.variance.mean()]
 
 
 def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
@@ -89,11 +91,15 @@ def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
             row.update(member_variance=float(d.variance[t]), covariance=float(d.covariance[t]),
                        rho=float(d.rho[t]))
         summary["identity_error"] = max(i.relative_error for i in d.identities())
-        stats = jackknife(_integrated, predictions, f, n_groups=config.n_groups)
+        stats = jackknife(lambda q: _integrated(decompose(q, y=f)), predictions,
+                          n_groups=config.n_groups)
     else:
-        stats = jackknife(lambda d: [d.loss.mean(), d.ensemble_variance.mean()],
-                          np.repeat(predictions, 2, axis=1), f, n_groups=config.n_groups)
-    names = ["mse", "ensemble_variance", "member_variance", "covariance"]
+        def integrated(q):
+            one = bias_variance(q[:, 0], y=f)
+            return [one.loss.mean(), one.variance.mean()]
+
+        stats = jackknife(integrated, predictions, n_groups=config.n_groups)
+    names = ["mse", "ensemble_variance", "member_variance", "covariance", "pooled_rho"]
     for name, value, se in zip(names, stats.estimate, stats.stderr):
         summary[name], summary[name + "_stderr"] = float(value), float(se)
     train = truth.sample(config.n_train, rng=seed)                 # one set, for the figure
@@ -166,16 +172,11 @@ def claims(table, config: Config) -> list[Claim]:
 
     out.append(difference("ensemble_variance", "Bagging lowers the variance (mean over x)"))
     out.append(difference("mse", "Bagging lowers the error against f (mean over x)"))
-    rho = bag.covariance / bag.member_variance
-    # Delta method for the pooled ratio, from the two jackknife SEs taken as independent:
-    # conservative when they are positively correlated, as here.
-    se = abs(rho) * np.hypot(bag.covariance_stderr / bag.covariance,
-                             bag.member_variance_stderr / bag.member_variance)
-    low, high = normal_conf_int(rho, se, alpha)
-    out.append(Claim(f"Two members of the bag are positively correlated across training "
-                     f"sets (pooled ρ), so bagging keeps a share ρ of σ²", None, float(rho),
-                     low, high, "holds" if low > 0 else "inconclusive",
-                     "pooled mean covariance / mean σ², delta-method interval", alpha))
+    low, high = normal_conf_int(bag.pooled_rho, bag.pooled_rho_stderr, alpha)
+    out.append(Claim("Two members of the bag are positively correlated across training "
+                     "sets (pooled ρ), so bagging keeps a share ρ of σ²", None,
+                     float(bag.pooled_rho), low, high, "holds" if low > 0 else "inconclusive",
+                     "mean covariance / mean σ² over x, jackknife interval", alpha))
     naive = bag.member_variance / config.n_estimators
     low, high = normal_conf_int(bag.ensemble_variance, bag.ensemble_variance_stderr, alpha)
     inside = low <= naive <= high
