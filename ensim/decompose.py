@@ -771,8 +771,8 @@ def jackknife(statistic, predictions, *, n_groups: int = 10) -> JackknifeEstimat
     predictions : array-like, shape (n_repeats, ...)
         Repeats along the first axis.
     n_groups : int, default=10
-        Contiguous groups of repeats left out in turn (at most ``n_repeats - 2``,
-        so that every subset keeps two repeats).
+        Contiguous groups of repeats left out in turn, in ``[2, n_repeats]``
+        (``n_repeats``: the delete-one jackknife).
 
     Returns
     -------
@@ -797,8 +797,7 @@ def jackknife(statistic, predictions, *, n_groups: int = 10) -> JackknifeEstimat
     if predictions.ndim < 1 or predictions.shape[0] < 4:
         raise ValueError(f"The 'predictions' parameter of {owner} must hold at least 4 "
                          f"repeats on its first axis; got shape {predictions.shape}.")
-    n_groups = check_int(n_groups, "n_groups", low=2, high=predictions.shape[0] - 2,
-                         owner=owner)
+    n_groups = check_int(n_groups, "n_groups", low=2, high=predictions.shape[0], owner=owner)
 
     def evaluate(subset):
         return np.atleast_1d(np.asarray(statistic(subset), dtype=float))
