@@ -180,8 +180,8 @@ def claims(table, config: Config) -> list[Claim]:
     naive = bag.member_variance / config.n_estimators
     low, high = normal_conf_int(bag.ensemble_variance, bag.ensemble_variance_stderr, alpha)
     inside = low <= naive <= high
-    out.append(Claim(f"Negative control: the bag's variance is σ²/k, as if members were "
-                     f"independent; expected to fail", float(naive),
+    out.append(Claim("Negative control: the bag's variance is σ²/k, as if members were "
+                     "independent; expected to fail", float(naive),
                      float(bag.ensemble_variance), low, high, "holds" if inside else "fails",
                      "holds if σ²/k lies inside the interval of the measured variance", alpha))
     return out
