@@ -32,9 +32,9 @@ def as_seed_sequence(rng=None) -> np.random.SeedSequence:
 
     Parameters
     ----------
-    rng : None, int, SeedSequence or Generator
-        ``None`` draws fresh entropy from the operating system; an ``int`` (>= 0)
-        or a ``SeedSequence`` is used as is; a ``Generator`` gives up 128 bits of
+    rng : None, int, sequence of int, SeedSequence or Generator
+        ``None`` draws fresh entropy from the operating system; an ``int`` (>= 0),
+        a list of them, or a ``SeedSequence`` is used as is; a ``Generator`` gives up 128 bits of
         its stream as the entropy, so the same generator state gives the same
         result and the generator moves on.
     """
@@ -46,7 +46,10 @@ def as_seed_sequence(rng=None) -> np.random.SeedSequence:
         if rng < 0:
             raise ValueError(f"The 'rng' parameter must be a non-negative integer seed; got {rng}.")
         return np.random.SeedSequence(int(rng))
-    raise TypeError("The 'rng' parameter must be None, a non-negative int, a "
+    if isinstance(rng, (list, tuple)) and rng and all(
+            isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= 0 for x in rng):
+        return np.random.SeedSequence([int(x) for x in rng])
+    raise TypeError("The 'rng' parameter must be None, a non-negative int (or a list of them), a "
                     f"numpy.random.SeedSequence or a numpy.random.Generator; got {type(rng).__name__}.")
 
 

@@ -1,0 +1,126 @@
+"""Error models: validation, and that samples have exactly the requested covariance."""
+
+import numpy as np
+import pytest
+
+from ensim import DISTS, EquicorrelatedErrors, GeneralErrors
+from ensim._random import numpy_generator
+from ensim.errors import standardized_draws
+
+N = 200_000  # trials per covariance check
+
+
+def sample_cov_check(eps, sigma, z=5.0):
+    """Max over entries of |sample cov - sigma| / SE, with SE from the fourth moments.
+
+    Each entry's estimate is a mean of n products; SE = sd(product) / sqrt(n). With
+    k(k+1)/2 <= 21 entries and |z| < 5 per entry (two-sided 5.7e-7 each for a normal
+    statistic) the false-failure probability is below 2e-5 per call, heavy tails
+    aside; Student-t (df = 5) products have finite variance, so the CLT still applies.
+    """
+    n, k = eps.shape
+    centred = eps - eps.mean(axis=0)
+    worst = 0.0
+    for i in range(k):
+        for j in range(i, k):
+            prod = centred[:, i] * centred[:, j]
+            se = prod.std(ddof=1) / np.sqrt(n)
+            diff = abs(prod.mean() - sigma[i, j])
+            worst = max(worst, diff / se if se > 0 else (0.0 if diff < 1e-12 else np.inf))
+    return worst
+
+
+@pytest.mark.parametrize("dist", DISTS)
+def test_standardized_draws_have_zero_mean_unit_variance(dist):
+    gen = numpy_generator(np.random.SeedSequence(1))
+    x = standardized_draws(dist, gen, (N,), df=8.0)
+    se_mean, se_var = 1 / np.sqrt(N), np.sqrt(np.var(x**2) / N)
+    # |z| < 5 for each of the two checks: false-failure probability about 1e-6.
+    assert abs(x.mean()) < 5 * se_mean
+    assert abs(np.mean(x**2) - 1.0) <= 5 * se_var  # Rademacher: x^2 = 1 exactly, SE 0
+    # Negative control: the unscaled Student-t (variance df/(df-2) = 4/3) fails the same check.
+    if dist == "student-t":
+        raw = gen.standard_t(8.0, N)
+        assert abs(raw.var() - 1.0) > 5 * np.sqrt(np.var(raw**2) / N)
+
+
+@pytest.mark.parametrize("dist", DISTS)
+@pytest.mark.parametrize("V, C, k", [
+    (1.0, 0.5, 4), (2.0, 0.0, 3), (1.5, -0.5, 4), (1.0, -1 / 5, 6), (1.0, 1.0, 3), (3.0, -0.2, 2)])
+def test_equicorrelated_sample_covariance(dist, V, C, k):
+    model = EquicorrelatedErrors(k, V, C, dist=dist, df=6.0)
+    eps = model.sample(N, numpy_generator(np.random.SeedSequence(7)))
+    assert eps.shape == (N, k)
+    assert sample_cov_check(eps, model.sigma) < 5.0
+
+
+def test_sample_covariance_check_rejects_wrong_covariance():
+    # Negative control: samples of C = 0.5 are far from a claimed C = 0.45.
+    model = EquicorrelatedErrors(4, 1.0, 0.5)
+    eps = model.sample(N, numpy_generator(np.random.SeedSequence(7)))
+    wrong = EquicorrelatedErrors(4, 1.0, 0.45).sigma
+    assert sample_cov_check(eps, wrong) > 5.0
+
+
+def test_lower_edge_errors_sum_to_zero():
+    model = EquicorrelatedErrors(8, 2.0, -2.0 / 7)
+    eps = model.sample(1000, numpy_generator(np.random.SeedSequence(3)))
+    assert np.max(np.abs(eps.sum(axis=1))) < 1e-12
+
+
+def test_general_errors_covariance_and_bias():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 4))
+    sigma = a @ a.T
+    sigma[3] = sigma[:, 3] = 0.0        # singular: one member has no error
+    bias = np.array([0.1, -0.2, 0.3, 0.0])
+    model = GeneralErrors(sigma, bias=bias, dist="exponential")
+    eps = model.sample(N, numpy_generator(np.random.SeedSequence(11)))
+    assert sample_cov_check(eps, sigma) < 5.0
+    se = np.sqrt(np.diag(sigma) / N)
+    assert np.all(np.abs(eps.mean(axis=0) - bias) <= 5 * se + 1e-12)
+    assert model.theory_mse == pytest.approx(sigma.mean() + bias.mean() ** 2)
+
+
+@pytest.mark.parametrize("kwargs, exc, words", [
+    (dict(k=0, variance=1.0, covariance=0.0), ValueError, ["'k'", "EquicorrelatedErrors", "got 0"]),
+    (dict(k=3, variance=-1.0, covariance=0.0), ValueError, ["'variance'", "-1"]),
+    (dict(k=3, variance=1.0, covariance=1.7), ValueError,
+     ["'covariance' parameter of EquicorrelatedErrors", "[-V/(k-1), V] = [-0.5, 1]", "1.7"]),
+    (dict(k=3, variance=1.0, covariance=-0.51), ValueError, ["'covariance'", "-0.51"]),
+    (dict(k=3, variance=float("nan"), covariance=0.0), ValueError, ["'variance'", "finite"]),
+    (dict(k=3, variance=1.0, covariance=0.0, dist="cauchy"), ValueError, ["'dist'", "'cauchy'"]),
+    (dict(k=3, variance=1.0, covariance=0.0, dist="student-t", df=2.0), ValueError, ["'df'", "2"]),
+    (dict(k=3, variance=1.0, covariance=0.0, bias=[1.0, 2.0]), ValueError, ["'bias'", "(3,)"]),
+    (dict(k=3, variance=1.0, covariance=0.0, bias=[1.0, np.inf, 0]), ValueError, ["'bias'", "finite"]),
+    (dict(k="3", variance=1.0, covariance=0.0), TypeError, ["'k'", "integer"]),
+])
+def test_equicorrelated_bad_input(kwargs, exc, words):
+    with pytest.raises(exc) as info:
+        EquicorrelatedErrors(**kwargs)
+    for word in words:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize("sigma, words", [
+    (np.ones((2, 3)), ["square", "(2, 3)"]),
+    (np.array([[1.0, 0.5], [0.4, 1.0]]), ["symmetric"]),
+    (np.array([[1.0, 2.0], [2.0, 1.0]]), ["positive semi-definite", "-1"]),
+    (np.array([[1.0, np.nan], [np.nan, 1.0]]), ["finite", "2 NaN"]),
+    (np.ones(3), ["2-D"]),
+])
+def test_general_errors_bad_sigma(sigma, words):
+    with pytest.raises(ValueError) as info:
+        GeneralErrors(sigma)
+    assert "'sigma' parameter of GeneralErrors" in str(info.value)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_edges_are_accepted_despite_rounding():
+    # rho * V can round just past the edge; it must still be accepted.
+    for k in (3, 7, 49, 100):
+        V = 0.1
+        model = EquicorrelatedErrors(k, V, (-1.0 / (k - 1)) * V)
+        assert model.theory_mse == pytest.approx(0.0, abs=1e-15)
+        assert EquicorrelatedErrors(k, V, V).theory_mse == pytest.approx(V)

@@ -1,0 +1,218 @@
+"""The Monte Carlo engine: reference, reproducibility, statistics, bad input."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from ensim import DISTS, EquicorrelatedErrors, GeneralErrors, ensemble_mse, simulate
+from ensim._random import child_seed, numpy_generator
+from ensim.montecarlo import default_block_size
+
+# ----------------------------------------------------------------- reference
+
+
+def direct_mse(model, n_trials, seed, block_size):
+    """An independent re-implementation: the same streams, plain NumPy, whole arrays."""
+    root = np.random.SeedSequence(seed)
+    blocks = []
+    for b in range(-(-n_trials // block_size)):
+        n = min(block_size, n_trials - b * block_size)
+        blocks.append(model.sample(n, numpy_generator(child_seed(root, b))))
+    eps = np.concatenate(blocks)                         # (n_trials, k)
+    ebar = eps.mean(axis=1)
+    centred = eps - eps.mean(axis=0)
+    cov = centred.T @ centred / n_trials                 # (k, k), biased (1/n) estimate
+    k = model.k
+    return {"mse": np.mean(ebar**2), "variance": np.trace(cov) / k,
+            "covariance": (cov.sum() - np.trace(cov)) / (k * (k - 1)),
+            "stderr": np.std(ebar**2, ddof=1) / np.sqrt(n_trials)}
+
+
+@pytest.mark.parametrize("model", [
+    EquicorrelatedErrors(5, 2.0, 0.4),
+    EquicorrelatedErrors(4, 1.0, -0.3, dist="exponential", bias=0.25),
+    GeneralErrors(np.array([[2.0, 0.3, 0.0], [0.3, 1.0, -0.2], [0.0, -0.2, 0.5]]),
+                  bias=[0.1, 0.0, -0.3], dist="student-t"),
+])
+def test_engine_matches_direct_computation(model):
+    result = simulate(model, 10_007, rng=42, block_size=1000)
+    expected = direct_mse(model, 10_007, 42, 1000)
+    for name, value in expected.items():
+        assert getattr(result, name) == pytest.approx(value, rel=1e-10), name
+
+
+def test_per_trial_identity_holds_for_the_sums():
+    # ebar^2 = q1/k + (k-1)/k q2 trial by trial, so the means obey it to rounding.
+    result = simulate(EquicorrelatedErrors(7, 1.3, 0.2, dist="rademacher"), 5000, rng=1)
+    k = result.k
+    assert result.mse == pytest.approx(result.second_moment / k
+                                       + (k - 1) / k * result.cross_moment, rel=1e-12)
+
+
+# ----------------------------------------------------------- reproducibility
+
+
+def test_same_seed_same_bits_and_other_seed_other_bits():
+    model = EquicorrelatedErrors(10, 1.0, 0.3)
+    a = simulate(model, 30_000, rng=5)
+    b = simulate(model, 30_000, rng=np.random.SeedSequence(5))
+    c = simulate(model, 30_000, rng=6)
+    assert a == b
+    assert a.mse != c.mse
+
+
+def test_bit_identical_for_any_grouping_and_n_jobs():
+    model = EquicorrelatedErrors(6, 1.0, -0.1, dist="student-t")
+    kwargs = dict(rng=123, block_size=700)
+    reference = simulate(model, 50_000, **kwargs)
+    for per_task in (1, 3, 1000):
+        assert simulate(model, 50_000, _blocks_per_task=per_task, **kwargs) == reference
+    assert simulate(model, 50_000, n_jobs=2, **kwargs) == reference
+    assert simulate(model, 50_000, n_jobs=2, _blocks_per_task=2, **kwargs) == reference
+
+
+def test_generator_rng_is_accepted_and_advanced():
+    model = EquicorrelatedErrors(3, 1.0, 0.0)
+    gen = np.random.default_rng(9)
+    first, second = simulate(model, 1000, rng=gen), simulate(model, 1000, rng=gen)
+    assert first.mse != second.mse
+    assert simulate(model, 1000, rng=np.random.default_rng(9)) == first
+
+
+def test_memory_is_bounded_by_the_block_not_n_trials():
+    model = EquicorrelatedErrors(20, 1.0, 0.1)
+
+    def peak(n_trials):
+        tracemalloc.start()
+        simulate(model, n_trials, rng=0)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak_bytes
+
+    small, large = peak(20_000), peak(400_000)
+    block_bytes = default_block_size(20) * 20 * 8
+    assert large < 1.5 * small + block_bytes
+    assert large < 20 * block_bytes        # a few block-sized buffers, not n_trials * k
+
+
+# ---------------------------------------------------------------- statistics
+
+N_TRIALS = 100_000
+Z_MAX = 4.5
+# Each case below passes when |mse - theory| <= 4.5 SE. For a normal statistic the
+# two-sided false-failure probability is 6.8e-6 per case; over the 60 cases here
+# about 4e-4 (Student-t cases converge more slowly; their z are still within this
+# bound with a wide margin at 1e5 trials).
+CASES = [(V, rho, k, dist)
+         for dist in DISTS
+         for V, rho, k in [(1.0, 0.0, 1), (2.0, 0.5, 2), (0.5, -0.2, 5), (1.0, 1.0, 10),
+                           (1.0, "edge", 10), (3.0, 0.05, 100), (1.0, -0.01, 50),
+                           (1.0, 0.9, 3), (1.0, "edge", 2), (0.2, 0.3, 20), (1.0, 0.0, 30),
+                           (4.0, -0.1, 8), (1.0, 0.5, 1), (1.0, 0.2, 7), (1.0, "edge", 100)]]
+
+
+def agrees(result, target, z_max=Z_MAX):
+    """|measured - target| within z_max SE, plus a floating-point floor for zero-SE cases."""
+    floor = 1e-12 * max(result.variance_theory, 1.0)
+    return abs(result.mse - target) <= z_max * result.stderr + floor
+
+
+@pytest.mark.parametrize("V, rho, k, dist", CASES)
+def test_measured_mse_matches_formula(V, rho, k, dist):
+    C = -V / (k - 1) if rho == "edge" else rho * V
+    model = EquicorrelatedErrors(k, V, C, dist=dist)
+    result = simulate(model, N_TRIALS, rng=[k, int(1000 * V)])
+    assert result.theory == pytest.approx(ensemble_mse(V, C, k), rel=1e-12, abs=1e-15)
+    assert agrees(result, ensemble_mse(V, C, k))
+    # Measured V and C agree with the model within their own intervals.
+    assert abs(result.variance - V) <= Z_MAX * result.variance_stderr + 1e-12
+    if k > 1:
+        assert abs(result.covariance - C) <= Z_MAX * result.covariance_stderr + 1e-12
+
+
+@pytest.mark.parametrize("dist", DISTS)
+@pytest.mark.parametrize("wrong", ["V/k", "V/k + C"])
+def test_wrong_formulas_fail_the_same_check(dist, wrong):
+    # Negative control: at the same sample size the check rejects formulas that
+    # ignore the covariance or get its weight wrong.
+    V, C, k = 1.0, 0.1, 10
+    result = simulate(EquicorrelatedErrors(k, V, C, dist=dist), N_TRIALS, rng=3)
+    target = V / k if wrong == "V/k" else V / k + C
+    assert not agrees(result, target)
+
+
+def test_biased_general_model_matches_its_theory():
+    sigma = np.array([[1.0, 0.2, 0.1], [0.2, 2.0, -0.4], [0.1, -0.4, 0.5]])
+    model = GeneralErrors(sigma, bias=[0.5, 0.0, -0.2])
+    result = simulate(model, N_TRIALS, rng=4)
+    assert agrees(result, sigma.mean() + 0.1**2)
+    assert not agrees(result, sigma.mean())  # negative control: the bias term matters
+    assert abs(result.bias - 0.1) <= Z_MAX * np.sqrt(sigma.mean() / N_TRIALS)
+
+
+def test_result_interval_and_summary():
+    result = simulate(EquicorrelatedErrors(10, 1.0, 0.2), 20_000, rng=8)
+    low, high = result.conf_int(0.05)
+    assert low < result.mse < high
+    assert (high - low) == pytest.approx(2 * 1.959964 * result.stderr, rel=1e-5)
+    wide = result.conf_int(0.01)
+    assert wide[0] < low and wide[1] > high
+    assert result.z == pytest.approx((result.mse - result.theory) / result.stderr)
+    text = result.summary()
+    assert "covariance" in text and f"{result.theory:.6g}" in text
+    row = result.to_row()
+    assert row["mse"] == result.mse and row["k"] == 10 and "z" in row
+    assert result.equivalence(margin=0.05).equivalent
+
+
+# ----------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("kwargs, exc, words", [
+    (dict(n_trials=0), ValueError, ["'n_trials' parameter of simulate", "got 0"]),
+    (dict(n_trials=1.5), TypeError, ["'n_trials'", "integer"]),
+    (dict(n_trials=10, backend="torch"), ValueError, ["'backend'", "'numpy', 'cupy'", "'torch'"]),
+    (dict(n_trials=10, n_jobs=0), ValueError, ["'n_jobs'", "got 0"]),
+    (dict(n_trials=10, block_size=0), ValueError, ["'block_size'", "got 0"]),
+    (dict(n_trials=10, rng=-1), ValueError, ["'rng'", "-1"]),
+    (dict(n_trials=10, rng="seed"), TypeError, ["'rng'", "str"]),
+])
+def test_simulate_bad_input(kwargs, exc, words):
+    with pytest.raises(exc) as info:
+        simulate(EquicorrelatedErrors(3, 1.0, 0.0), **kwargs)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_simulate_rejects_a_non_model():
+    with pytest.raises(TypeError, match="'model' parameter of simulate must be an ErrorModel"):
+        simulate(np.eye(3), 10)
+
+
+def test_cupy_backend_without_cupy_is_a_clear_error():
+    pytest.importorskip("numpy")
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("CuPy is installed")
+    except ImportError:
+        pass
+    with pytest.raises(RuntimeError, match="pip install 'ensim\\[gpu\\]'"):
+        simulate(EquicorrelatedErrors(3, 1.0, 0.0), 10, backend="cupy")
+
+
+# ----------------------------------------------------------------------- GPU
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dist", DISTS)
+def test_cupy_backend_matches_formula(dist):
+    # Different random numbers than NumPy: checked statistically (|z| <= 4.5,
+    # false-failure probability 6.8e-6 per case), with a negative control.
+    V, C, k = 1.0, 0.3, 20
+    result = simulate(EquicorrelatedErrors(k, V, C, dist=dist), 1_000_000, rng=1, backend="cupy")
+    assert result.backend == "cupy"
+    assert agrees(result, ensemble_mse(V, C, k))
+    assert not agrees(result, V / k)
+    again = simulate(EquicorrelatedErrors(k, V, C, dist=dist), 1_000_000, rng=1, backend="cupy")
+    assert again.mse == pytest.approx(result.mse, rel=1e-12)  # same seed, same GPU numbers
