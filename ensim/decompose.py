@@ -1,0 +1,810 @@
+"""Measured V, C, bias and the exact decompositions of an ensemble's squared error.
+
+An ensemble of ``k`` members predicts the average of their predictions. Given
+the members' predictions on ``n_test`` test points and the targets ``y`` there,
+this module measures what the primer's formula ``MSE_ens = V/k + (k-1)/k C``
+assumes: each member's error variance and bias, the covariance between members'
+errors, and the decompositions of the ensemble's error that hold *exactly* on
+measured data (they are identities of the empirical distribution, not
+approximations):
+
+* the primer's formula with the bias kept, in second moments and centred;
+* bias-variance-covariance (Ueda & Nakano, 1996);
+* ambiguity (Krogh & Vedelsby, 1995), also known as the diversity prediction
+  theorem;
+* bias-variance-diversity for squared loss (Wood et al., 2023).
+
+Layouts
+-------
+``(k, n_test)``
+    One trained ensemble: member ``i``'s prediction at test point ``t``.
+    :func:`decompose` returns a :class:`EnsembleDecomposition`.
+``(n_repeats, k, n_test)``
+    The same ensemble retrained ``n_repeats`` times (the layout of the Decompose
+    package of Wood et al.). :func:`decompose` returns a
+    :class:`RepeatedDecomposition`.
+
+Three views of covariance
+-------------------------
+``"test_points"``
+    Over the test points of one trained ensemble: what a user measures on a
+    held-out set, and the covariance with which the primer's identity holds
+    exactly.
+``"training_sets"``
+    At each ``x``, across training sets: the sampling covariance of two members of
+    the same ensemble, whose ratio to the variance is the sampling correlation
+    ``rho(x)`` of Hastie, Tibshirani & Friedman (ESL, 2nd ed., section 15.2).
+``"ensemble_randomness"``
+    At each ``x``, given the training set, over the ensemble's own randomness
+    (bootstrap draws, feature sampling, initialisation). It is zero for bagging
+    and random forests, whose members are drawn independently given the data
+    (ESL exercise 15.5). Measure it by retraining on one fixed training set
+    (``repeats="ensemble_seeds"``).
+
+All moments over repeats and over test points are those of the empirical
+distribution (divisor ``n``, not ``n - 1``): that is what makes the identities
+exact. Work is done in chunks of test points, so memory stays a small fraction of
+the input whatever its size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ._backend import array_namespace, to_numpy
+from ._validation import check_array, check_choice, check_int
+
+__all__ = [
+    "REPEATS",
+    "VIEWS",
+    "BiasVariance",
+    "Identity",
+    "JackknifeEstimate",
+    "RepeatedDecomposition",
+    "EnsembleDecomposition",
+    "bias_variance",
+    "decompose",
+    "jackknife",
+]
+
+#: The three named views of covariance between members' errors.
+VIEWS = ("test_points", "training_sets", "ensemble_randomness")
+
+#: What the first axis of a 3-D ``predictions`` array repeats: fresh training sets
+#: (with fresh ensemble randomness), or fresh ensemble randomness on one fixed
+#: training set.
+REPEATS = ("training_sets", "ensemble_seeds")
+
+# Elements of the (n_repeats, k, chunk) working arrays: 2**22 float64 = 32 MiB.
+_CHUNK_ELEMENTS = 2**22
+
+
+# ---------------------------------------------------------------------------------
+# Result objects
+# ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Identity:
+    """One exact identity, evaluated on measured data.
+
+    Parameters
+    ----------
+    name : str
+        Short name, e.g. ``"ambiguity"``.
+    equation : str
+        The identity in symbols, e.g. ``"MSE_ens = mean member MSE - ambiguity"``.
+    lhs, rhs : float or ndarray
+        Its two sides, computed from separately measured terms.
+    """
+
+    name: str
+    equation: str
+    lhs: float | np.ndarray
+    rhs: float | np.ndarray
+
+    @property
+    def relative_error(self) -> float:
+        """``max |lhs - rhs| / max |lhs|`` (absolute error where ``lhs`` is 0)."""
+        lhs, rhs = np.asarray(self.lhs, dtype=float), np.asarray(self.rhs, dtype=float)
+        scale = float(np.max(np.abs(lhs))) if lhs.size else 0.0
+        error = float(np.max(np.abs(lhs - rhs))) if lhs.size else 0.0
+        return error / scale if scale > 0 else error
+
+    def holds(self, rtol: float = 1e-10) -> bool:
+        """True when :attr:`relative_error` is at most ``rtol``."""
+        return self.relative_error <= rtol
+
+
+def _identities_table(identities) -> list[str]:
+    lines = ["", "identity                          relative error  equation"]
+    for ident in identities:
+        lines.append(f"{ident.name:<33} {ident.relative_error:<15.2e} {ident.equation}")
+    return lines
+
+
+@dataclass(frozen=True)
+class EnsembleDecomposition:
+    """Errors of one trained ensemble, measured over its test points.
+
+    Symbols: member ``i`` (of ``k``) predicts ``q_i(t)`` at test point ``t`` (of
+    ``n_test``); its error is ``e_i(t) = q_i(t) - y(t)``; the ensemble predicts
+    ``qbar(t) = mean_i q_i(t)``. Averages over ``t`` are written ``<.>``.
+
+    For one ensemble (``decompose`` of a ``(k, n_test)`` array) the scalar fields
+    are floats. Inside a :class:`RepeatedDecomposition` they are arrays of shape
+    ``(n_repeats,)``, one value per trained ensemble, and the matrices are averaged
+    over repeats.
+
+    Attributes
+    ----------
+    k, n_test : int
+        Members and test points.
+    mse_ensemble : float
+        ``<(qbar - y)^2>``, the ensemble's mean squared error.
+    member_mse : ndarray, shape (k,)
+        ``<e_i^2>``, each member's mean squared error (its second moment).
+    member_bias : ndarray, shape (k,)
+        ``b_i = <e_i>``, each member's mean error.
+    mean_square : float
+        ``mean_i <e_i^2>``, the mean member second moment.
+    cross_moment : float
+        ``mean_{i != j} <e_i e_j>``, the mean cross moment.
+    bias : float
+        ``mean_i b_i = <qbar - y>``, the ensemble's mean error.
+    variance : float
+        ``V = mean_i <(e_i - b_i)^2>``, the mean member error variance.
+    covariance : float
+        ``C = mean_{i != j} <(e_i - b_i)(e_j - b_j)>``, the mean pairwise error
+        covariance (view ``"test_points"``).
+    rho : float
+        ``C / V``.
+    ambiguity : float
+        ``<mean_i (q_i - qbar)^2>``, the spread of members around the ensemble.
+    second_moment_matrix, covariance_matrix, correlation_matrix : ndarray or None
+        The ``k x k`` matrices ``<e_i e_j>``, ``<(e_i - b_i)(e_j - b_j)>`` and the
+        correlations; ``None`` where they were not asked for.
+
+    Notes
+    -----
+    Three identities hold exactly:
+
+    * the primer's formula with the bias kept, in second moments:
+      ``MSE_ens = mean_square / k + (k-1)/k * cross_moment``;
+    * the same, centred: ``MSE_ens = bias^2 + V/k + (k-1)/k * C``;
+    * ambiguity (Krogh & Vedelsby):
+      ``MSE_ens = mean_i <e_i^2> - ambiguity``.
+
+    The primer's ``MSE_ens = V/k + (k-1)/k C`` is the centred form with zero bias.
+    """
+
+    k: int
+    n_test: int
+    mse_ensemble: float | np.ndarray
+    member_mse: np.ndarray
+    member_bias: np.ndarray
+    mean_square: float | np.ndarray
+    cross_moment: float | np.ndarray
+    bias: float | np.ndarray
+    variance: float | np.ndarray
+    covariance: float | np.ndarray
+    rho: float | np.ndarray
+    ambiguity: float | np.ndarray
+    second_moment_matrix: np.ndarray | None = None
+    covariance_matrix: np.ndarray | None = None
+    correlation_matrix: np.ndarray | None = None
+
+    view = "test_points"
+
+    def identities(self) -> list[Identity]:
+        """The three exact identities, each side from separately stored terms."""
+        k = self.k
+        return [
+            Identity("primer, second moments", "MSE_ens = S/k + (k-1)/k * X",
+                     self.mse_ensemble, self.mean_square / k + (k - 1) / k * self.cross_moment),
+            Identity("primer with bias", "MSE_ens = bias^2 + V/k + (k-1)/k * C",
+                     self.mse_ensemble,
+                     self.bias**2 + self.variance / k + (k - 1) / k * self.covariance),
+            Identity("ambiguity (Krogh-Vedelsby)", "MSE_ens = mean member MSE - ambiguity",
+                     self.mse_ensemble, np.mean(self.member_mse, axis=-1) - self.ambiguity),
+        ]
+
+    def to_frame(self):
+        """The terms as a table: one row per term, columns ``term``, ``value``, ``view``.
+
+        Inside a :class:`RepeatedDecomposition`, ``value`` is the mean over repeats.
+        """
+        import pandas as pd
+
+        names = ["mse_ensemble", "mean_square", "cross_moment", "bias", "variance",
+                 "covariance", "rho", "ambiguity"]
+        return pd.DataFrame({"term": names,
+                             "value": [float(np.mean(getattr(self, n))) for n in names],
+                             "view": self.view})
+
+    def summary(self) -> str:
+        """A small text table of the terms and of the identities' residuals."""
+        head = (f"Test-point decomposition: k={self.k} members, n_test={self.n_test} "
+                "(S = mean_square, X = cross_moment)")
+        return "\n".join([head, _frame_text(self.to_frame())]
+                         + _identities_table(self.identities()))
+
+
+@dataclass(frozen=True)
+class BiasVariance:
+    """Pointwise bias-variance decomposition of one model retrained ``n_repeats`` times.
+
+    Symbols at test point ``x``: ``q_r(x)`` is the prediction after training on
+    set ``r``; ``E`` and ``Var`` are the mean and variance over repeats; ``y`` the
+    target and ``f`` the noise-free truth (``f = y`` when the truth is not given).
+
+    Attributes
+    ----------
+    loss : ndarray, shape (n_test,)
+        ``E (q - y)^2``.
+    bias2 : ndarray
+        ``(E q - f)^2``.
+    variance : ndarray
+        ``Var q``.
+    noise : ndarray
+        ``(y - f)^2``.
+    noise_cross : ndarray
+        ``2 (E q - f)(f - y)``: zero in expectation over the test noise; kept so that
+        ``loss = bias2 + variance + noise + noise_cross`` holds exactly.
+    """
+
+    loss: np.ndarray
+    bias2: np.ndarray
+    variance: np.ndarray
+    noise: np.ndarray
+    noise_cross: np.ndarray
+
+    def identities(self) -> list[Identity]:
+        return [Identity("bias-variance", "loss = bias^2 + variance + noise + noise_cross",
+                         self.loss, self.bias2 + self.variance + self.noise + self.noise_cross)]
+
+    def to_frame(self):
+        """Per-``x`` table: one row per test point, one column per term."""
+        import pandas as pd
+
+        return pd.DataFrame({f.name: getattr(self, f.name) for f in fields(self)})
+
+    def summary(self) -> str:
+        frame = self.to_frame().mean().rename("mean over x").to_frame()
+        return "\n".join(["Bias-variance decomposition (means over test points)",
+                          frame.to_string()] + _identities_table(self.identities()))
+
+
+@dataclass(frozen=True)
+class RepeatedDecomposition:
+    """Errors of an ensemble retrained ``n_repeats`` times, pointwise and averaged.
+
+    Symbols at test point ``x``: ``q_ri(x)`` is member ``i``'s prediction in repeat
+    ``r``; ``qbar_r = mean_i q_ri`` the ensemble's; ``qbar_i = E q_ri`` member
+    ``i``'s mean over repeats, where ``E`` and ``Var`` / ``Cov`` are the mean and
+    (divisor ``n_repeats``) moments over repeats; ``y`` the target and ``f`` the
+    noise-free truth (``f = y`` when the truth is not given).
+
+    Attributes
+    ----------
+    n_repeats, k, n_test : int
+    repeats : {"training_sets", "ensemble_seeds"}
+        What the repeats redraw. It names the view of :attr:`covariance`:
+        ``"training_sets"`` or ``"ensemble_randomness"``.
+    test_points : EnsembleDecomposition
+        View ``"test_points"``, one value per repeat (fields of shape
+        ``(n_repeats,)``).
+    loss : ndarray, shape (n_test,)
+        ``E (qbar_r - y)^2``, the ensemble's expected squared error.
+    ensemble_variance : ndarray
+        ``Var qbar_r``.
+    bias : ndarray
+        ``mean_i qbar_i - f``, the ensemble's (and the average member's) bias.
+    noise, noise_cross : ndarray
+        ``(y - f)^2`` and ``2 bias (f - y)`` (zero in expectation over test noise);
+        both zero when ``f`` is not given.
+    variance : ndarray
+        ``sigma^2(x) = mean_i Var q_ri``, the mean member variance.
+    covariance : ndarray
+        ``mean_{i != j} Cov(q_ri, q_rj)``, the mean pairwise covariance across
+        repeats (Ueda & Nakano's ``covar``).
+    rho : ndarray
+        ``covariance / variance``: the sampling correlation ``rho(x)`` of ESL
+        section 15.2 when the repeats are training sets.
+    average_bias : ndarray
+        ``mean_i (qbar_i - f)^2``, Wood et al.'s average (squared) bias.
+    diversity : ndarray
+        ``E mean_i (q_ri - qbar_r)^2``, Wood et al.'s diversity (the expected
+        ambiguity).
+    member_loss : ndarray
+        ``E mean_i (q_ri - y)^2``, the average member's expected squared error.
+    within_set_variance, between_set_variance, rho_ratio : ndarray or None
+        For repeats over training sets ``Z``: ``E_Z Var[T | Z]`` estimated by the
+        spread of members within a repeat (``k / (k-1) * diversity``),
+        ``Var_Z E[T | Z]`` estimated by ``R / (R-1) * ensemble_variance - within / k``
+        (``R = n_repeats``; both unbiased when members are drawn independently
+        given ``Z``, unlike the other terms, which are moments of the empirical
+        distribution), and
+        ``rho_ratio = between / (between + within)``, ESL's formula for ``rho(x)``
+        when members are drawn independently given ``Z``. ``None`` for
+        ``repeats="ensemble_seeds"``.
+    covariance_matrix : ndarray or None
+        ``k x k``: ``Cov(q_ri, q_rj)`` averaged over ``x``, when asked for.
+
+    Notes
+    -----
+    Pointwise exact identities (each side from separately measured terms):
+
+    * bias-variance-covariance (Ueda & Nakano):
+      ``loss = noise + bias^2 + variance / k + (1 - 1/k) covariance + noise_cross``;
+    * ESL's ensemble variance:
+      ``Var qbar = rho sigma^2 + (1 - rho) / k * sigma^2``;
+    * ambiguity, in expectation (Krogh & Vedelsby):
+      ``loss = member_loss - diversity``;
+    * bias-variance-diversity (Wood et al., 2023):
+      ``loss = noise + average_bias + variance - diversity + noise_cross``.
+
+    Caveat on the third view: from repeats over training sets alone, a covariance
+    between members *given* the training set cannot be told apart from the
+    between-set variance (both make the members of one repeat move together), so
+    ``rho_ratio`` and ``rho`` estimate the same quantity whatever the ensemble. The
+    covariance given the training set is measured by redrawing only the ensemble's
+    randomness on one fixed training set (``repeats="ensemble_seeds"``).
+    """
+
+    n_repeats: int
+    k: int
+    n_test: int
+    repeats: str
+    test_points: EnsembleDecomposition
+    loss: np.ndarray
+    ensemble_variance: np.ndarray
+    bias: np.ndarray
+    noise: np.ndarray
+    noise_cross: np.ndarray
+    variance: np.ndarray
+    covariance: np.ndarray
+    rho: np.ndarray
+    average_bias: np.ndarray
+    diversity: np.ndarray
+    member_loss: np.ndarray
+    within_set_variance: np.ndarray | None = None
+    between_set_variance: np.ndarray | None = None
+    rho_ratio: np.ndarray | None = None
+    covariance_matrix: np.ndarray | None = None
+
+    _POINTWISE = ("loss", "ensemble_variance", "bias", "noise", "noise_cross", "variance",
+                  "covariance", "rho", "average_bias", "diversity", "member_loss",
+                  "within_set_variance", "between_set_variance", "rho_ratio")
+
+    @property
+    def covariance_view(self) -> str:
+        """The view that :attr:`covariance` measures."""
+        return "training_sets" if self.repeats == "training_sets" else "ensemble_randomness"
+
+    def identities(self) -> list[Identity]:
+        """The pointwise exact identities, then the test-point ones over repeats."""
+        k = self.k
+        sigma2, rho = self.variance, self.rho
+        defined = np.isfinite(rho)           # rho is undefined where sigma^2 = 0
+        esl_rhs = np.where(defined, rho * sigma2 + (1 - rho) / k * sigma2, sigma2 / k)
+        return [
+            Identity("bias-variance-covariance", "loss = noise + bias^2 + var/k + (1-1/k)"
+                     " covar + noise_cross", self.loss,
+                     self.noise + self.bias**2 + self.variance / k
+                     + (1 - 1 / k) * self.covariance + self.noise_cross),
+            Identity("ESL ensemble variance", "Var qbar = rho s^2 + (1-rho)/k s^2",
+                     self.ensemble_variance, esl_rhs),
+            Identity("ambiguity (expected)", "loss = member_loss - diversity",
+                     self.loss, self.member_loss - self.diversity),
+            Identity("bias-variance-diversity", "loss = noise + avg bias + var - diversity"
+                     " + noise_cross", self.loss,
+                     self.noise + self.average_bias + self.variance - self.diversity
+                     + self.noise_cross),
+        ] + self.test_points.identities()
+
+    def pointwise_frame(self):
+        """Per-``x`` table: one row per test point, one column per pointwise term."""
+        import pandas as pd
+
+        return pd.DataFrame({name: getattr(self, name) for name in self._POINTWISE
+                             if getattr(self, name) is not None})
+
+    def to_frame(self):
+        """The terms as a table: one row per term (means over ``x`` or over repeats),
+        columns ``term``, ``value``, ``view``."""
+        import pandas as pd
+
+        rows = []
+        for name in self._POINTWISE:
+            values = getattr(self, name)
+            if values is None:
+                continue
+            view = {"covariance": self.covariance_view, "rho": self.covariance_view,
+                    "within_set_variance": "ensemble_randomness",
+                    "between_set_variance": "training_sets",
+                    "rho_ratio": "training_sets"}.get(name, "")
+            rows.append({"term": name, "value": float(np.nanmean(values)), "view": view})
+        frame = pd.DataFrame(rows)
+        return pd.concat([frame, self.test_points.to_frame()], ignore_index=True)
+
+    def summary(self) -> str:
+        """A small text table of the terms and of the identities' residuals."""
+        head = (f"Repeated decomposition: n_repeats={self.n_repeats} ({self.repeats}), "
+                f"k={self.k}, n_test={self.n_test}; pointwise terms are means over x, "
+                "test-point terms means over repeats")
+        return "\n".join([head, _frame_text(self.to_frame())]
+                         + _identities_table(self.identities()))
+
+
+def _frame_text(frame) -> str:
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.6g}")
+
+
+# ---------------------------------------------------------------------------------
+# Input checks
+# ---------------------------------------------------------------------------------
+
+def _check_targets(value, name, n_test, owner, xp, *, shape_text):
+    array = check_array(value, name, owner=owner, xp=xp)
+    if array.shape != (n_test,):
+        raise ValueError(f"The {name!r} parameter of {owner} must have shape ({n_test},), "
+                         f"{shape_text}; got shape {tuple(array.shape)}.")
+    return array
+
+
+def _check_predictions(predictions, y, f, *, ndims, owner):
+    xp = array_namespace(predictions)
+    array = check_array(predictions, "predictions", owner=owner, xp=xp)
+    if array.ndim not in ndims:
+        layouts = " or ".join(f"{d}-D" for d in ndims)
+        raise ValueError(f"The 'predictions' parameter of {owner} must be a {layouts} array; "
+                         f"got shape {tuple(array.shape)}.")
+    n_test = array.shape[-1]
+    text = "one target per test point (the last axis of 'predictions')"
+    y = _check_targets(y, "y", n_test, owner, xp, shape_text=text)
+    f = y if f is None else _check_targets(f, "f", n_test, owner, xp, shape_text=text)
+    return xp, array, y, f
+
+
+# ---------------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------------
+
+def bias_variance(predictions, y, f=None) -> BiasVariance:
+    """Pointwise bias-variance decomposition of a single model retrained many times.
+
+    Parameters
+    ----------
+    predictions : array-like, shape (n_repeats, n_test)
+        The model's predictions after training on each of ``n_repeats`` sets.
+    y : array-like, shape (n_test,)
+        Targets at the test points.
+    f : array-like, shape (n_test,), optional
+        The noise-free truth. Without it, the bias is measured against ``y``.
+
+    Returns
+    -------
+    BiasVariance
+        ``loss = bias2 + variance + noise + noise_cross`` at every test point.
+
+    Examples
+    --------
+    >>> from ensim.decompose import bias_variance
+    >>> bv = bias_variance([[1.0, 2.0], [3.0, 2.0]], y=[2.0, 2.0])
+    >>> bv.loss.tolist(), bv.variance.tolist()
+    ([1.0, 0.0], [1.0, 0.0])
+    """
+    owner = "bias_variance"
+    xp, q, y, f = _check_predictions(predictions, y, f, ndims=(2,), owner=owner)
+    check_int(q.shape[0], "n_repeats (rows of 'predictions')", low=2, owner=owner)
+    mean = xp.mean(q, axis=0)
+    bias = mean - f
+    return BiasVariance(loss=to_numpy(xp.mean((q - y) ** 2, axis=0)),
+                        bias2=to_numpy(bias**2),
+                        variance=to_numpy(xp.mean((q - mean) ** 2, axis=0)),
+                        noise=to_numpy((y - f) ** 2),
+                        noise_cross=to_numpy(2 * bias * (f - y)))
+
+
+def decompose(predictions, y, f=None, *, repeats="training_sets", matrices=None):
+    """Measure ``V``, ``C``, bias and the exact error decompositions of an ensemble.
+
+    Parameters
+    ----------
+    predictions : array-like, shape (k, n_test) or (n_repeats, k, n_test)
+        Member predictions: of one trained ensemble, or of the same ensemble
+        retrained ``n_repeats`` times. NumPy or CuPy; ``k >= 2`` (use
+        :func:`bias_variance` for a single model) and ``n_repeats >= 2``.
+    y : array-like, shape (n_test,)
+        Targets at the test points.
+    f : array-like, shape (n_test,), optional
+        The noise-free truth at the test points, where known. It splits the
+        repeated decompositions' bias from the noise ``(y - f)^2``.
+    repeats : {"training_sets", "ensemble_seeds"}, default="training_sets"
+        For a 3-D array, what the repeats redraw: fresh training sets (with fresh
+        ensemble randomness), or only the ensemble's randomness on one fixed
+        training set. It names the view of the covariance across repeats.
+    matrices : bool, optional
+        Also compute the ``k x k`` second-moment, covariance and correlation
+        matrices (``O(n_repeats k^2 n_test)`` work). Default: True for one
+        ensemble, False for repeats.
+
+    Returns
+    -------
+    EnsembleDecomposition or RepeatedDecomposition
+        For a 2-D or a 3-D array; both have ``identities()``, ``to_frame()`` and
+        ``summary()``.
+
+    Raises
+    ------
+    ValueError
+        For a wrong shape, fewer than two members or repeats, a ``y`` or ``f`` of
+        the wrong length, NaN or infinite values.
+
+    Notes
+    -----
+    With ``e_i = q_i - y`` the error of member ``i`` and ``<.>`` the mean over test
+    points, one ensemble satisfies the primer's formula with the bias kept,
+
+    .. math:: \\mathrm{MSE_{ens}} = \\frac{1}{k}\\,\\mathrm{mean}_i\\langle e_i^2\\rangle
+              + \\frac{k-1}{k}\\,\\mathrm{mean}_{i\\ne j}\\langle e_i e_j\\rangle
+              = b^2 + \\frac{V}{k} + \\frac{k-1}{k}\\,C,
+
+    exactly. See :class:`EnsembleDecomposition` and
+    :class:`RepeatedDecomposition` for every symbol and identity.
+
+    Examples
+    --------
+    The diversity prediction theorem: four estimates of a true value of 49.
+
+    >>> from ensim.decompose import decompose
+    >>> d = decompose([[48.0], [47.0], [51.0], [42.0]], y=[49.0])
+    >>> float(d.member_mse.mean()), float(d.mse_ensemble), float(d.ambiguity)
+    (14.5, 4.0, 10.5)
+    """
+    owner = "decompose"
+    check_choice(repeats, "repeats", REPEATS, owner=owner)
+    if matrices is not None and not isinstance(matrices, bool):
+        raise TypeError(f"The 'matrices' parameter of {owner} must be None, True or False; "
+                        f"got {matrices!r}.")
+    xp, q, y, f = _check_predictions(predictions, y, f, ndims=(2, 3), owner=owner)
+    k = q.shape[-2]
+    if k < 2:
+        raise ValueError(f"The 'predictions' parameter of {owner} must hold at least 2 "
+                         f"members (axis -2) to measure a covariance; got k={k}. "
+                         "Use bias_variance for a single model.")
+    if q.ndim == 2:
+        return _test_point_decomposition(xp, q[None], y, matrices is not False, squeeze=True)
+    if q.shape[0] < 2:
+        raise ValueError(f"The 'predictions' parameter of {owner} must hold at least 2 "
+                         f"repeats (axis 0); got n_repeats={q.shape[0]}.")
+    return _repeated_decomposition(xp, q, y, f, repeats, bool(matrices))
+
+
+# ---------------------------------------------------------------------------------
+# Computation
+# ---------------------------------------------------------------------------------
+
+def _chunks(n_repeats, k, n_test):
+    width = max(1, _CHUNK_ELEMENTS // (n_repeats * k))
+    for start in range(0, n_test, width):
+        yield slice(start, min(start + width, n_test))
+
+
+def _ratio(xp, numerator, denominator):
+    """``numerator / denominator``, NaN where the denominator is 0 (no warning)."""
+    safe = xp.where(denominator > 0, denominator, 1.0)
+    return xp.where(denominator > 0, numerator / safe, xp.nan)
+
+
+def _test_point_sums(xp, q, y):
+    """Sums over test points, per repeat, of everything view 1 needs. q: (R, k, c)."""
+    errors = q - y                                    # (R, k, c) member errors e_i
+    ensemble = xp.mean(q, axis=1)                     # (R, c) qbar
+    return {
+        "error": xp.sum(errors, axis=2),              # (R, k)
+        "error2": xp.sum(errors**2, axis=2),          # (R, k)
+        "ensemble_error2": xp.sum((ensemble - y) ** 2, axis=1),              # (R,)
+        "ambiguity": xp.sum(xp.mean((q - ensemble[:, None, :]) ** 2, axis=1), axis=1),
+    }
+
+
+def _test_point_result(xp, sums, n_test, k, matrix_terms, squeeze):
+    """View 1 from the accumulated sums (each scalar term has shape (R,))."""
+    member_mse = sums["error2"] / n_test              # (R, k)
+    member_bias = sums["error"] / n_test              # (R, k)
+    mse_ensemble = sums["ensemble_error2"] / n_test   # (R,)
+    mean_square = xp.mean(member_mse, axis=1)
+    # sum_{i != j} e_i e_j = (sum_i e_i)^2 - sum_i e_i^2, averaged over test points.
+    cross_moment = (k * mse_ensemble - mean_square) / (k - 1)
+    bias = xp.mean(member_bias, axis=1)
+    variance = xp.mean(member_mse - member_bias**2, axis=1)       # V
+    # mean of all k^2 entries of the covariance matrix is the variance of e-bar.
+    covariance = (k * (mse_ensemble - bias**2) - variance) / (k - 1)  # C
+    terms = dict(mse_ensemble=mse_ensemble, member_mse=member_mse, member_bias=member_bias,
+                 mean_square=mean_square, cross_moment=cross_moment, bias=bias,
+                 variance=variance, covariance=covariance,
+                 rho=_ratio(xp, covariance, variance), ambiguity=sums["ambiguity"] / n_test)
+    terms = {name: to_numpy(value) for name, value in terms.items()}
+    if squeeze:
+        terms = {name: (float(v[0]) if v.ndim == 1 else v[0]) for name, v in terms.items()}
+    return EnsembleDecomposition(k=k, n_test=n_test, **terms, **matrix_terms)
+
+
+def _test_point_matrices(xp, q, y):
+    """The k x k matrices of view 1, averaged over repeats. q: (R, k, n)."""
+    n_repeats, k, n_test = q.shape
+    second = xp.zeros((k, k))
+    centred = xp.zeros((k, k))
+    for r in range(n_repeats):
+        errors = q[r] - y                                           # (k, n)
+        second += errors @ errors.T / n_test
+        deviations = errors - xp.mean(errors, axis=1, keepdims=True)
+        centred += deviations @ deviations.T / n_test
+    second, centred = second / n_repeats, centred / n_repeats
+    scale = xp.sqrt(xp.diagonal(centred))
+    correlation = _ratio(xp, centred, scale[:, None] * scale[None, :])
+    return {"second_moment_matrix": to_numpy(second), "covariance_matrix": to_numpy(centred),
+            "correlation_matrix": to_numpy(correlation)}
+
+
+def _test_point_decomposition(xp, q, y, matrices, squeeze):
+    n_repeats, k, n_test = q.shape
+    sums = None
+    for part in _chunks(n_repeats, k, n_test):
+        new = _test_point_sums(xp, q[:, :, part], y[part])
+        sums = new if sums is None else {name: sums[name] + new[name] for name in sums}
+    matrix_terms = _test_point_matrices(xp, q, y) if matrices else {}
+    return _test_point_result(xp, sums, n_test, k, matrix_terms, squeeze)
+
+
+def _pointwise_terms(xp, q, y, f):
+    """Pointwise terms across repeats. q: (R, k, c); y, f: (c,)."""
+    n_repeats, k, _ = q.shape
+    ensemble = xp.mean(q, axis=1)                     # (R, c) qbar_r
+    member_mean = xp.mean(q, axis=0)                  # (k, c) qbar_i
+    deviations = q - member_mean                      # (R, k, c) q_ri - qbar_i
+    member_var = xp.mean(deviations**2, axis=0)       # (k, c) Var q_ri
+    summed = xp.sum(deviations, axis=1)               # (R, c) sum_i of deviations
+    centre = xp.mean(member_mean, axis=0)             # (c,)  E qbar_r
+    # E (sum_i d_i)^2 = sum_i Var q_i + sum_{i != j} Cov(q_i, q_j).
+    covariance = (xp.mean(summed**2, axis=0) - xp.sum(member_var, axis=0)) / (k * (k - 1))
+    variance = xp.mean(member_var, axis=0)
+    bias = centre - f
+    return {
+        "loss": xp.mean((ensemble - y) ** 2, axis=0),
+        "ensemble_variance": xp.mean((ensemble - centre) ** 2, axis=0),
+        "bias": bias,
+        "noise": (y - f) ** 2,
+        "noise_cross": 2 * bias * (f - y),
+        "variance": variance,
+        "covariance": covariance,
+        "average_bias": xp.mean((member_mean - f) ** 2, axis=0),
+        "diversity": xp.mean(xp.mean((q - ensemble[:, None, :]) ** 2, axis=1), axis=0),
+        "member_loss": xp.mean(xp.mean((q - y) ** 2, axis=1), axis=0),
+    }
+
+
+def _training_set_matrix(xp, q):
+    """``Cov(q_ri, q_rj)`` over repeats, averaged over test points: (k, k)."""
+    n_repeats, k, n_test = q.shape
+    total = xp.zeros((k, k))
+    for part in _chunks(n_repeats, k, n_test):
+        chunk = q[:, :, part]
+        deviations = chunk - xp.mean(chunk, axis=0)              # (R, k, c)
+        flat = xp.reshape(xp.moveaxis(deviations, 1, 0), (k, -1))  # (k, R c)
+        total += flat @ flat.T
+    return to_numpy(total / (n_repeats * n_test))
+
+
+def _repeated_decomposition(xp, q, y, f, repeats, matrices):
+    n_repeats, k, n_test = q.shape
+    sums, parts = None, []
+    for part in _chunks(n_repeats, k, n_test):
+        chunk = q[:, :, part]
+        new = _test_point_sums(xp, chunk, y[part])
+        sums = new if sums is None else {name: sums[name] + new[name] for name in sums}
+        parts.append(_pointwise_terms(xp, chunk, y[part], f[part]))
+    pointwise = {name: xp.concatenate([p[name] for p in parts]) for name in parts[0]}
+    pointwise["rho"] = _ratio(xp, pointwise["covariance"], pointwise["variance"])
+    if repeats == "training_sets":
+        # One-way random-effects ANOVA with the training set as the group: both are
+        # unbiased when members are drawn independently given the set.
+        within = pointwise["diversity"] * (k / (k - 1))           # E_Z Var[T | Z]
+        between = (pointwise["ensemble_variance"] * (n_repeats / (n_repeats - 1))
+                   - within / k)                                  # Var_Z E[T | Z]
+        pointwise.update(within_set_variance=within, between_set_variance=between,
+                         rho_ratio=_ratio(xp, between, between + within))
+    matrix_terms = _test_point_matrices(xp, q, y) if matrices else {}
+    test_points = _test_point_result(xp, sums, n_test, k, matrix_terms, squeeze=False)
+    return RepeatedDecomposition(
+        n_repeats=n_repeats, k=k, n_test=n_test, repeats=repeats, test_points=test_points,
+        covariance_matrix=_training_set_matrix(xp, q) if matrices else None,
+        **{name: to_numpy(value) for name, value in pointwise.items()})
+
+
+# ---------------------------------------------------------------------------------
+# Uncertainty over repeats
+# ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JackknifeEstimate:
+    """Statistics of a repeated decomposition with delete-a-group jackknife errors.
+
+    Attributes
+    ----------
+    estimate : ndarray, shape (n_statistics,)
+        The statistics on all repeats.
+    stderr : ndarray, shape (n_statistics,)
+        Their jackknife standard errors.
+    n_groups : int
+        Groups of repeats left out in turn.
+    """
+
+    estimate: np.ndarray
+    stderr: np.ndarray
+    n_groups: int
+
+    def conf_int(self, alpha: float = 0.05):
+        """Normal-approximation intervals ``(low, high)``, each of shape (n_statistics,)."""
+        from scipy.stats import norm
+
+        half = norm.ppf(1 - alpha / 2) * self.stderr
+        return self.estimate - half, self.estimate + half
+
+
+def jackknife(statistic, predictions, *, n_groups: int = 10) -> JackknifeEstimate:
+    """Jackknife standard errors, over repeats, of statistics of repeated predictions.
+
+    Repeats are independent, so leaving out one group of repeats at a time and
+    recomputing gives standard errors for any smooth statistic, such as a
+    sampling correlation pooled over test points (a ratio, which has no simple
+    standard error of its own).
+
+    Parameters
+    ----------
+    statistic : callable
+        ``statistic(predictions_subset) -> float or sequence of floats``, e.g.
+        ``lambda q: decompose(q, y).rho.mean()``.
+    predictions : array-like, shape (n_repeats, ...)
+        Repeats along the first axis.
+    n_groups : int, default=10
+        Contiguous groups of repeats left out in turn, in ``[2, n_repeats]``
+        (``n_repeats``: the delete-one jackknife).
+
+    Returns
+    -------
+    JackknifeEstimate
+        ``stderr^2 = (G-1)/G sum_g (theta_(g) - mean theta_(.))^2`` over the ``G``
+        leave-one-group-out values ``theta_(g)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ensim.decompose import decompose, jackknife
+    >>> q = np.random.default_rng(0).normal(size=(20, 3, 5))
+    >>> est = jackknife(lambda s: decompose(s, np.zeros(5)).rho.mean(), q, n_groups=5)
+    >>> est.estimate.shape, bool(est.stderr[0] > 0)
+    ((1,), True)
+    """
+    owner = "jackknife"
+    if not callable(statistic):
+        raise TypeError(f"The 'statistic' parameter of {owner} must be callable; "
+                        f"got {type(statistic).__name__}.")
+    predictions = np.asarray(predictions)
+    if predictions.ndim < 1 or predictions.shape[0] < 4:
+        raise ValueError(f"The 'predictions' parameter of {owner} must hold at least 4 "
+                         f"repeats on its first axis; got shape {predictions.shape}.")
+    n_groups = check_int(n_groups, "n_groups", low=2, high=predictions.shape[0], owner=owner)
+
+    def evaluate(subset):
+        return np.atleast_1d(np.asarray(statistic(subset), dtype=float))
+
+    full = evaluate(predictions)
+    groups = np.array_split(np.arange(predictions.shape[0]), n_groups)
+    left_out = np.array([evaluate(np.delete(predictions, g, axis=0)) for g in groups])
+    spread = left_out - left_out.mean(axis=0)
+    stderr = np.sqrt((n_groups - 1) / n_groups * np.sum(spread**2, axis=0))
+    return JackknifeEstimate(estimate=full, stderr=stderr, n_groups=n_groups)

@@ -1,0 +1,319 @@
+"""Real ensembles, their training sets, and their members' predictions.
+
+The measurements of :mod:`ensim.decompose` need member predictions in the layouts
+``(k, n_test)`` (one trained ensemble) and ``(n_repeats, k, n_test)`` (the same
+ensemble retrained). This module builds the ensembles (scikit-learn's bagged
+trees, random forests, extra trees, bagged or independently initialised
+multi-layer perceptrons), draws their training sets (from a known truth with
+noise, or by resampling a dataset shipped with scikit-learn), and collects the
+predictions of their members.
+
+Every stochastic function takes one ``rng`` argument (``None``, an int, a
+:class:`numpy.random.SeedSequence` or a :class:`numpy.random.Generator`). Repeat
+``r`` draws its training set and its ensemble seed from children of ``rng``
+addressed by ``r``, so a repeat's numbers do not depend on how many repeats are
+run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ._random import as_seed_sequence, child_seed, numpy_generator
+from ._validation import check_choice, check_int, check_real
+
+__all__ = [
+    "ENSEMBLES",
+    "TRUTHS",
+    "KnownTruth",
+    "Sample",
+    "fit_repeats",
+    "make_ensemble",
+    "member_predictions",
+    "random_state",
+    "resample",
+]
+
+#: The ensemble kinds :func:`make_ensemble` builds.
+ENSEMBLES = ("bagged_trees", "random_forest", "extra_trees", "bagged_mlp", "independent_mlp")
+
+#: The known truths :class:`KnownTruth` draws from.
+TRUTHS = ("sklearn_example", "esl_linear", "friedman1")
+
+
+def random_state(rng) -> int:
+    """A scikit-learn ``random_state`` (an int in ``[0, 2**32)``) drawn from ``rng``."""
+    return int(as_seed_sequence(rng).generate_state(1, np.uint32)[0])
+
+
+# ---------------------------------------------------------------------------------
+# Ensembles
+# ---------------------------------------------------------------------------------
+
+def make_ensemble(kind: str, n_estimators: int = 100, *, rng=None, member_params=None,
+                  **params):
+    """An unfitted scikit-learn ensemble regressor of ``n_estimators`` members.
+
+    Parameters
+    ----------
+    kind : {"bagged_trees", "random_forest", "extra_trees", "bagged_mlp", \
+"independent_mlp"}
+        ``bagged_trees``: :class:`~sklearn.ensemble.BaggingRegressor` of
+        :class:`~sklearn.tree.DecisionTreeRegressor`; ``random_forest`` and
+        ``extra_trees``: :class:`~sklearn.ensemble.RandomForestRegressor` and
+        :class:`~sklearn.ensemble.ExtraTreesRegressor` (pass ``max_features`` to
+        sweep the number of features tried at each split); ``bagged_mlp``:
+        ``BaggingRegressor`` of :class:`~sklearn.neural_network.MLPRegressor`;
+        ``independent_mlp``: :class:`~sklearn.ensemble.VotingRegressor` averaging
+        ``n_estimators`` ``MLPRegressor`` trained on the same data from independent
+        initialisations.
+    n_estimators : int, default=100
+        Members ``k``.
+    rng : None, int, SeedSequence or Generator
+        Seeds the ensemble (and, for ``independent_mlp``, each member from its own
+        child stream).
+    member_params : dict, optional
+        Parameters of each member (tree or ``MLPRegressor``), e.g.
+        ``{"min_samples_leaf": 5}``; for the forests they are passed to the forest.
+    **params
+        Parameters of the ensemble itself, e.g. ``max_samples`` or ``max_features``.
+
+    Returns
+    -------
+    estimator
+        An unfitted scikit-learn regressor whose fitted ``estimators_`` are its
+        members; :func:`member_predictions` reads them.
+    """
+    from sklearn.ensemble import (BaggingRegressor, ExtraTreesRegressor,
+                                  RandomForestRegressor, VotingRegressor)
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    check_choice(kind, "kind", ENSEMBLES, owner="make_ensemble")
+    n_estimators = check_int(n_estimators, "n_estimators", low=1, owner="make_ensemble")
+    member_params = dict(member_params or {})
+    seed = as_seed_sequence(rng)
+    if kind in ("random_forest", "extra_trees"):
+        forest = RandomForestRegressor if kind == "random_forest" else ExtraTreesRegressor
+        return forest(n_estimators=n_estimators, random_state=random_state(seed),
+                      **member_params, **params)
+    if kind == "independent_mlp":
+        members = [(f"mlp{i}", MLPRegressor(random_state=random_state(child_seed(seed, i)),
+                                             **member_params))
+                   for i in range(n_estimators)]
+        return VotingRegressor(members, **params)
+    member = (DecisionTreeRegressor(**member_params) if kind == "bagged_trees"
+              else MLPRegressor(**member_params))
+    return BaggingRegressor(member, n_estimators=n_estimators,
+                            random_state=random_state(seed), **params)
+
+
+def member_predictions(estimator, X) -> np.ndarray:
+    """The predictions of each member of a fitted ensemble: shape ``(k, n_test)``.
+
+    Members that were trained on a subset of the features (``BaggingRegressor``
+    with ``max_features < 1``, listed in ``estimators_features_``) see the same
+    subset here, so the mean over members is the ensemble's own prediction.
+
+    Parameters
+    ----------
+    estimator : fitted scikit-learn ensemble
+        Anything with a non-empty ``estimators_``: bagging, forests, extra trees,
+        ``VotingRegressor``.
+    X : array-like, shape (n_test, n_features)
+
+    Returns
+    -------
+    ndarray, shape (k, n_test)
+        Member ``i``'s prediction at test point ``t``, as float64.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        When ``estimator`` is not fitted.
+    TypeError
+        When ``estimator`` is not an ensemble (it has no ``estimators_``).
+    ValueError
+        When it has no members.
+    """
+    from sklearn.utils import check_array as sk_check_array
+    from sklearn.utils.validation import check_is_fitted
+
+    if not hasattr(estimator, "fit") or not hasattr(type(estimator), "predict"):
+        raise TypeError("The 'estimator' parameter of member_predictions must be a fitted "
+                        f"scikit-learn ensemble; got {type(estimator).__name__}.")
+    check_is_fitted(estimator)
+    members = getattr(estimator, "estimators_", None)
+    if members is None:
+        raise TypeError("The 'estimator' parameter of member_predictions must be an "
+                        f"ensemble with fitted members in 'estimators_'; "
+                        f"{type(estimator).__name__} has none.")
+    if len(members) == 0:
+        raise ValueError("The 'estimator' parameter of member_predictions must have at "
+                         f"least one member; {type(estimator).__name__}.estimators_ is empty.")
+    X = sk_check_array(X)
+    features = getattr(estimator, "estimators_features_", None)
+    if features is None:
+        features = [slice(None)] * len(members)
+    out = np.empty((len(members), X.shape[0]))                 # (k, n_test)
+    for i, (member, columns) in enumerate(zip(members, features)):
+        out[i] = member.predict(X[:, columns])
+    return out
+
+
+# ---------------------------------------------------------------------------------
+# Training sets
+# ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sample:
+    """A drawn data set: inputs ``X`` (n, n_features), noisy targets ``y`` (n,),
+    and the noise-free truth ``f`` (n,) where it is known (else ``None``)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    f: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class KnownTruth:
+    """A regression truth ``f`` with additive Gaussian noise, to draw fresh data sets.
+
+    Parameters
+    ----------
+    name : {"sklearn_example", "esl_linear", "friedman1"}
+        ``sklearn_example``: ``f(x) = exp(-x^2) + 1.5 exp(-(x-2)^2)``, ``x ~ U(-5, 5)``
+        (scikit-learn's "single estimator versus bagging" example);
+        ``esl_linear``: ``f(x) = sum_j x_j / sqrt(p)``, ``x ~ N(0, I_p)`` (ESL
+        section 15.2, ``p = 50``); ``friedman1``: ``f(x) = 10 sin(pi x_1 x_2) +
+        20 (x_3 - 0.5)^2 + 10 x_4 + 5 x_5``, ``x ~ U(0, 1)^p``
+        (:func:`sklearn.datasets.make_friedman1`).
+    noise_sd : float
+        Standard deviation of the noise, ``sigma``.
+    n_features : int, optional
+        ``p``: 1 for ``sklearn_example``; default 50 for ``esl_linear`` and 10 for
+        ``friedman1`` (at least 5).
+    """
+
+    name: str
+    noise_sd: float
+    n_features: int | None = None
+
+    def __post_init__(self):
+        check_choice(self.name, "name", TRUTHS, owner="KnownTruth")
+        check_real(self.noise_sd, "noise_sd", low=0, owner="KnownTruth")
+        default, low = {"sklearn_example": (1, 1), "esl_linear": (50, 1),
+                        "friedman1": (10, 5)}[self.name]
+        p = default if self.n_features is None else self.n_features
+        high = 1 if self.name == "sklearn_example" else None
+        object.__setattr__(self, "n_features",
+                           check_int(p, "n_features", low=low, high=high, owner="KnownTruth"))
+
+    def f(self, X) -> np.ndarray:
+        """The noise-free truth at inputs ``X`` (n, n_features)."""
+        X = np.asarray(X, dtype=float)
+        if self.name == "sklearn_example":
+            x = X[:, 0]
+            return np.exp(-(x**2)) + 1.5 * np.exp(-((x - 2) ** 2))
+        if self.name == "esl_linear":
+            return X.sum(axis=1) / np.sqrt(self.n_features)
+        return (10 * np.sin(np.pi * X[:, 0] * X[:, 1]) + 20 * (X[:, 2] - 0.5) ** 2
+                + 10 * X[:, 3] + 5 * X[:, 4])
+
+    def sample(self, n_samples: int, *, rng=None) -> Sample:
+        """Draw ``n_samples`` inputs and noisy targets (inputs sorted for 1-D truths)."""
+        n_samples = check_int(n_samples, "n_samples", low=1, owner="KnownTruth.sample")
+        gen = numpy_generator(as_seed_sequence(rng))
+        shape = (n_samples, self.n_features)
+        if self.name == "sklearn_example":
+            X = np.sort(gen.uniform(-5, 5, size=n_samples))[:, None]
+        elif self.name == "esl_linear":
+            X = gen.standard_normal(shape)
+        else:
+            X = gen.uniform(0, 1, size=shape)
+        f = self.f(X)
+        return Sample(X=X, y=f + self.noise_sd * gen.standard_normal(n_samples), f=f)
+
+
+def resample(X, y, n_samples: int | None = None, *, method: str = "bootstrap",
+             rng=None) -> Sample:
+    """Draw a training set from a fixed data set (e.g. the diabetes data).
+
+    Parameters
+    ----------
+    X : array-like, shape (n, n_features)
+    y : array-like, shape (n,)
+    n_samples : int, optional
+        Size of the drawn set; default ``n`` for ``"bootstrap"``.
+    method : {"bootstrap", "subsample"}
+        Draw rows with replacement, or ``n_samples < n`` rows without.
+    rng : None, int, SeedSequence or Generator
+
+    Returns
+    -------
+    Sample
+        With ``f=None``: the truth of a real data set is unknown.
+    """
+    owner = "resample"
+    check_choice(method, "method", ("bootstrap", "subsample"), owner=owner)
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError(f"The 'X' and 'y' parameters of {owner} must have shapes (n, p) and "
+                         f"(n,); got {X.shape} and {y.shape}.")
+    n = X.shape[0]
+    high = n - 1 if method == "subsample" else None
+    n_samples = n if n_samples is None and method == "bootstrap" else n_samples
+    n_samples = check_int(n_samples, "n_samples", low=1, high=high, owner=owner)
+    gen = numpy_generator(as_seed_sequence(rng))
+    rows = (gen.integers(0, n, size=n_samples) if method == "bootstrap"
+            else gen.choice(n, size=n_samples, replace=False))
+    return Sample(X=X[rows], y=y[rows])
+
+
+# ---------------------------------------------------------------------------------
+# Repeats
+# ---------------------------------------------------------------------------------
+
+def fit_repeats(make_estimator: Callable, draw_training_set: Callable, X_test,
+                n_repeats: int, *, rng=None, fixed_training_set: bool = False) -> np.ndarray:
+    """Train an ensemble ``n_repeats`` times and collect its members' predictions.
+
+    Parameters
+    ----------
+    make_estimator : callable
+        ``make_estimator(seed) -> estimator``: an unfitted ensemble seeded from the
+        ``SeedSequence`` ``seed`` (e.g. ``lambda s: make_ensemble("random_forest",
+        50, rng=s)``).
+    draw_training_set : callable
+        ``draw_training_set(seed) -> Sample`` (or ``(X, y)``): a training set drawn
+        from the ``SeedSequence`` ``seed``.
+    X_test : array-like, shape (n_test, n_features)
+    n_repeats : int
+        ``n_repeats >= 1``.
+    rng : None, int, SeedSequence or Generator
+        Repeat ``r``'s training set comes from child ``(r, 0)`` and its ensemble
+        seed from child ``(r, 1)``.
+    fixed_training_set : bool, default=False
+        Draw one training set (child ``(0, 0)``) and redraw only the ensemble's
+        randomness, for the ``"ensemble_randomness"`` view of covariance
+        (``decompose(..., repeats="ensemble_seeds")``).
+
+    Returns
+    -------
+    ndarray, shape (n_repeats, k, n_test)
+    """
+    n_repeats = check_int(n_repeats, "n_repeats", low=1, owner="fit_repeats")
+    seed = as_seed_sequence(rng)
+    out = None
+    for r in range(n_repeats):
+        data = draw_training_set(child_seed(seed, 0 if fixed_training_set else r, 0))
+        X, y = (data.X, data.y) if isinstance(data, Sample) else data
+        estimator = make_estimator(child_seed(seed, r, 1)).fit(X, y)
+        members = member_predictions(estimator, X_test)          # (k, n_test)
+        if out is None:
+            out = np.empty((n_repeats,) + members.shape)
+        out[r] = members
+    return out

@@ -1,0 +1,188 @@
+"""How correlated are the trees of a random forest, and what does it cost?
+
+The question: a random forest tries ``max_features`` (``m``) randomly chosen
+features at each split to decorrelate its trees. How correlated do they stay,
+and does the forest's variance follow ``rho sigma^2 + (1 - rho) / B sigma^2``?
+This is the experiment of ESL section 15.2 (Hastie, Tibshirani & Friedman,
+figures 15.9 and 15.10): ``Y = (1/sqrt(50)) sum_{j=1}^{50} X_j + noise`` with
+Gaussian ``X_j`` and noise, training sets of size 100, regression trees with at
+least 5 points per leaf. For each ``m``, forests of ``2B`` trees are retrained on
+many training sets; at each test point ``x``, ``rho(x)`` is the correlation,
+across training sets, between two trees of the same forest, and ``sigma^2(x)``
+the variance of one tree.
+
+How to read the figure: left, box plots over test points of ``rho(x)`` against
+``m`` (ESL figure 15.9), with the variance-ratio form
+``Var_Z E[T|Z] / (Var_Z E[T|Z] + E_Z Var[T|Z])`` as diamonds; middle, the two
+variance components and their sum ``sigma^2`` against ``m`` (ESL figure 15.10):
+fewer features per split trade variance between training sets for variance
+within one; right, the measured variance of a forest of ``B`` trees against
+``rho sigma^2 + (1 - rho) / B sigma^2`` with ``rho`` and ``sigma^2`` measured on
+the forest's other ``B`` trees, and against ``sigma^2 / B`` (independent trees).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ensim.claims import Claim
+from ensim.decompose import decompose, jackknife
+from ensim.ensembles import KnownTruth, fit_repeats, make_ensemble
+from ensim.stats import equivalence_test, normal_conf_int, verdict_from_equivalence
+from ensim.theory import forest_variance
+
+NAME = "forest-correlation"
+
+
+@dataclass(frozen=True)
+class Config:
+    max_features: tuple = (1, 3, 6, 12, 25, 50)   # m, features tried at each split
+    n_features: int = 50           # p (ESL: 50)
+    n_train: int = 100             # training points per set (ESL: 100)
+    noise_sd: float = 1.0          # sd of the Gaussian noise
+    min_samples_leaf: int = 5      # ESL's minimum node size for regression
+    n_trees: int = 10              # B; each forest grows 2B trees, split in two halves
+    n_repeats: int = 200           # training sets per m
+    n_test: int = 200              # test points (ESL: 600)
+    n_groups: int = 10             # jackknife groups of repeats
+    rel_margin: float = 0.10       # equivalence margin for the forest variance, relative
+    rho_margin: float = 0.03       # equivalence margin for rho (absolute)
+    alpha: float = 0.05            # intervals are 1 - alpha
+
+
+QUICK = Config(max_features=(1, 6, 25, 50), n_repeats=30, n_test=60)
+FULL = Config()
+
+
+def cells(config: Config) -> list[dict]:
+    return [{"max_features": int(m)} for m in config.max_features]
+
+
+def _pooled(q, y, f, B):
+    """Pooled statistics of one set of repeats q (R, 2B, n): see run_cell."""
+    d = decompose(q, y, f)
+    half = decompose(q[:, :B], y, f)
+    other = decompose(q[:, B:], y, f)
+    rho_half = half.covariance.mean() / half.variance.mean()
+    formula = forest_variance(np.clip(rho_half, -1, 1), half.variance.mean(), B)
+    measured = other.ensemble_variance.mean()
+    rho = d.covariance.mean() / d.variance.mean()
+    between, within = d.between_set_variance.mean(), d.within_set_variance.mean()
+    ratio = between / (between + within)
+    return [rho, ratio, rho - ratio, measured, formula, measured - formula,
+            half.variance.mean() / B]
+
+
+_POOLED = ["rho", "rho_ratio", "rho_minus_ratio", "forest_variance", "formula",
+           "forest_minus_formula", "independent"]
+
+
+def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
+    from ensim._random import child_seed
+
+    truth = KnownTruth("esl_linear", config.noise_sd, n_features=config.n_features)
+    test = truth.sample(config.n_test, rng=child_seed(seed, 0))
+    B = config.n_trees
+
+    def make(s):
+        return make_ensemble("random_forest", 2 * B, rng=s, max_features=params["max_features"],
+                             min_samples_leaf=config.min_samples_leaf)
+
+    q = fit_repeats(make, lambda s: truth.sample(config.n_train, rng=s), test.X,
+                    config.n_repeats, rng=child_seed(seed, 1))     # (R, 2B, n_test)
+    d = decompose(q, test.y, test.f)
+    rows = [{"row": "x", "rho": float(d.rho[t]), "rho_ratio": float(d.rho_ratio[t]),
+             "sigma2": float(d.variance[t]), "within": float(d.within_set_variance[t]),
+             "between": float(d.between_set_variance[t])} for t in range(config.n_test)]
+    stats = jackknife(lambda s: _pooled(s, test.y, test.f, B), q, n_groups=config.n_groups)
+    summary = {"row": "summary"}
+    for name, value, se in zip(_POOLED, stats.estimate, stats.stderr):
+        summary[name], summary[name + "_stderr"] = float(value), float(se)
+    return rows + [summary]
+
+
+def plot(table, config: Config):
+    from ensim.plotting import PALETTE, color_cycle, figure, plot_interval_points
+
+    fig, axes = figure(1, 3, width=12, height_per_row=3.6)
+    c1, c2, c3 = color_cycle(3)
+    ms = sorted(table.max_features.unique())
+    points = table[table.row == "x"]
+    summary = table[table.row == "summary"].set_index("max_features").loc[ms]
+    positions = np.arange(len(ms))
+    ax = axes[0, 0]
+    ax.boxplot([points[points.max_features == m].rho for m in ms], positions=positions,
+               widths=0.5, showfliers=False)
+    ax.scatter(positions, summary.rho_ratio, marker="D", color=c1, zorder=3,
+               label="variance-ratio form (pooled)")
+    ax.set_xticks(positions, [str(m) for m in ms])
+    ax.set(xlabel="max_features m", ylabel="ρ(x) between two trees",
+           title="Correlation between trees (ESL fig. 15.9)")
+    ax.legend(loc="upper left")
+    ax = axes[0, 1]
+    means = points.groupby("max_features")[["within", "between", "sigma2"]].mean().loc[ms]
+    ax.plot(ms, means.within, "o-", color=c1, label="within training set  E_Z Var[T|Z]")
+    ax.plot(ms, means.between, "s-", color=c2, label="between training sets  Var_Z E[T|Z]")
+    ax.plot(ms, means.sigma2, "^-", color=PALETTE[0], label="total σ² of one tree")
+    ax.set(xlabel="max_features m", ylabel="variance (mean over x)",
+           title="Variance components (ESL fig. 15.10)")
+    ax.legend(loc="best")
+    ax = axes[0, 2]
+    for name, color, label, shift in (
+            ("forest_variance", PALETTE[0], f"measured, forest of B = {config.n_trees}", 0.0),
+            ("formula", c1, "ρσ² + (1−ρ)σ²/B", 0.25),
+            ("independent", c3, "σ²/B (independent trees)", 0.5)):
+        low, high = normal_conf_int(summary[name], summary[name + "_stderr"], config.alpha)
+        plot_interval_points(np.log(ms) + shift * 0.1, summary[name], low, high, ax=ax,
+                             color=color, label=label)
+    ax.set_xticks(np.log(ms), [str(m) for m in ms])
+    ax.set(xlabel="max_features m", ylabel="variance of the forest (mean over x)",
+           title="Forest variance against ESL eq. 15.1")
+    ax.legend(loc="upper left")
+    fig.suptitle("Random forests on ESL's additive model: tree correlation and forest variance")
+    return fig
+
+
+def claims(table, config: Config) -> list[Claim]:
+    alpha, out = config.alpha, []
+    summary = table[table.row == "summary"].set_index("max_features").sort_index()
+    low_m, high_m = summary.index.min(), summary.index.max()
+    diff = summary.rho[high_m] - summary.rho[low_m]
+    se = float(np.hypot(summary.rho_stderr[high_m], summary.rho_stderr[low_m]))
+    low, high = normal_conf_int(diff, se, alpha)
+    out.append(Claim(f"Trees decorrelate as max_features falls: ρ(m = {high_m}) − "
+                     f"ρ(m = {low_m}) > 0", None, float(diff), low, high,
+                     "holds" if low > 0 else "fails" if high < 0 else "inconclusive",
+                     "pooled ρ, jackknife SEs over training sets, independent cells", alpha))
+
+    def tost(statement, estimate, stderr, target, margin, method):
+        test = equivalence_test(estimate, stderr, target, margin, alpha)
+        low, high = normal_conf_int(estimate, stderr, alpha)
+        return Claim(statement, target, float(estimate), low, high,
+                     verdict_from_equivalence(test), f"{method}, p = {test.p_value:.2g}", alpha)
+
+    for m, row in summary.iterrows():
+        out.append(tost(f"Forest variance = ρσ² + (1−ρ)σ²/B (m = {m}, B = {config.n_trees})",
+                        row.forest_minus_formula, row.forest_minus_formula_stderr, 0.0,
+                        config.rel_margin * row.forest_variance,
+                        f"measured − formula, jackknife; TOST, margin {config.rel_margin:.0%}"
+                        " of the measured variance"))
+        out.append(tost(f"Sampling correlation = variance-ratio form (m = {m})",
+                        row.rho_minus_ratio, row.rho_minus_ratio_stderr, 0.0,
+                        config.rho_margin, f"direct − ratio, jackknife; TOST, margin "
+                        f"{config.rho_margin:g}"))
+    row = summary.loc[high_m]
+    out.append(tost(f"Negative control: forest variance = σ²/B, as if trees were independent "
+                    f"(m = {high_m}); expected to fail", row.forest_variance,
+                    row.forest_variance_stderr, row.independent,
+                    config.rel_margin * row.forest_variance,
+                    f"TOST, margin {config.rel_margin:.0%} of the measured variance"))
+    return out
+
+
+if __name__ == "__main__":
+    from ensim.cli import main_for_study
+
+    main_for_study(NAME)

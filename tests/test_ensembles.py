@@ -1,0 +1,160 @@
+"""Member predictions of real scikit-learn ensembles, and the identities on them."""
+
+import numpy as np
+import pytest
+from sklearn.ensemble import BaggingRegressor, VotingRegressor
+from sklearn.exceptions import NotFittedError
+from sklearn.tree import DecisionTreeRegressor
+
+from ensim.decompose import decompose
+from ensim.ensembles import (ENSEMBLES, KnownTruth, Sample, fit_repeats, make_ensemble,
+                             member_predictions, resample)
+
+# Small MLPs stop before converging on purpose (they only need to differ), so their
+# ConvergenceWarning is expected here and is not a failure.
+IGNORE_CONVERGENCE = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning")
+
+TRUTH = KnownTruth("friedman1", noise_sd=1.0)
+
+
+def _params(kind):
+    if kind.endswith("mlp"):
+        return {"member_params": {"hidden_layer_sizes": (8,), "max_iter": 30}}
+    if kind == "bagged_trees":
+        return {"max_features": 0.6}        # members see different feature subsets
+    return {"max_features": 0.5}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return TRUTH.sample(150, rng=1), TRUTH.sample(300, rng=2)
+
+
+@IGNORE_CONVERGENCE
+@pytest.mark.parametrize("kind", ENSEMBLES)
+def test_members_average_to_the_ensembles_prediction(kind, data):
+    train, test = data
+    estimator = make_ensemble(kind, 8, rng=3, **_params(kind)).fit(train.X, train.y)
+    members = member_predictions(estimator, test.X)
+    assert members.shape == (8, 300)
+    np.testing.assert_allclose(members.mean(axis=0), estimator.predict(test.X),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_feature_subsets_are_respected(data):
+    # Negative control for the test above: a bagged ensemble whose members use feature
+    # subsets, predicted while ignoring the subsets, does not match predict.
+    train, test = data
+    estimator = make_ensemble("bagged_trees", 8, rng=3, max_features=0.6).fit(train.X, train.y)
+    assert any(len(f) < train.X.shape[1] for f in estimator.estimators_features_)
+    # The fitted members fed the first columns instead of their own subset.
+    ignoring = [member.predict(test.X[:, :len(f)])
+                for member, f in zip(estimator.estimators_, estimator.estimators_features_)]
+    assert not np.allclose(np.mean(ignoring, axis=0), estimator.predict(test.X))
+
+
+@IGNORE_CONVERGENCE
+@pytest.mark.parametrize("kind", ENSEMBLES)
+def test_identities_on_one_trained_ensemble(kind, data):
+    # Each side is computed separately: the ensemble's MSE from sklearn's own predict,
+    # the terms from the members.
+    train, test = data
+    estimator = make_ensemble(kind, 8, rng=4, **_params(kind)).fit(train.X, train.y)
+    d = decompose(member_predictions(estimator, test.X), test.y)
+    mse = np.mean((estimator.predict(test.X) - test.y) ** 2)
+    k = d.k
+    off = ~np.eye(k, dtype=bool)
+    assert mse == pytest.approx(np.mean(np.diag(d.second_moment_matrix)) / k
+                                + (k - 1) / k * d.second_moment_matrix[off].mean(), rel=1e-10)
+    assert mse == pytest.approx(d.bias**2 + np.mean(np.diag(d.covariance_matrix)) / k
+                                + (k - 1) / k * d.covariance_matrix[off].mean(), rel=1e-10)
+    assert mse == pytest.approx(np.mean(d.member_mse) - d.ambiguity, rel=1e-10)
+    assert all(identity.holds(1e-10) for identity in d.identities())
+
+
+@pytest.mark.parametrize("kind", ["bagged_trees", "random_forest", "extra_trees"])
+def test_identities_across_training_sets(kind):
+    test = TRUTH.sample(200, rng=5)
+    predictions = fit_repeats(lambda s: make_ensemble(kind, 6, rng=s, **_params(kind)),
+                              lambda s: TRUTH.sample(100, rng=s), test.X, 8, rng=6)
+    d = decompose(predictions, test.y, test.f)
+    identities = d.identities()
+    assert len(identities) == 7
+    for identity in identities:
+        assert identity.holds(1e-10), (identity.name, identity.relative_error)
+
+
+def test_fit_repeats_is_reproducible_and_keyed_by_repeat():
+    test = TRUTH.sample(20, rng=7)
+
+    def run(n_repeats, rng):
+        return fit_repeats(lambda s: make_ensemble("random_forest", 3, rng=s),
+                           lambda s: TRUTH.sample(50, rng=s), test.X, n_repeats, rng=rng)
+
+    a, b = run(3, 11), run(3, 11)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(run(2, 11), a[:2])      # repeat r does not depend on R
+    assert not np.array_equal(run(3, 12), a)
+
+
+def test_fixed_training_set_redraws_only_the_ensemble():
+    test = TRUTH.sample(20, rng=7)
+    seen = []
+
+    def draw(seed):
+        sample = TRUTH.sample(50, rng=seed)
+        seen.append(sample.y.sum())
+        return sample.X, sample.y
+
+    fit_repeats(lambda s: make_ensemble("bagged_trees", 3, rng=s), draw, test.X, 3, rng=1,
+                fixed_training_set=True)
+    assert len(set(seen)) == 1
+
+
+def test_known_truths_and_resampling():
+    sample = KnownTruth("sklearn_example", noise_sd=0.1).sample(50, rng=0)
+    assert sample.X.shape == (50, 1) and np.all(np.diff(sample.X[:, 0]) >= 0)
+    x = np.array([[0.0], [2.0]])
+    np.testing.assert_allclose(KnownTruth("sklearn_example", 0.1).f(x),
+                               [1 + 1.5 * np.exp(-4), np.exp(-4) + 1.5])
+    esl = KnownTruth("esl_linear", noise_sd=1.0)
+    np.testing.assert_allclose(esl.f(np.ones((1, 50))), [np.sqrt(50)])
+    from sklearn.datasets import make_friedman1
+    X, y = make_friedman1(n_samples=5, noise=0.0, random_state=0)
+    np.testing.assert_allclose(TRUTH.f(X), y)
+    boot = resample(sample.X, sample.y, rng=1)
+    assert isinstance(boot, Sample) and boot.f is None and boot.X.shape == (50, 1)
+    sub = resample(sample.X, sample.y, 20, method="subsample", rng=1)
+    assert len(np.unique(sub.X[:, 0])) == 20
+
+
+def test_bad_input_is_refused(data):
+    train, test = data
+    with pytest.raises(NotFittedError):
+        member_predictions(make_ensemble("random_forest", 3), test.X)
+    tree = DecisionTreeRegressor().fit(train.X, train.y)
+    with pytest.raises(TypeError, match="ensemble with fitted members in 'estimators_'"):
+        member_predictions(tree, test.X)
+    with pytest.raises(TypeError, match="must be a fitted scikit-learn ensemble"):
+        member_predictions(np.ones(3), test.X)
+    empty = VotingRegressor([("tree", DecisionTreeRegressor())]).fit(train.X, train.y)
+    empty.estimators_ = []
+    with pytest.raises(ValueError, match="at least one member"):
+        member_predictions(empty, test.X)
+    fitted = BaggingRegressor(n_estimators=2, random_state=0).fit(train.X, train.y)
+    with pytest.raises(ValueError, match="NaN"):
+        member_predictions(fitted, np.full_like(test.X, np.nan))
+    with pytest.raises(ValueError, match="'kind' parameter of make_ensemble must be one of"):
+        make_ensemble("boosted_trees")
+    with pytest.raises(ValueError, match=r"'n_estimators' .* must be in \[1, inf\]; got 0"):
+        make_ensemble("random_forest", 0)
+    with pytest.raises(ValueError, match="'name' parameter of KnownTruth"):
+        KnownTruth("sine", 0.1)
+    with pytest.raises(ValueError, match="'noise_sd' parameter of KnownTruth"):
+        KnownTruth("friedman1", -1.0)
+    with pytest.raises(ValueError, match=r"'n_features' parameter of KnownTruth must be in "
+                                         r"\[5, inf\]; got 3"):
+        KnownTruth("friedman1", 1.0, n_features=3)
+    with pytest.raises(ValueError, match="'n_samples' parameter of resample"):
+        resample(train.X, train.y, 150, method="subsample")
