@@ -77,7 +77,8 @@ class Network:
             width = getattr(layer, "n_out", width if n_in is None else n_in)
         self.n_inputs = widths[0][1].n_in
         self.n_outputs = widths[-1][1].n_out
-        widths[0][1].needs_input_grad = False
+        self._first_dense = widths[0][1]
+        self._first_dense.needs_input_grad = False
         self.dropout_layers = [layer for layer in self.layers if isinstance(layer, Dropout)]
         self._dropout_widths = self._widths_at_dropout()
 
@@ -92,12 +93,12 @@ class Network:
     @property
     def xp(self):
         """The array namespace of the parameters."""
-        return array_namespace(self.layers[0].params["W"])
+        return array_namespace(self._first_dense.params["W"])
 
     @property
     def dtype(self):
         """The floating-point type of the parameters."""
-        return self.layers[0].params["W"].dtype
+        return self._first_dense.params["W"].dtype
 
     # ----------------------------------------------------------------- passes
     def forward(self, X, *, training=False, masks=None, rng=None):
@@ -133,6 +134,8 @@ class Network:
         g = grad_z
         for layer in reversed(self.layers):
             g = layer.backward(g)
+            if g is None:  # the first dense layer: what precedes it has no parameters
+                break
 
     def predict(self, X):
         """The full network's prediction at inference (the head applied to ``z``)."""
