@@ -153,7 +153,7 @@ def test_network_on_cupy_matches_numpy():
     y = rng.integers(0, 3, 64)
     nets = [build_mlp(5, [16], 3, task="classification", batch_norm=True, rng=1, backend=b)
             for b in ("numpy", "cupy")]
-    config = TrainingConfig(n_epochs=5, batch_size=16)
+    config = TrainingConfig(max_epochs=5, batch_size=16)
     train(nets[0], X, y, config, rng=2)
     train(nets[1], cupy.asarray(X), cupy.asarray(y), config, rng=2)
     for a, b in zip(nets[0].get_weights(), nets[1].get_weights()):

@@ -102,7 +102,7 @@ def _regression_data(rng, n=200):
 
 def test_training_is_reproducible_from_its_seed(rng):
     X, y = _regression_data(rng)
-    config = TrainingConfig(n_epochs=5, batch_size=32)
+    config = TrainingConfig(max_epochs=5, batch_size=32)
     runs = []
     for seed in (7, 7, 8):
         net = build_mlp(3, [16], 1, keep_prob=0.8, batch_norm=True, rng=1)
@@ -114,9 +114,9 @@ def test_training_is_reproducible_from_its_seed(rng):
 
 
 @pytest.mark.parametrize("config", [
-    TrainingConfig(n_epochs=60, batch_size=32, optimizer="adam", learning_rate=1e-2),
-    TrainingConfig(n_epochs=60, batch_size=32, optimizer="sgd", learning_rate=1e-2),
-    TrainingConfig(n_epochs=60, batch_size=32, optimizer="sgd", learning_rate=1e-2, nesterov=True,
+    TrainingConfig(max_epochs=60, batch_size=32, optimizer="adam", learning_rate=1e-2),
+    TrainingConfig(max_epochs=60, batch_size=32, optimizer="sgd", learning_rate=1e-2),
+    TrainingConfig(max_epochs=60, batch_size=32, optimizer="sgd", learning_rate=1e-2, nesterov=True,
                    schedule="step", step_size=30, gamma=0.5),
 ], ids=["adam", "sgd-momentum", "sgd-nesterov-step"])
 def test_training_fits_a_linear_target(config, rng):
@@ -132,7 +132,7 @@ def test_history_records_validation_and_early_stopping(rng):
     X, y = _regression_data(rng, n=300)
     net = build_mlp(3, [32], 1, rng=0)
     stopper = EarlyStopping(patience=3, restore_best_weights=True)
-    config = TrainingConfig(n_epochs=200, batch_size=16, learning_rate=0.05, early_stopping=stopper)
+    config = TrainingConfig(max_epochs=200, batch_size=16, learning_rate=0.05, early_stopping=stopper)
     history = train(net, X[:200], y[:200], config, validation_data=(X[200:], y[200:]), rng=1)
     assert set(history.metrics) == {"loss", "mse", "val_loss", "val_mse"}
     assert all(len(v) == history.n_epochs for v in history.metrics.values())
@@ -149,7 +149,7 @@ def test_max_norm_holds_after_every_step(rng):
     X, y = _regression_data(rng)
     for max_norm, expect_bounded in ((0.5, True), (None, False)):
         net = build_mlp(3, [16], 1, rng=0)
-        train(net, X, y, TrainingConfig(n_epochs=20, learning_rate=0.05, max_norm=max_norm), rng=1)
+        train(net, X, y, TrainingConfig(max_epochs=20, learning_rate=0.05, max_norm=max_norm), rng=1)
         norms = np.concatenate([np.linalg.norm(W, axis=0) for W in net.dense_weights()])
         assert np.all(norms <= 0.5 * (1 + 1e-12)) == expect_bounded  # None: a negative control
 
@@ -159,7 +159,7 @@ def test_l2_penalty_shrinks_weights(rng):
     sizes = []
     for l2 in (0.0, 0.1):
         net = build_mlp(3, [16], 1, rng=0)
-        train(net, X, y, TrainingConfig(n_epochs=30, learning_rate=0.01, l2=l2), rng=1)
+        train(net, X, y, TrainingConfig(max_epochs=30, learning_rate=0.01, l2=l2), rng=1)
         sizes.append(sum(float((W**2).sum()) for W in net.dense_weights()))
     assert sizes[1] < 0.5 * sizes[0]
 
@@ -174,12 +174,12 @@ def test_augment_is_called_on_every_batch(rng):
         return X_batch
 
     train(build_mlp(3, [4], 1, rng=0), X, y,
-          TrainingConfig(n_epochs=2, batch_size=30, augment=augment), rng=0)
+          TrainingConfig(max_epochs=2, batch_size=30, augment=augment), rng=0)
     assert seen == [30, 30, 30, 10] * 2
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"n_epochs": 0}, ValueError, r"'n_epochs' parameter of TrainingConfig must be in \[1, inf\]"),
+    ({"max_epochs": 0}, ValueError, r"'max_epochs' parameter of TrainingConfig must be in \[1, inf\]"),
     ({"optimizer": "rmsprop"}, ValueError, r"'optimizer' parameter of TrainingConfig must be one of"),
     ({"learning_rate": -1.0}, ValueError, r"'learning_rate' parameter of TrainingConfig must be in"),
     ({"augment": 3}, TypeError, r"'augment' parameter of TrainingConfig must be callable"),

@@ -7,6 +7,7 @@ Keras-style early stopping, the evaluation of thinned sub-networks, and
 scikit-learn estimators built on them.
 """
 
+from .estimators import DropoutMLPClassifier, DropoutMLPRegressor
 from .layers import BatchNorm, Dense, Dropout, Layer, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
 from .network import Network, ThinnedPredictions, build_mlp
@@ -14,7 +15,8 @@ from .optim import SGD, Adam, ConstantLR, ExponentialLR, StepLR
 from .training import EarlyStopping, History, TrainingConfig, train
 
 __all__ = [
-    "Adam", "BatchNorm", "ConstantLR", "Dense", "Dropout", "EarlyStopping", "ExponentialLR",
+    "Adam", "BatchNorm", "ConstantLR", "Dense", "Dropout", "DropoutMLPClassifier",
+    "DropoutMLPRegressor", "EarlyStopping", "ExponentialLR",
     "History", "Layer", "MSELoss", "Network", "ReLU", "SGD", "Sigmoid", "SoftmaxCrossEntropy",
     "StepLR", "Tanh", "ThinnedPredictions", "TrainingConfig", "build_mlp", "train",
 ]

@@ -149,7 +149,7 @@ class History:
 class TrainingConfig:
     """How to train a network. Every field has the default a user would expect."""
 
-    n_epochs: int = 100            # maximum number of passes over the training set
+    max_epochs: int = 100          # passes over the training set (fewer if stopped early)
     batch_size: int = 128          # examples per step; the last batch may be smaller
     optimizer: str = "adam"        # "adam" or "sgd"
     learning_rate: float = 1e-3    # initial learning rate
@@ -171,7 +171,7 @@ class TrainingConfig:
     def validate(self):
         """Check every field; raise ``ValueError``/``TypeError`` naming the bad one."""
         owner = "TrainingConfig"
-        check_int(self.n_epochs, "n_epochs", low=1, owner=owner)
+        check_int(self.max_epochs, "max_epochs", low=1, owner=owner)
         check_int(self.batch_size, "batch_size", low=1, owner=owner)
         check_choice(self.optimizer, "optimizer", ("adam", "sgd"), owner=owner)
         check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False, owner=owner)
@@ -232,6 +232,9 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
     n = X.shape[0]
     if y.shape[0] != n:
         raise ValueError(f"X and y must have the same number of rows; got {n} and {y.shape[0]}.")
+    _check_targets(network, y, "y")
+    if validation_data is not None:
+        _check_targets(network, validation_data[1], "validation_data")
     stopper = config.early_stopping
     if stopper is not None and stopper.monitor.startswith("val_") and validation_data is None:
         raise ValueError(f"EarlyStopping monitors {stopper.monitor!r}, which needs "
@@ -246,7 +249,7 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
     history = History()
     if stopper is not None:
         stopper.reset()
-    epochs = range(config.n_epochs)
+    epochs = range(config.max_epochs)
     if config.verbose:
         from tqdm.auto import tqdm
         epochs = tqdm(epochs, desc="epochs", leave=False)
@@ -295,3 +298,23 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
         if stopper.restore_best_weights and stopper.best_weights is not None:
             network.set_weights(stopper.best_weights)
     return history
+
+
+def _check_targets(network, y, name):
+    """Labels must index the network's outputs; regression targets must match its width."""
+    from .losses import SoftmaxCrossEntropy
+
+    xp = network.xp
+    if isinstance(network.head, SoftmaxCrossEntropy):
+        if y.ndim != 1 or not xp.issubdtype(y.dtype, xp.integer):
+            raise ValueError(f"The {name!r} parameter of train must hold integer class labels in a "
+                             f"1-D array; got dtype {y.dtype} and shape {tuple(y.shape)}.")
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= network.n_outputs:
+            bad = low if low < 0 else high
+            raise ValueError(f"The {name!r} parameter of train holds label {bad}, unseen at fit: "
+                             f"the network has {network.n_outputs} classes, 0 to "
+                             f"{network.n_outputs - 1}.")
+    elif y.ndim != 2 or y.shape[1] != network.n_outputs:
+        raise ValueError(f"The {name!r} parameter of train must hold targets of shape "
+                         f"(n, {network.n_outputs}); got {tuple(y.shape)}.")
