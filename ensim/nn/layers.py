@@ -97,14 +97,16 @@ class Dense(Layer):
         W, b = self.params["W"], self.params["b"]
         if x.ndim == 2:
             self._x = x if training else None
-            return x @ W + b  # (batch, n_out)
+            out = x @ W  # (batch, n_out)
+            out += b
+            return out
         flat = x.reshape(-1, self.n_in) @ W + b  # (prod(leading), n_out)
         return flat.reshape(*x.shape[:-1], self.n_out)  # (..., batch, n_out)
 
     def backward(self, grad_out):
         x = self._x  # (batch, n_in)
-        self.grads["W"][...] = x.T @ grad_out  # (n_in, n_out)
-        self.grads["b"][...] = grad_out.sum(axis=0)  # (n_out,)
+        _xp(x).matmul(x.T, grad_out, out=self.grads["W"])  # (n_in, n_out)
+        grad_out.sum(axis=0, out=self.grads["b"])  # (n_out,)
         if not self.needs_input_grad:
             return None
         return grad_out @ self.params["W"].T  # (batch, n_in)
@@ -188,11 +190,22 @@ class Dropout(Layer):
         self.keep_prob = check_real(keep_prob, "keep_prob", low=0.0, high=1.0,
                                     low_inclusive=False, owner="Dropout")
         self.mask = None
-        self._scaled_mask = None
 
-    def draw_mask(self, shape, rng, dtype):
-        """Draw a 0/1 mask of ``shape`` with ``P(1) = keep_prob`` from generator ``rng``."""
-        return (rng.random(shape, dtype=dtype) < self.keep_prob).astype(dtype)
+    def draw_mask(self, shape, rng):
+        """Draw a boolean mask of ``shape`` with ``P(True) = keep_prob`` from ``rng``.
+
+        A NumPy generator supplies 32 random bits per entry, compared with
+        ``round(keep_prob * 2**32)`` (exact to 2**-33 in probability, and fast);
+        a CuPy generator compares uniform floats with ``keep_prob``.
+        """
+        if self.keep_prob == 1:
+            return _xp_of_generator(rng).ones(shape, dtype=bool)
+        if isinstance(rng, np.random.Generator):
+            n = math.prod(shape)
+            bits = rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]  # (n,)
+            threshold = np.uint32(min(round(self.keep_prob * 2.0**32), 2**32 - 1))
+            return (bits < threshold).reshape(shape)
+        return rng.random(shape) < self.keep_prob
 
     def forward(self, x, *, training=False, mask=None, rng=None):
         """Apply the mask to ``x``.
@@ -203,38 +216,40 @@ class Dropout(Layer):
         training : bool
             Draw a fresh mask from ``rng`` when True and no ``mask`` is given.
         mask : array of shape (n,) or (batch, n), optional
-            A 0/1 mask to apply instead of drawing one.
+            A 0/1 (or boolean) mask to apply instead of drawing one.
         rng : numpy.random.Generator or cupy.random.Generator, optional
             Required when a mask has to be drawn.
         """
         if mask is not None:
-            mask = self._check_mask(mask, x)
+            self.mask = self._check_mask(mask, x)  # (batch, n) or (n,)
         elif training and self.keep_prob < 1:
             if rng is None:
                 raise ValueError("Dropout needs a random generator 'rng' to draw a mask in "
                                  "training mode; got None.")
-            mask = self.draw_mask(x.shape, rng, x.dtype)  # (batch, n)
+            self.mask = self.draw_mask(x.shape, rng)  # (batch, n)
         else:
-            self.mask = self._scaled_mask = None
+            self.mask = None
             return x
-        self._scaled_mask = mask * (1.0 / self.keep_prob)  # (batch, n) or (n,), in {0, 1/p}
-        self.mask = mask != 0
-        return x * self._scaled_mask
+        y = x * self.mask  # (batch, n): A * M
+        y *= 1.0 / self.keep_prob  # A * M / p
+        return y
 
     def backward(self, grad_out):
-        if self._scaled_mask is None:
+        if self.mask is None:
             return grad_out
-        return grad_out * self._scaled_mask
+        grad_in = grad_out * self.mask
+        grad_in *= 1.0 / self.keep_prob
+        return grad_in
 
     def _check_mask(self, mask, x):
         xp = _xp(x)
-        mask = xp.asarray(mask, dtype=x.dtype)
+        mask = xp.asarray(mask)
         if mask.shape not in (x.shape, x.shape[-1:]):
             raise ValueError(f"The 'mask' parameter of Dropout must have shape {tuple(x.shape)} "
                              f"or {tuple(x.shape[-1:])}; got {tuple(mask.shape)}.")
         if bool(xp.any((mask != 0) & (mask != 1))):
             raise ValueError("The 'mask' parameter of Dropout must hold only 0 and 1.")
-        return mask
+        return mask != 0
 
     def __repr__(self):
         return f"Dropout(keep_prob={self.keep_prob:g})"
@@ -311,14 +326,18 @@ class BatchNorm(Layer):
         if x.ndim != 2 or m < 2:
             raise ValueError("BatchNorm needs a 2-D batch of at least 2 examples in training "
                              f"mode; got shape {tuple(x.shape)}.")
-        mu = x.mean(axis=0)  # (n,)
-        centred = x - mu  # (batch, n)
-        var = (centred * centred).mean(axis=0)  # (n,), biased
-        inv_std = 1 / _xp(x).sqrt(var + self.eps)  # (n,)
-        x_hat = centred * inv_std  # (batch, n)
+        mu = x.sum(axis=0)  # (n,)
+        mu *= 1.0 / m
+        x_hat = x - mu  # (batch, n), centred for now
+        var = (x_hat * x_hat).sum(axis=0)  # (n,)
+        var *= 1.0 / m  # biased
+        inv_std = (var + self.eps) ** -0.5  # (n,)
+        x_hat *= inv_std  # (batch, n)
         self._x_hat, self._inv_std = x_hat, inv_std
         self._update_running(mu, var, m)
-        return x_hat * gamma + beta
+        y = x_hat * gamma
+        y += beta
+        return y
 
     def _update_running(self, mu, var, m):
         if self.unbiased_running_var:
@@ -337,12 +356,22 @@ class BatchNorm(Layer):
         self.grads["gamma"][...] = (grad_out * x_hat).sum(axis=0)  # (n,)
         # dL/dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)), with g = gamma * grad_out
         m = grad_out.shape[0]
-        g_mean = self.grads["beta"] / m  # (n,)
-        gx_mean = self.grads["gamma"] / m  # (n,)
-        return (grad_out - g_mean - x_hat * gx_mean) * (gamma * inv_std)  # (batch, n)
+        grad_in = x_hat * (self.grads["gamma"] * (-1.0 / m))  # (batch, n)
+        grad_in += grad_out
+        grad_in -= self.grads["beta"] * (1.0 / m)
+        grad_in *= gamma * inv_std
+        return grad_in
 
     def __repr__(self):
         return f"BatchNorm({self.n_features}, convention={self.convention!r})"
+
+
+def _xp_of_generator(rng):
+    """The namespace (``numpy`` or ``cupy``) a random generator draws arrays in."""
+    if isinstance(rng, np.random.Generator):
+        return np
+    import cupy
+    return cupy
 
 
 def _xp(x):

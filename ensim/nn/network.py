@@ -238,7 +238,7 @@ class Network:
         if not isinstance(rng, np.random.Generator):
             rng = numpy_generator(as_seed_sequence(rng))
         xp, dtype = self.xp, self.dtype
-        return [xp.asarray(layer.draw_mask((m, n), rng, np.float32), dtype=dtype)
+        return [xp.asarray(layer.draw_mask((m, n), rng), dtype=dtype)
                 for layer, n in zip(self.dropout_layers, self._dropout_widths)]
 
     def predict_thinned(self, X, masks, *, chunk_size=None):

@@ -12,6 +12,7 @@ import dataclasses
 import math
 
 from .._validation import check_int, check_real
+from .layers import _xp as _xp_of
 
 __all__ = ["SGD", "Adam", "ConstantLR", "ExponentialLR", "StepLR"]
 
@@ -46,15 +47,19 @@ class SGD:
             return
         if self._velocity is None:
             self._velocity = [grad.copy() for _, grad in pairs]  # v_1 = g_1, as PyTorch
+            self._work = [grad.copy() for _, grad in pairs]
         else:
             for v, (_, grad) in zip(self._velocity, pairs):
                 v *= self.momentum
                 v += grad
-        for v, (param, grad) in zip(self._velocity, pairs):
-            if self.nesterov:
-                param -= lr * (grad + self.momentum * v)
+        for v, work, (param, grad) in zip(self._velocity, self._work, pairs):
+            if self.nesterov:  # work = g + mu v
+                _xp_of(v).multiply(v, self.momentum, out=work)
+                work += grad
+                work *= lr
             else:
-                param -= lr * v
+                _xp_of(v).multiply(v, lr, out=work)
+            param -= work
 
 
 class Adam:
