@@ -38,6 +38,13 @@ def test_standardisation_uses_the_training_part_only():
     assert np.abs(data.X_val.mean(axis=0)).max() > 1e-3
 
 
+def test_digits_pixels_share_one_standardisation():
+    data = load_dataset("digits", rng=1)
+    assert np.ptp(data.feature_mean) == 0 and np.ptp(data.feature_scale) == 0
+    np.testing.assert_allclose(data.X_train.mean(), 0, atol=1e-12)
+    np.testing.assert_allclose(data.X_train.std(), 1, rtol=1e-12)
+
+
 def test_constant_feature_keeps_unit_scale():
     X = np.column_stack([np.arange(10.0), np.full(10, 3.0)])
     data = split_and_standardize(X, np.arange(10.0), val_fraction=0.2, test_fraction=0.2, rng=0)
