@@ -258,9 +258,12 @@ class Network:
             As returned by :meth:`sample_masks`: one ``(m, n_k)`` array per dropout
             layer.
         chunk_size : int, optional
-            Members evaluated together; memory grows as ``chunk_size * n_test *
-            max_width``. By default, the most members that keep one hidden
-            activation array under 2**24 entries (64 MiB in float32).
+            Members evaluated together (in batched matrix products); memory
+            grows as ``chunk_size * n_test * max_width``. By default, the most
+            members (at least 1) whose hidden activations fit in 2**19 entries
+            (2 MiB in float32): stacking more members into larger products was
+            measured slower than this cache-sized loop (``docs/benchmarks-nn.md``).
+            Larger ``n_test`` can be split by the caller.
 
         Returns
         -------
@@ -271,7 +274,7 @@ class Network:
         n_test = X.shape[0]
         if chunk_size is None:
             max_width = max(getattr(layer, "n_out", 1) for layer in self.layers)
-            chunk_size = max(1, 2**24 // max(1, n_test * max_width))
+            chunk_size = max(1, 2**19 // max(1, n_test * max_width))
         chunk_size = check_int(chunk_size, "chunk_size", low=1, owner="Network.predict_thinned")
         first = next((i for i, layer in enumerate(self.layers) if isinstance(layer, Dropout)),
                      len(self.layers))
