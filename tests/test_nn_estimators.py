@@ -116,3 +116,15 @@ def test_labels_unseen_at_fit_are_refused_by_train(rng):
         train(net, X, y, validation_data=(X, np.full(10, 5)))
     with pytest.raises(ValueError, match=r"'y' parameter of train must hold integer class labels"):
         train(net, X, y.astype(float))
+
+
+def test_train_refuses_non_finite_inputs_and_targets(rng):
+    net = build_mlp(3, [4], 1, rng=0)
+    X, y = rng.standard_normal((10, 3)), rng.standard_normal((10, 1))
+    X_bad, y_bad = X.copy(), y.copy()
+    X_bad[0, 0], y_bad[[1, 2], 0] = np.nan, np.inf
+    with pytest.raises(ValueError, match=r"'X' parameter of train must hold only finite values; "
+                                         r"got 1 NaN or infinite entry"):
+        train(net, X_bad, y)
+    with pytest.raises(ValueError, match=r"'y' parameter of train .* got 2 NaN or infinite entries"):
+        train(net, X, y_bad)

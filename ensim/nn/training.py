@@ -232,8 +232,10 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
     n = X.shape[0]
     if y.shape[0] != n:
         raise ValueError(f"X and y must have the same number of rows; got {n} and {y.shape[0]}.")
+    _check_finite(network.xp, X, "X")
     _check_targets(network, y, "y")
     if validation_data is not None:
+        _check_finite(network.xp, validation_data[0], "validation_data")
         _check_targets(network, validation_data[1], "validation_data")
     stopper = config.early_stopping
     if stopper is not None and stopper.monitor.startswith("val_") and validation_data is None:
@@ -304,9 +306,8 @@ def _check_targets(network, y, name):
     """Labels must index the network's outputs; regression targets must match its width."""
     from .losses import SoftmaxCrossEntropy
 
-    xp = network.xp
     if isinstance(network.head, SoftmaxCrossEntropy):
-        if y.ndim != 1 or not xp.issubdtype(y.dtype, xp.integer):
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"The {name!r} parameter of train must hold integer class labels in a "
                              f"1-D array; got dtype {y.dtype} and shape {tuple(y.shape)}.")
         low, high = int(y.min()), int(y.max())
@@ -318,3 +319,12 @@ def _check_targets(network, y, name):
     elif y.ndim != 2 or y.shape[1] != network.n_outputs:
         raise ValueError(f"The {name!r} parameter of train must hold targets of shape "
                          f"(n, {network.n_outputs}); got {tuple(y.shape)}.")
+    else:
+        _check_finite(network.xp, y, name)
+
+
+def _check_finite(xp, a, name):
+    n_bad = int((~xp.isfinite(a)).sum())
+    if n_bad:
+        raise ValueError(f"The {name!r} parameter of train must hold only finite values; got "
+                         f"{n_bad} NaN or infinite entr{'y' if n_bad == 1 else 'ies'}.")
