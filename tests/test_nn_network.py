@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ensim.nn import BatchNorm, Dense, Dropout, Network, ReLU, SoftmaxCrossEntropy, build_mlp
+from ensim.nn import BatchNorm, Dense, Dropout, MSELoss, Network, ReLU, SoftmaxCrossEntropy, build_mlp
 from _gradcheck import numerical_gradient
 
 
@@ -158,3 +158,20 @@ def test_network_on_cupy_matches_numpy():
     train(nets[1], cupy.asarray(X), cupy.asarray(y), config, rng=2)
     for a, b in zip(nets[0].get_weights(), nets[1].get_weights()):
         np.testing.assert_allclose(a, cupy.asnumpy(b), rtol=1e-9, atol=1e-12)
+
+
+def test_thinned_members_average_to_the_weight_scaled_network_when_dropout_feeds_a_linear_map(rng):
+    # z_j = (h * M_j / p) W + b has expectation h W + b = the full network, exactly,
+    # when the only dropout layer feeds the (linear) output layer. With m = 20000
+    # members, each of the 5 x 2 averages has SE = sd(z_j) / sqrt(m); all ten
+    # |z| < 4.5 fail by chance with probability < 10 * 6.8e-6 = 7e-5.
+    layers = [Dense(4, 16, rng=rng), ReLU(), Dropout(0.6), Dense(16, 2, rng=rng)]
+    net = Network(layers, MSELoss())
+    X = rng.standard_normal((5, 4))
+    result = net.predict_thinned(X, net.sample_masks(20_000, rng=1))
+    se = result.members.std(axis=0, ddof=1) / np.sqrt(20_000)  # (5, 2)
+    assert np.all(np.abs(result.mean - result.full) < 4.5 * se)
+    # Negative control: members without the 1/p rescaling average to p h W + b.
+    b = layers[-1].params["b"]
+    unscaled_mean = 0.6 * (result.mean - b) + b
+    assert np.any(np.abs(unscaled_mean - result.full) > 4.5 * se)

@@ -195,3 +195,28 @@ def test_validation_monitor_needs_validation_data(rng):
     config = TrainingConfig(early_stopping=EarlyStopping("val_loss"))
     with pytest.raises(ValueError, match="monitors 'val_loss', which needs validation_data"):
         train(build_mlp(3, [4], 1, rng=0), X, y, config)
+
+
+def test_verbose_training_shows_a_progress_bar(rng, capsys):
+    X, y = _regression_data(rng, n=20)
+    train(build_mlp(3, [4], 1, rng=0), X, y, TrainingConfig(max_epochs=3, verbose=True), rng=0)
+    assert "epochs" in capsys.readouterr().err
+    train(build_mlp(3, [4], 1, rng=0), X, y, TrainingConfig(max_epochs=3), rng=0)
+    assert capsys.readouterr().err == ""  # quiet by default
+
+
+def test_lone_last_row_is_skipped_with_batch_norm_only(rng):
+    # 33 rows in batches of 16: the last batch has one row, which batch
+    # statistics cannot use; without batch norm it is trained on.
+    X, y = _regression_data(rng, n=33)
+    seen = []
+
+    def record(X_batch, generator):
+        seen.append(X_batch.shape[0])
+        return X_batch
+
+    for batch_norm, expected in ((True, [16, 16]), (False, [16, 16, 1])):
+        seen.clear()
+        train(build_mlp(3, [4], 1, batch_norm=batch_norm, rng=0), X, y,
+              TrainingConfig(max_epochs=1, batch_size=16, augment=record), rng=0)
+        assert seen == expected

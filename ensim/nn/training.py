@@ -16,6 +16,7 @@ import numpy as np
 
 from .._random import as_seed_sequence, child_seed, make_generator, numpy_generator
 from .._validation import check_choice, check_int, check_real
+from .layers import BatchNorm
 from .optim import SGD, Adam, ConstantLR, ExponentialLR, StepLR
 
 __all__ = ["EarlyStopping", "History", "TrainingConfig", "train"]
@@ -256,16 +257,17 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
         from tqdm.auto import tqdm
         epochs = tqdm(epochs, desc="epochs", leave=False)
     batch_size = min(config.batch_size, n)
+    has_batch_norm = any(isinstance(layer, BatchNorm) for layer in network.layers)
     for epoch in epochs:
         lr = schedule(epoch)
         order = order_rng.permutation(n) if config.shuffle else np.arange(n)
         if not isinstance(X, np.ndarray):
             order = network.xp.asarray(order)
         total_loss = total_metric = 0.0
+        n_seen = 0
         for start in range(0, n, batch_size):
             rows = order[start:start + batch_size]
-            if rows.shape[0] < 2 and n >= 2 and any(hasattr(layer, "running_var")
-                                                   for layer in network.layers):
+            if rows.shape[0] < 2 and n >= 2 and has_batch_norm:
                 continue  # batch statistics need two examples; as drop_last for a lone row
             X_batch, y_batch = X[rows], y[rows]
             if config.augment is not None:
@@ -275,11 +277,11 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
             optimizer.step(pairs, lr)
             if config.max_norm is not None:
                 network.apply_max_norm(config.max_norm)
-            weight = rows.shape[0] / n
-            total_loss += weight * loss
-            total_metric += weight * head.metric(z, y_batch)
-        history._append("loss", total_loss)
-        history._append(head.metric_name, total_metric)
+            n_seen += rows.shape[0]
+            total_loss += rows.shape[0] * loss
+            total_metric += rows.shape[0] * head.metric(z, y_batch)
+        history._append("loss", total_loss / n_seen)
+        history._append(head.metric_name, total_metric / n_seen)
         history.learning_rate.append(lr)
         if validation_data is not None:
             X_val, y_val = validation_data
