@@ -21,6 +21,7 @@ PyTorch (``pip install torch``) is optional: without it the PyTorch columns are 
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import time
 
@@ -61,7 +62,7 @@ def step_flops(n_in, hidden, n_out, batch=BATCH):
     is not counted.
     """
     widths = [n_in, *hidden, n_out]
-    per_layer = [2 * batch * a * b for a, b in zip(widths[:-1], widths[1:])]
+    per_layer = [2 * batch * a * b for a, b in itertools.pairwise(widths)]
     return 3 * sum(per_layer) - per_layer[0]
 
 
@@ -75,7 +76,7 @@ def sgemm_rate_step(n_in, hidden, n_out, batch=BATCH):
     """float32 rate in FLOP/s of exactly the matrix products of one training step."""
     rng = np.random.default_rng(0)
     widths = [n_in, *hidden, n_out]
-    Ws = [rng.standard_normal((a, b)).astype(np.float32) for a, b in zip(widths[:-1], widths[1:])]
+    Ws = [rng.standard_normal((a, b)).astype(np.float32) for a, b in itertools.pairwise(widths)]
     hs = [rng.standard_normal((batch, w)).astype(np.float32) for w in widths]
     outs = [np.empty_like(W) for W in Ws]
 
@@ -163,7 +164,7 @@ def thinned_rate(m=50, n_test=1000, chunk_size=None):
     masks = net.sample_masks(m, rng=0)
     widths = [n_in, *hidden, n_out]
     flops = 2 * n_test * widths[0] * widths[1] + m * sum(
-        2 * n_test * a * b for a, b in zip(widths[1:-1], widths[2:]))
+        2 * n_test * a * b for a, b in itertools.pairwise(widths[1:]))
     seconds = _time_per_call(lambda: net.predict_thinned(X, masks, chunk_size=chunk_size),
                              min_seconds=2.0)
     return seconds, flops / seconds
@@ -196,7 +197,7 @@ def main(argv=None):
                     ref = (torch_steps_per_second(torch, n_in, hidden, n_out, batch_norm)
                            if torch is not None else float("nan"))
                     rate = ours * step_flops(n_in, hidden, n_out)
-                    print(f"{name:<16}{str(batch_norm):<12}{ours:>14.0f}{ref:>15.0f}"
+                    print(f"{name:<16}{batch_norm!s:<12}{ours:>14.0f}{ref:>15.0f}"
                           f"{ours / ref:>8.2f}{rate / 1e9:>15.1f}{rate / step_rate:>15.0%}")
             for label, chunk_size in (("default chunks", None), ("stacked by 16", 16)):
                 seconds, rate = thinned_rate(chunk_size=chunk_size)

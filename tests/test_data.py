@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from ensim.data import GaussianNoise, ImageAugmenter, load_dataset, split_and_standardize
+from ensim.data import (
+    GaussianNoise,
+    ImageAugmenter,
+    load_dataset,
+    split_and_standardize,
+)
 
 
 @pytest.mark.parametrize("name, n_rows, n_features", [

@@ -11,8 +11,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from ensim.nn import DropoutMLPClassifier, DropoutMLPRegressor, build_mlp, train
 
-_VARIANT = dict(hidden_layer_sizes=(16,), batch_norm=True, early_stopping=True,
-                learning_rate=0.01, validation_fraction=0.2, random_state=0)
+_VARIANT = {"hidden_layer_sizes": (16,), "batch_norm": True, "early_stopping": True,
+            "learning_rate": 0.01, "validation_fraction": 0.2, "random_state": 0}
 
 
 @parametrize_with_checks([DropoutMLPRegressor(random_state=0), DropoutMLPClassifier(random_state=0),
@@ -71,10 +71,12 @@ def test_predict_before_fit_raises(rng):
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"keep_prob": 1.5}, r"'keep_prob' parameter of build_mlp must be in \(0, 1\]; got 1.5"),
-    ({"keep_prob": 0.0}, r"'keep_prob' parameter of build_mlp must be in \(0, 1\]; got 0"),
-    ({"hidden_layer_sizes": (4, 0)}, r"'hidden_layer_sizes' parameter of DropoutMLPRegressor "
-                                     r"must be in \[1, inf\]; got 0"),
+    ({"keep_prob": 1.5}, r"'keep_prob' parameter of DropoutMLPRegressor must be in \(0, 1\]; "
+                         r"got 1.5"),
+    ({"input_keep_prob": 0.0}, r"'input_keep_prob' parameter of DropoutMLPRegressor must be in "
+                               r"\(0, 1\]; got 0"),
+    ({"hidden_layer_sizes": (4, 0)}, (r"'hidden_layer_sizes' parameter of DropoutMLPRegressor "
+                                     r"must be in \[1, inf\]; got 0")),
     ({"optimizer": "lbfgs"}, r"'optimizer' parameter of TrainingConfig must be one of"),
     ({"dtype": "float16"}, r"'dtype' parameter of DropoutMLPRegressor must be one of"),
     ({"early_stopping": True, "validation_fraction": 1.0},

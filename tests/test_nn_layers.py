@@ -2,9 +2,18 @@
 
 import numpy as np
 import pytest
-
-from ensim.nn import BatchNorm, Dense, Dropout, MSELoss, ReLU, Sigmoid, SoftmaxCrossEntropy, Tanh
 from _gradcheck import numerical_gradient
+
+from ensim.nn import (
+    BatchNorm,
+    Dense,
+    Dropout,
+    MSELoss,
+    ReLU,
+    Sigmoid,
+    SoftmaxCrossEntropy,
+    Tanh,
+)
 
 
 # ------------------------------------------------------------------- golden

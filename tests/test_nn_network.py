@@ -2,9 +2,18 @@
 
 import numpy as np
 import pytest
-
-from ensim.nn import BatchNorm, Dense, Dropout, MSELoss, Network, ReLU, SoftmaxCrossEntropy, build_mlp
 from _gradcheck import numerical_gradient
+
+from ensim.nn import (
+    BatchNorm,
+    Dense,
+    Dropout,
+    MSELoss,
+    Network,
+    ReLU,
+    SoftmaxCrossEntropy,
+    build_mlp,
+)
 
 
 @pytest.mark.parametrize("task", ["regression", "classification"])

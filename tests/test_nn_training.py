@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from ensim.nn import (ConstantLR, EarlyStopping, ExponentialLR, StepLR, TrainingConfig,
-                      build_mlp, train)
+from ensim.nn import (
+    ConstantLR,
+    EarlyStopping,
+    ExponentialLR,
+    StepLR,
+    TrainingConfig,
+    build_mlp,
+    train,
+)
 
 
 def _run(stopper, curve):

@@ -173,6 +173,9 @@ class _DropoutMLP(BaseEstimator):
             hidden = tuple(self.hidden_layer_sizes)
         for width in hidden:
             check_int(width, "hidden_layer_sizes", low=1, owner=owner)
+        for name in ("keep_prob", "input_keep_prob"):
+            check_real(getattr(self, name), name, low=0.0, high=1.0, low_inclusive=False,
+                       owner=owner)
         config = self._training_config()
         seed = as_seed_sequence(self.random_state)
         validation = None
