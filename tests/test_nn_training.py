@@ -227,3 +227,12 @@ def test_lone_last_row_is_skipped_with_batch_norm_only(rng):
         train(build_mlp(3, [4], 1, batch_norm=batch_norm, rng=0), X, y,
               TrainingConfig(max_epochs=1, batch_size=16, augment=record), rng=0)
         assert seen == expected
+
+
+def test_unknown_monitor_is_refused_before_training(rng):
+    X, y = _regression_data(rng, n=10)
+    config = TrainingConfig(early_stopping=EarlyStopping("val_accuracy"))
+    with pytest.raises(ValueError, match=r"'monitor' parameter of EarlyStopping must be one of "
+                                         r"'loss', 'mse', 'val_loss', 'val_mse' for this network; "
+                                         r"got 'val_accuracy'"):
+        train(build_mlp(3, [4], 1, rng=0), X, y, config, validation_data=(X, y))

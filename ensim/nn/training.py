@@ -239,6 +239,12 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
         _check_finite(network.xp, validation_data[0], "validation_data")
         _check_targets(network, validation_data[1], "validation_data")
     stopper = config.early_stopping
+    metric = network.head.metric_name
+    monitors = ("loss", metric, "val_loss", "val_" + metric)
+    if stopper is not None and stopper.monitor not in monitors:
+        raise ValueError(f"The 'monitor' parameter of EarlyStopping must be one of "
+                         f"{', '.join(map(repr, monitors))} for this network; "
+                         f"got {stopper.monitor!r}.")
     if stopper is not None and stopper.monitor.startswith("val_") and validation_data is None:
         raise ValueError(f"EarlyStopping monitors {stopper.monitor!r}, which needs "
                          "validation_data; got None.")
@@ -290,10 +296,7 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
             history._append("val_" + head.metric_name, head.metric(z_val, y_val))
         history.n_epochs = epoch + 1
         if stopper is not None:
-            current = history.metrics.get(stopper.monitor, [None])[-1]
-            if current is None:
-                raise ValueError(f"EarlyStopping monitors {stopper.monitor!r}, which is not one of "
-                                 f"{sorted(history.metrics)}.")
+            current = history.metrics[stopper.monitor][-1]
             if stopper.update(epoch, current, network.get_weights):
                 break
     if stopper is not None:
