@@ -109,7 +109,7 @@ def ensim_steps_per_second(n_in, hidden, n_out, batch_norm):
     net = build_mlp(n_in, hidden, n_out, task=task, keep_prob=KEEP_PROB, batch_norm=batch_norm,
                     rng=0, dtype=np.float32)
     X, y = _data(n_in, n_out)
-    optimizer, pairs, rng = SGD(momentum=0.9), net.parameters(), numpy_generator(as_seed_sequence(1))
+    optimizer, pairs, rng = SGD(momentum=0.9), net.flat_parameters(), numpy_generator(as_seed_sequence(1))
     n_batches, state = X.shape[0] // BATCH, {"i": 0}
 
     def step():

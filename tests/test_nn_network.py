@@ -184,3 +184,29 @@ def test_thinned_members_average_to_the_weight_scaled_network_when_dropout_feeds
     b = layers[-1].params["b"]
     unscaled_mean = 0.6 * (result.mean - b) + b
     assert np.any(np.abs(unscaled_mean - result.full) > 4.5 * se)
+
+
+def test_parameters_are_views_of_one_buffer_that_survive_copies(rng):
+    import copy
+    import pickle
+
+    from ensim.nn import SGD
+
+    net = build_mlp(3, [5], 2, batch_norm=True, rng=0)
+    X, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    for candidate in (net, copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        (flat, flat_grad), = candidate.flat_parameters()
+        assert flat.size == 3 * 5 + 5 + 5 + 5 + 5 * 2 + 2
+        assert all(np.shares_memory(p, flat) and np.shares_memory(g, flat_grad)
+                   for p, g in candidate.parameters())
+    # Stepping on the flat pair equals stepping array by array, bit for bit.
+    twin = copy.deepcopy(net)
+    flat_optimizer, array_optimizer = SGD(momentum=0.9, nesterov=True), SGD(momentum=0.9, nesterov=True)
+    for _ in range(3):
+        net.loss_and_grad(X, y)
+        flat_optimizer.step(net.flat_parameters(), 0.1)
+        twin.loss_and_grad(X, y)
+        array_optimizer.step(twin.parameters(), 0.1)
+    assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), twin.get_weights()))
+    assert not np.array_equal(net.get_weights()[0], build_mlp(3, [5], 2, batch_norm=True,
+                                                             rng=0).get_weights()[0])

@@ -81,6 +81,38 @@ class Network:
         self._first_dense.needs_input_grad = False
         self.dropout_layers = [layer for layer in self.layers if isinstance(layer, Dropout)]
         self._dropout_widths = self._widths_at_dropout()
+        self._flatten_parameters()
+
+    def _flatten_parameters(self):
+        """Make every parameter, and every gradient, a view into one contiguous buffer.
+
+        An optimizer then updates all parameters with a few whole-buffer operations
+        instead of a few per array (see :meth:`flat_parameters`). Parameters must
+        therefore be changed in place (``W[...] = ...``), never rebound.
+        """
+        xp = self.xp
+        names = [(layer, name) for layer in self.layers for name in layer.params]
+        total = sum(layer.params[name].size for layer, name in names)
+        flat_params = xp.empty(total, dtype=self.dtype)  # (n_parameters,)
+        flat_grads = xp.zeros(total, dtype=self.dtype)  # (n_parameters,)
+        offset = 0
+        for layer, name in names:
+            value = layer.params[name]
+            end = offset + value.size
+            layer.params[name] = flat_params[offset:end].reshape(value.shape)
+            layer.params[name][...] = value
+            layer.grads[name] = flat_grads[offset:end].reshape(value.shape)
+            offset = end
+        self._flat = (flat_params, flat_grads)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_flat"]  # views do not survive pickling; rebuilt on load
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._flatten_parameters()
 
     def _widths_at_dropout(self):
         widths, width = [], self.n_inputs
@@ -142,6 +174,14 @@ class Network:
         return self.head.predict(self.forward(X))
 
     # ------------------------------------------------------------- parameters
+    def flat_parameters(self):
+        """One ``(params, grads)`` pair: 1-D views of all parameters and all gradients.
+
+        Every array of :meth:`parameters` is a slice of these two buffers, so an
+        optimizer stepping on this pair updates the whole network at once.
+        """
+        return [self._flat]
+
     def parameters(self):
         """``(param, grad)`` array pairs of every learnable array, in a fixed order."""
         return [(layer.params[name], layer.grads[name])

@@ -253,7 +253,7 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
     mask_rng = make_generator(child_seed(seed, 1), network.xp)
     augment_rng = numpy_generator(child_seed(seed, 2))
     optimizer, schedule = config.make_optimizer(), config.make_schedule()
-    pairs = network.parameters()
+    pairs = network.flat_parameters()
     head = network.head
     history = History()
     if stopper is not None:
