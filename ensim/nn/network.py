@@ -65,8 +65,8 @@ class Network:
     def __init__(self, layers, head):
         self.layers = list(layers)
         self.head = head
-        widths = [(i, layer) for i, layer in enumerate(self.layers) if isinstance(layer, Dense)]
-        if not widths:
+        dense = [layer for layer in self.layers if isinstance(layer, Dense)]
+        if not dense:
             raise ValueError("The 'layers' parameter of Network must contain at least one Dense layer.")
         width = None
         for i, layer in enumerate(self.layers):
@@ -75,9 +75,8 @@ class Network:
                 raise ValueError(f"Layer {i} ({layer!r}) of Network expects {n_in} inputs, but "
                                  f"the layer before it gives {width}.")
             width = getattr(layer, "n_out", width if n_in is None else n_in)
-        self.n_inputs = widths[0][1].n_in
-        self.n_outputs = widths[-1][1].n_out
-        self._first_dense = widths[0][1]
+        self.n_inputs, self.n_outputs = dense[0].n_in, dense[-1].n_out
+        self._first_dense = dense[0]
         self._first_dense.needs_input_grad = False
         self.dropout_layers = [layer for layer in self.layers if isinstance(layer, Dropout)]
         self._dropout_widths = self._widths_at_dropout()
@@ -191,22 +190,22 @@ class Network:
         """The weight matrices ``W`` of the dense layers (what the penalties apply to)."""
         return [layer.params["W"] for layer in self.layers if isinstance(layer, Dense)]
 
+    def _state_arrays(self):
+        """The live arrays a checkpoint holds: parameters and batch-norm running statistics."""
+        arrays = []
+        for layer in self.layers:
+            arrays.extend(layer.params.values())
+            if isinstance(layer, BatchNorm):
+                arrays.extend([layer.running_mean, layer.running_var])
+        return arrays
+
     def get_weights(self):
         """Copies of every parameter and batch-norm running statistic."""
-        out = []
-        for layer in self.layers:
-            out.extend(value.copy() for value in layer.params.values())
-            if isinstance(layer, BatchNorm):
-                out.extend([layer.running_mean.copy(), layer.running_var.copy()])
-        return out
+        return [value.copy() for value in self._state_arrays()]
 
     def set_weights(self, weights):
-        """Copy ``weights`` (as returned by :meth:`get_weights`) into the network."""
-        targets = []
-        for layer in self.layers:
-            targets.extend(layer.params.values())
-            if isinstance(layer, BatchNorm):
-                targets.extend([layer.running_mean, layer.running_var])
+        """Copy ``weights`` (as returned by :meth:`get_weights`) into the network, in place."""
+        targets = self._state_arrays()
         if len(weights) != len(targets):
             raise ValueError(f"The 'weights' parameter of Network.set_weights must hold "
                              f"{len(targets)} arrays; got {len(weights)}.")
