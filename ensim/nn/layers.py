@@ -1,0 +1,382 @@
+"""Layers of the multilayer perceptron, each with an explicit forward and backward pass.
+
+Every layer maps a batch ``x`` of shape ``(batch, n_in)`` to ``(batch, n_out)`` with
+``forward(x, training=...)`` and, given the gradient of the loss with respect to
+its output, returns the gradient with respect to its input with ``backward``.
+Layers with parameters keep them in ``params`` and their gradients, filled by
+``backward``, in ``grads`` (same keys, same shapes). Arrays live in one namespace,
+NumPy or CuPy, chosen by the arrays a layer is built with.
+
+In inference mode (``training=False``) every layer also accepts inputs with extra
+leading axes, ``(..., batch, n_in)``, which is how a stack of thinned sub-networks
+is evaluated in one pass (:meth:`ensim.nn.Network.predict_thinned`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._validation import check_choice, check_int, check_real
+
+__all__ = ["BatchNorm", "Dense", "Dropout", "Layer", "ReLU", "Sigmoid", "Tanh"]
+
+
+class Layer:
+    """Base class: a layer with no parameters that passes its input through."""
+
+    #: Learnable arrays by name; empty for layers without parameters.
+    params: dict
+    #: Gradients of the loss with respect to ``params``, filled by ``backward``.
+    grads: dict
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+
+    def forward(self, x, *, training=False):
+        """Return the layer's output for input ``x``."""
+        return x
+
+    def backward(self, grad_out):
+        """Return the gradient with respect to the input of the last ``forward``."""
+        return grad_out
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Dense(Layer):
+    """Affine layer ``y = x W + b``.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Widths of the input and the output.
+    init : {"he", "glorot"}
+        ``"he"``: ``W ~ Normal(0, 2 / n_in)``, for ReLU layers. ``"glorot"``:
+        ``W ~ Uniform(-a, a)`` with ``a = sqrt(6 / (n_in + n_out))``, for tanh,
+        sigmoid and output layers. Biases start at zero.
+    rng : numpy.random.Generator
+        The generator the initial weights are drawn from. The draw is made with
+        NumPy on every backend, so a seed gives the same network on NumPy and CuPy.
+    dtype : data type, default float64
+    xp : module, default numpy
+        The array namespace (``numpy`` or ``cupy``) the parameters live in.
+
+    Attributes
+    ----------
+    params : dict
+        ``"W"`` of shape ``(n_in, n_out)``; ``"b"`` of shape ``(n_out,)``.
+    needs_input_grad : bool
+        When False, ``backward`` skips the product ``grad_out @ W.T`` and returns
+        None; a network sets it on its first layer, whose input is the data.
+    """
+
+    def __init__(self, n_in, n_out, *, init="he", rng, dtype=np.float64, xp=np):
+        super().__init__()
+        self.n_in = check_int(n_in, "n_in", low=1, owner="Dense")
+        self.n_out = check_int(n_out, "n_out", low=1, owner="Dense")
+        self.init = check_choice(init, "init", ("he", "glorot"), owner="Dense")
+        if init == "he":
+            W = rng.standard_normal((n_in, n_out)) * math.sqrt(2.0 / n_in)
+        else:
+            bound = math.sqrt(6.0 / (n_in + n_out))
+            W = rng.uniform(-bound, bound, size=(n_in, n_out))
+        self.params = {"W": xp.asarray(W, dtype=dtype),  # (n_in, n_out)
+                       "b": xp.zeros(n_out, dtype=dtype)}  # (n_out,)
+        self.grads = {name: xp.zeros_like(value) for name, value in self.params.items()}
+        self.needs_input_grad = True
+        self._x = None
+
+    def forward(self, x, *, training=False):
+        if x.shape[-1] != self.n_in:
+            raise ValueError(f"The input of Dense({self.n_in}, {self.n_out}) must have "
+                             f"{self.n_in} columns; got shape {tuple(x.shape)}.")
+        W, b = self.params["W"], self.params["b"]
+        if x.ndim == 2:
+            self._x = x if training else None
+            out = x @ W  # (batch, n_out)
+            out += b
+            return out
+        flat = x.reshape(-1, self.n_in) @ W + b  # (prod(leading), n_out)
+        return flat.reshape(*x.shape[:-1], self.n_out)  # (..., batch, n_out)
+
+    def backward(self, grad_out):
+        x = self._x  # (batch, n_in)
+        _xp(x).matmul(x.T, grad_out, out=self.grads["W"])  # (n_in, n_out)
+        grad_out.sum(axis=0, out=self.grads["b"])  # (n_out,)
+        if not self.needs_input_grad:
+            return None
+        return grad_out @ self.params["W"].T  # (batch, n_in)
+
+    def __repr__(self):
+        return f"Dense({self.n_in}, {self.n_out}, init={self.init!r})"
+
+
+class ReLU(Layer):
+    """Rectified linear unit, ``y = max(x, 0)``; its gradient at 0 is taken as 0."""
+
+    def forward(self, x, *, training=False):
+        y = _xp(x).maximum(x, 0)  # (batch, n)
+        if training:
+            self._active = y > 0  # (batch, n)
+        return y
+
+    def backward(self, grad_out):
+        return grad_out * self._active
+
+
+class Tanh(Layer):
+    """Hyperbolic tangent, with ``dy/dx = 1 - y**2``."""
+
+    def forward(self, x, *, training=False):
+        y = _xp(x).tanh(x)
+        if training:
+            self._y = y
+        return y
+
+    def backward(self, grad_out):
+        return grad_out * (1 - self._y * self._y)
+
+
+class Sigmoid(Layer):
+    """Logistic function ``y = 1 / (1 + exp(-x))``, with ``dy/dx = y (1 - y)``.
+
+    Computed as ``(1 + tanh(x / 2)) / 2``, which never overflows.
+    """
+
+    def forward(self, x, *, training=False):
+        xp = _xp(x)
+        y = 0.5 * (1 + xp.tanh(0.5 * x))
+        if training:
+            self._y = y
+        return y
+
+    def backward(self, grad_out):
+        return grad_out * self._y * (1 - self._y)
+
+
+class Dropout(Layer):
+    """Inverted dropout with keep probability ``keep_prob``.
+
+    In training, each unit of each example is kept with probability ``p =
+    keep_prob``: a mask ``M ~ Bernoulli(p)`` of the input's shape is drawn, and the
+    output is ``y = x * M / p``, so that ``E[y] = x``. At inference the layer is the
+    identity (the weight-scaled full network). The backward pass sends gradients
+    only through the kept units, scaled by the same ``1 / p``.
+
+    A mask can also be given to ``forward``, in training or inference mode, to run
+    one chosen thinned sub-network deterministically: a mask of shape ``(n,)``
+    drops the same units for every example, a mask of shape ``(batch, n)`` is
+    applied example by example.
+
+    Parameters
+    ----------
+    keep_prob : float in (0, 1]
+        Probability that a unit is kept (the primer's ``p``; PyTorch's ``p`` is
+        ``1 - keep_prob``). ``keep_prob = 1`` disables dropout.
+
+    Attributes
+    ----------
+    mask : array of bool or None
+        The mask of the last training or masked forward pass, 1 where a unit was
+        kept.
+    """
+
+    def __init__(self, keep_prob):
+        super().__init__()
+        self.keep_prob = check_real(keep_prob, "keep_prob", low=0.0, high=1.0,
+                                    low_inclusive=False, owner="Dropout")
+        self.mask = None
+
+    def draw_mask(self, shape, rng):
+        """Draw a boolean mask of ``shape`` with ``P(True) = keep_prob`` from ``rng``.
+
+        A NumPy generator supplies 32 random bits per entry, compared with
+        ``round(keep_prob * 2**32)`` (exact to 2**-33 in probability, and fast);
+        a CuPy generator compares uniform floats with ``keep_prob``.
+        """
+        if self.keep_prob == 1:
+            return _xp_of_generator(rng).ones(shape, dtype=bool)
+        if isinstance(rng, np.random.Generator):
+            n = math.prod(shape)
+            bits = rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]  # (n,)
+            threshold = np.uint32(min(round(self.keep_prob * 2.0**32), 2**32 - 1))
+            return (bits < threshold).reshape(shape)
+        return rng.random(shape) < self.keep_prob
+
+    def forward(self, x, *, training=False, mask=None, rng=None):
+        """Apply the mask to ``x``.
+
+        Parameters
+        ----------
+        x : array of shape (batch, n)
+        training : bool
+            Draw a fresh mask from ``rng`` when True and no ``mask`` is given.
+        mask : array of shape (n,) or (batch, n), optional
+            A 0/1 (or boolean) mask to apply instead of drawing one.
+        rng : numpy.random.Generator or cupy.random.Generator, optional
+            Required when a mask has to be drawn.
+        """
+        if mask is not None:
+            self.mask = self._check_mask(mask, x)  # (batch, n) or (n,)
+        elif training and self.keep_prob < 1:
+            if rng is None:
+                raise ValueError("Dropout needs a random generator 'rng' to draw a mask in "
+                                 "training mode; got None.")
+            self.mask = self.draw_mask(x.shape, rng)  # (batch, n)
+        else:
+            self.mask = None
+            return x
+        y = x * self.mask  # (batch, n): A * M
+        y *= 1.0 / self.keep_prob  # A * M / p
+        return y
+
+    def backward(self, grad_out):
+        if self.mask is None:
+            return grad_out
+        grad_in = grad_out * self.mask
+        grad_in *= 1.0 / self.keep_prob
+        return grad_in
+
+    def _check_mask(self, mask, x):
+        xp = _xp(x)
+        mask = xp.asarray(mask)
+        if mask.shape not in (x.shape, x.shape[-1:]):
+            raise ValueError(f"The 'mask' parameter of Dropout must have shape {tuple(x.shape)} "
+                             f"or {tuple(x.shape[-1:])}; got {tuple(mask.shape)}.")
+        if bool(xp.any((mask != 0) & (mask != 1))):
+            raise ValueError("The 'mask' parameter of Dropout must hold only 0 and 1.")
+        return mask != 0
+
+    def __repr__(self):
+        return f"Dropout(keep_prob={self.keep_prob:g})"
+
+
+#: Defaults of the two running-statistics conventions:
+#: (momentum, eps, running variance unbiased?). PyTorch's ``momentum`` weighs the
+#: new batch, Keras's weighs the old running value.
+_BATCHNORM_CONVENTIONS = {"pytorch": (0.1, 1e-5, True), "keras": (0.99, 1e-3, False)}
+
+
+class BatchNorm(Layer):
+    """Batch normalization over the batch axis of a ``(batch, n)`` input.
+
+    Training: ``mu_B`` and the biased ``sigma2_B`` are the batch mean and variance
+    of each feature, ``x_hat = (x - mu_B) / sqrt(sigma2_B + eps)`` and
+    ``y = gamma * x_hat + beta``. The running statistics are updated at each
+    training step and used instead of the batch statistics at inference.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of features ``n``.
+    convention : {"pytorch", "keras"}
+        How the running statistics are kept. ``"pytorch"`` (as
+        ``torch.nn.BatchNorm1d``): ``running = (1 - momentum) * running + momentum *
+        batch`` with default ``momentum = 0.1``, ``eps = 1e-5``, and the *unbiased*
+        batch variance (times ``m / (m - 1)`` for a batch of ``m``) in the running
+        variance. ``"keras"`` (as ``keras.layers.BatchNormalization``): ``running =
+        momentum * running + (1 - momentum) * batch`` with default ``momentum =
+        0.99``, ``eps = 1e-3``, and the biased batch variance.
+    momentum : float in [0, 1], optional
+        In the meaning of the chosen convention; its default when None.
+    eps : float > 0, optional
+        Added to the variance; the convention's default when None.
+    dtype : data type, default float64
+    xp : module, default numpy
+
+    Attributes
+    ----------
+    params : dict
+        ``"gamma"`` (ones) and ``"beta"`` (zeros), each of shape ``(n,)``.
+    running_mean, running_var : arrays of shape (n,)
+        Start at 0 and 1.
+    """
+
+    def __init__(self, n_features, *, convention="pytorch", momentum=None, eps=None,
+                 dtype=np.float64, xp=np):
+        super().__init__()
+        self.n_features = check_int(n_features, "n_features", low=1, owner="BatchNorm")
+        self.convention = check_choice(convention, "convention", tuple(_BATCHNORM_CONVENTIONS),
+                                       owner="BatchNorm")
+        default_momentum, default_eps, self.unbiased_running_var = _BATCHNORM_CONVENTIONS[convention]
+        self.momentum = check_real(default_momentum if momentum is None else momentum,
+                                   "momentum", low=0.0, high=1.0, owner="BatchNorm")
+        self.eps = check_real(default_eps if eps is None else eps, "eps", low=0.0,
+                              low_inclusive=False, owner="BatchNorm")
+        self.params = {"gamma": xp.ones(n_features, dtype=dtype),  # (n,)
+                       "beta": xp.zeros(n_features, dtype=dtype)}  # (n,)
+        self.grads = {name: xp.zeros_like(value) for name, value in self.params.items()}
+        self.running_mean = xp.zeros(n_features, dtype=dtype)  # (n,)
+        self.running_var = xp.ones(n_features, dtype=dtype)  # (n,)
+
+    def forward(self, x, *, training=False):
+        if x.shape[-1] != self.n_features:
+            raise ValueError(f"The input of BatchNorm({self.n_features}) must have "
+                             f"{self.n_features} columns; got shape {tuple(x.shape)}.")
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        if not training:
+            inv_std = 1 / _xp(x).sqrt(self.running_var + self.eps)  # (n,)
+            self._x_hat = None
+            return (x - self.running_mean) * (gamma * inv_std) + beta
+        m = x.shape[0]
+        if x.ndim != 2 or m < 2:
+            raise ValueError("BatchNorm needs a 2-D batch of at least 2 examples in training "
+                             f"mode; got shape {tuple(x.shape)}.")
+        mu = x.sum(axis=0)  # (n,)
+        mu *= 1.0 / m
+        x_hat = x - mu  # (batch, n), centred for now
+        var = (x_hat * x_hat).sum(axis=0)  # (n,)
+        var *= 1.0 / m  # biased
+        inv_std = (var + self.eps) ** -0.5  # (n,)
+        x_hat *= inv_std  # (batch, n)
+        self._x_hat, self._inv_std = x_hat, inv_std
+        self._update_running(mu, var, m)
+        y = x_hat * gamma
+        y += beta
+        return y
+
+    def _update_running(self, mu, var, m):
+        if self.unbiased_running_var:
+            var = var * (m / (m - 1))
+        weight_new = self.momentum if self.convention == "pytorch" else 1 - self.momentum
+        self.running_mean *= 1 - weight_new
+        self.running_mean += weight_new * mu
+        self.running_var *= 1 - weight_new
+        self.running_var += weight_new * var
+
+    def backward(self, grad_out):
+        gamma, inv_std, x_hat = self.params["gamma"], self._inv_std, self._x_hat
+        if x_hat is None:
+            raise RuntimeError("BatchNorm.backward needs a forward pass in training mode first.")
+        self.grads["beta"][...] = grad_out.sum(axis=0)  # (n,)
+        self.grads["gamma"][...] = (grad_out * x_hat).sum(axis=0)  # (n,)
+        # dL/dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)), with g = gamma * grad_out
+        m = grad_out.shape[0]
+        grad_in = x_hat * (self.grads["gamma"] * (-1.0 / m))  # (batch, n)
+        grad_in += grad_out
+        grad_in -= self.grads["beta"] * (1.0 / m)
+        grad_in *= gamma * inv_std
+        return grad_in
+
+    def __repr__(self):
+        return f"BatchNorm({self.n_features}, convention={self.convention!r})"
+
+
+def _xp_of_generator(rng):
+    """The namespace (``numpy`` or ``cupy``) a random generator draws arrays in."""
+    if isinstance(rng, np.random.Generator):
+        return np
+    import cupy
+    return cupy
+
+
+def _xp(x):
+    """The namespace of ``x`` without the cost of a general lookup for NumPy arrays."""
+    if isinstance(x, np.ndarray):
+        return np
+    from .._backend import array_namespace
+    return array_namespace(x)

@@ -1,0 +1,449 @@
+"""A network: a stack of layers with an output head, and its thinned sub-networks.
+
+With ``d`` dropout units in all, a network with dropout defines ``2**d`` thinned
+sub-networks, one per 0/1 mask. :meth:`Network.sample_masks` draws ``m`` of them and
+:meth:`Network.predict_thinned` evaluates them all, next to the weight-scaled full
+network (inverted dropout at inference), in memory bounded by a chunk size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .._backend import array_namespace
+from .._validation import check_choice, check_int, check_real
+from .layers import BatchNorm, Dense, Dropout, ReLU, Sigmoid, Tanh
+from .losses import MSELoss, SoftmaxCrossEntropy
+
+__all__ = ["Network", "ThinnedPredictions", "build_mlp"]
+
+_ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+
+
+@dataclasses.dataclass(frozen=True)
+class ThinnedPredictions:
+    """Predictions of ``m`` thinned sub-networks and of the weight-scaled full network.
+
+    Attributes
+    ----------
+    members : array of shape (m, n_test, n_outputs)
+        Member ``j``'s prediction: the network run with mask ``j`` (identity head:
+        the regression output; softmax head: class probabilities).
+    full : array of shape (n_test, n_outputs)
+        The full network at inference, whose dropout layers are the identity: the
+        weight-scaling approximation to the average over all thinned networks.
+    """
+
+    members: object
+    full: object
+
+    @property
+    def mean(self):
+        """The average of the members' predictions, shape ``(n_test, n_outputs)``."""
+        return self.members.mean(axis=0)
+
+
+class Network:
+    """A feed-forward network: layers applied in order, then an output head.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        Applied in order; the output width of one ``Dense`` must match the input
+        width of the next.
+    head : MSELoss or SoftmaxCrossEntropy
+        Maps the last layer's output to a prediction and a loss.
+
+    Attributes
+    ----------
+    dropout_layers : list of Dropout
+        The dropout layers, in order; a mask set has one entry for each.
+    """
+
+    def __init__(self, layers, head):
+        self.layers = list(layers)
+        self.head = head
+        dense = [layer for layer in self.layers if isinstance(layer, Dense)]
+        if not dense:
+            raise ValueError("The 'layers' parameter of Network must contain at least one Dense layer.")
+        width = None
+        for i, layer in enumerate(self.layers):
+            n_in = getattr(layer, "n_in", getattr(layer, "n_features", None))
+            if n_in is not None and width is not None and n_in != width:
+                raise ValueError(f"Layer {i} ({layer!r}) of Network expects {n_in} inputs, but "
+                                 f"the layer before it gives {width}.")
+            width = getattr(layer, "n_out", width if n_in is None else n_in)
+        self.n_inputs, self.n_outputs = dense[0].n_in, dense[-1].n_out
+        self._first_dense = dense[0]
+        self._first_dense.needs_input_grad = False
+        self.dropout_layers = [layer for layer in self.layers if isinstance(layer, Dropout)]
+        self._dropout_widths = self._widths_at_dropout()
+        self._flatten_parameters()
+
+    def _flatten_parameters(self):
+        """Make every parameter, and every gradient, a view into one contiguous buffer.
+
+        An optimizer then updates all parameters with a few whole-buffer operations
+        instead of a few per array (see :meth:`flat_parameters`). Parameters must
+        therefore be changed in place (``W[...] = ...``), never rebound.
+        """
+        xp = self.xp
+        names = [(layer, name) for layer in self.layers for name in layer.params]
+        total = sum(layer.params[name].size for layer, name in names)
+        flat_params = xp.empty(total, dtype=self.dtype)  # (n_parameters,)
+        flat_grads = xp.zeros(total, dtype=self.dtype)  # (n_parameters,)
+        offset = 0
+        for layer, name in names:
+            value = layer.params[name]
+            end = offset + value.size
+            layer.params[name] = flat_params[offset:end].reshape(value.shape)
+            layer.params[name][...] = value
+            layer.grads[name] = flat_grads[offset:end].reshape(value.shape)
+            offset = end
+        self._flat = (flat_params, flat_grads)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_flat"]  # views do not survive pickling; rebuilt on load
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._flatten_parameters()
+
+    def _widths_at_dropout(self):
+        widths, width = [], self.n_inputs
+        for layer in self.layers:
+            if isinstance(layer, Dropout):
+                widths.append(width)
+            width = getattr(layer, "n_out", width)
+        return widths
+
+    @property
+    def xp(self):
+        """The array namespace of the parameters."""
+        return array_namespace(self._first_dense.params["W"])
+
+    @property
+    def dtype(self):
+        """The floating-point type of the parameters."""
+        return self._first_dense.params["W"].dtype
+
+    # ----------------------------------------------------------------- passes
+    def forward(self, X, *, training=False, masks=None, rng=None):
+        """Return the raw output ``z`` of the last layer, shape ``(batch, n_outputs)``.
+
+        Parameters
+        ----------
+        X : array of shape (batch, n_inputs)
+        training : bool
+            Training mode: dropout draws masks from ``rng`` and batch normalization
+            uses (and updates) batch statistics.
+        masks : sequence of arrays, optional
+            One 0/1 mask per dropout layer (shape ``(n,)`` or ``(batch, n)``;
+            None entries draw or skip as usual), to run a chosen thinned network.
+        rng : numpy.random.Generator or cupy.random.Generator, optional
+            The source of training masks.
+        """
+        if masks is not None and len(masks) != len(self.dropout_layers):
+            raise ValueError(f"The 'masks' parameter of Network.forward must hold one mask per "
+                             f"dropout layer ({len(self.dropout_layers)}); got {len(masks)}.")
+        h, k = X, 0
+        for layer in self.layers:
+            if isinstance(layer, Dropout):
+                h = layer.forward(h, training=training, rng=rng,
+                                  mask=None if masks is None else masks[k])
+                k += 1
+            else:
+                h = layer.forward(h, training=training)
+        return h
+
+    def backward(self, grad_z):
+        """Backpropagate ``dL/dz`` through every layer, filling each layer's ``grads``."""
+        g = grad_z
+        for layer in reversed(self.layers):
+            g = layer.backward(g)
+            if g is None:  # the first dense layer: what precedes it has no parameters
+                break
+
+    def predict(self, X):
+        """The full network's prediction at inference (the head applied to ``z``)."""
+        return self.head.predict(self.forward(X))
+
+    # ------------------------------------------------------------- parameters
+    def flat_parameters(self):
+        """One ``(params, grads)`` pair: 1-D views of all parameters and all gradients.
+
+        Every array of :meth:`parameters` is a slice of these two buffers, so an
+        optimizer stepping on this pair updates the whole network at once.
+        """
+        return [self._flat]
+
+    def parameters(self):
+        """``(param, grad)`` array pairs of every learnable array, in a fixed order."""
+        return [(layer.params[name], layer.grads[name])
+                for layer in self.layers for name in layer.params]
+
+    def dense_weights(self):
+        """The weight matrices ``W`` of the dense layers (what the penalties apply to)."""
+        return [layer.params["W"] for layer in self.layers if isinstance(layer, Dense)]
+
+    def _state_arrays(self):
+        """The live arrays a checkpoint holds: parameters and batch-norm running statistics."""
+        arrays = []
+        for layer in self.layers:
+            arrays.extend(layer.params.values())
+            if isinstance(layer, BatchNorm):
+                arrays.extend([layer.running_mean, layer.running_var])
+        return arrays
+
+    def get_weights(self):
+        """Copies of every parameter and batch-norm running statistic."""
+        return [value.copy() for value in self._state_arrays()]
+
+    def set_weights(self, weights):
+        """Copy ``weights`` (as returned by :meth:`get_weights`) into the network, in place."""
+        targets = self._state_arrays()
+        if len(weights) != len(targets):
+            raise ValueError(f"The 'weights' parameter of Network.set_weights must hold "
+                             f"{len(targets)} arrays; got {len(weights)}.")
+        for target, value in zip(targets, weights):
+            target[...] = value
+
+    # -------------------------------------------------------------- objective
+    def penalty(self, *, l1=0.0, l2=0.0):
+        """``l1 * sum|W| + l2 * sum W**2`` over the dense weight matrices (not biases)."""
+        xp = self.xp
+        total = 0.0
+        for W in self.dense_weights():
+            if l1:
+                total += l1 * float(xp.abs(W).sum())
+            if l2:
+                total += l2 * float((W * W).sum())
+        return total
+
+    def loss_and_grad(self, X, y, *, l1=0.0, l2=0.0, masks=None, rng=None):
+        """One training-mode pass: return ``(loss, z)`` and fill every layer's ``grads``.
+
+        The loss is the head's mean loss on the batch plus :meth:`penalty`; the
+        penalty's gradient ``l1 * sign(W) + 2 * l2 * W`` is added to the gradients
+        of the weight matrices (an ordinary penalty in the loss, not decoupled
+        weight decay).
+        """
+        z = self.forward(X, training=True, masks=masks, rng=rng)
+        loss, grad_z = self.head.loss_and_grad(z, y)
+        self.backward(grad_z)
+        if l1 or l2:
+            xp = self.xp
+            for layer in self.layers:
+                if isinstance(layer, Dense):
+                    W, dW = layer.params["W"], layer.grads["W"]
+                    if l1:
+                        dW += l1 * xp.sign(W)
+                    if l2:
+                        dW += (2 * l2) * W
+            loss += self.penalty(l1=l1, l2=l2)
+        return loss, z
+
+    def apply_max_norm(self, max_norm):
+        """Rescale each unit's incoming weight vector ``W[:, j]`` to norm at most ``max_norm``."""
+        xp = self.xp
+        for W in self.dense_weights():
+            norms = xp.sqrt((W * W).sum(axis=0))  # (n_out,)
+            W *= xp.minimum(1, max_norm / xp.maximum(norms, 1e-30))
+
+    # ------------------------------------------------------ thinned networks
+    def sample_masks(self, m, rng=None):
+        """Draw ``m`` thinned sub-networks: one 0/1 mask set each.
+
+        Parameters
+        ----------
+        m : int >= 1
+            Number of sub-networks.
+        rng : None, int, SeedSequence or Generator
+            A NumPy generator, or a seed for one.
+
+        Returns
+        -------
+        list of arrays
+            One array of shape ``(m, n_k)`` per dropout layer ``k``, in the
+            parameters' namespace and dtype; row ``j`` of every array together is
+            sub-network ``j``. Each entry is 1 with probability ``keep_prob``.
+        """
+        from .._random import as_seed_sequence, numpy_generator
+        m = check_int(m, "m", low=1, owner="Network.sample_masks")
+        if not isinstance(rng, np.random.Generator):
+            rng = numpy_generator(as_seed_sequence(rng))
+        xp, dtype = self.xp, self.dtype
+        return [xp.asarray(layer.draw_mask((m, n), rng), dtype=dtype)
+                for layer, n in zip(self.dropout_layers, self._dropout_widths)]
+
+    def predict_thinned(self, X, masks, *, chunk_size=None):
+        """Evaluate ``m`` thinned sub-networks and the full network on ``X``.
+
+        Each sub-network is the network at inference with its dropout layers
+        replaced by ``x * M_j / keep_prob``. Work that no mask precedes (the layers
+        before the first dropout layer) is computed once for all members; a mask
+        that directly precedes a dense layer is folded into that layer's weights
+        (``(x * s) W = x (diag(s) W)``), so that each member costs its matrix
+        products and little else.
+
+        Parameters
+        ----------
+        X : array of shape (n_test, n_inputs)
+        masks : list of arrays
+            As returned by :meth:`sample_masks`: one ``(m, n_k)`` array per dropout
+            layer.
+        chunk_size : int, optional
+            Members evaluated together (in batched matrix products); memory
+            grows as ``chunk_size * n_test * max_width``. By default, the most
+            members (at least 1) whose hidden activations fit in 2**19 entries
+            (2 MiB in float32): stacking more members into larger products was
+            measured slower than this cache-sized loop (``docs/benchmarks-nn.md``).
+            Larger ``n_test`` can be split by the caller.
+
+        Returns
+        -------
+        ThinnedPredictions
+        """
+        masks = self._check_mask_sets(masks)
+        m = masks[0].shape[0] if masks else 1
+        n_test = X.shape[0]
+        if chunk_size is None:
+            max_width = max(getattr(layer, "n_out", 1) for layer in self.layers)
+            chunk_size = max(1, 2**19 // max(1, n_test * max_width))
+        chunk_size = check_int(chunk_size, "chunk_size", low=1, owner="Network.predict_thinned")
+        first = next((i for i, layer in enumerate(self.layers) if isinstance(layer, Dropout)),
+                     len(self.layers))
+        shared = X
+        for layer in self.layers[:first]:
+            shared = layer.forward(shared)  # (n_test, width)
+        z_full = shared
+        for layer in self.layers[first:]:
+            z_full = layer.forward(z_full)
+        full = self.head.predict(z_full)  # (n_test, n_outputs)
+        xp = self.xp
+        members = xp.empty((m, n_test, self.n_outputs), dtype=full.dtype)
+        for start in range(0, m, chunk_size):
+            chunk = [mask[start:start + chunk_size] for mask in masks]
+            z = self._forward_thinned(shared, self.layers[first:], chunk)
+            members[start:start + chunk_size] = self.head.predict(z)
+        return ThinnedPredictions(members=members, full=full)
+
+    def _forward_thinned(self, h, layers, masks):
+        """Inference pass of a chunk of ``c`` members from the shared input ``h``.
+
+        ``h`` is ``(n, width)`` while it is shared and ``(c, n, width)`` once the
+        members diverge; ``scale`` is a pending ``(c, width)`` mask scale waiting
+        to be folded into the next dense layer.
+        """
+        xp = self.xp
+        k, scale = 0, None
+        for layer in layers:
+            if isinstance(layer, Dropout):
+                new = masks[k] * (1.0 / layer.keep_prob)  # (c, width)
+                scale = new if scale is None else scale * new
+                k += 1
+                continue
+            if isinstance(layer, Dense) and scale is not None:
+                W_members = scale[:, :, None] * layer.params["W"]  # (c, n_in, n_out)
+                h = xp.matmul(h, W_members) + layer.params["b"]  # (c, n, n_out)
+                scale = None
+                continue
+            if scale is not None:
+                h = h * scale[:, None, :]  # (c, n, width)
+                scale = None
+            h = layer.forward(h)
+        if scale is not None:
+            h = h * scale[:, None, :]
+        if h.ndim == 2:  # no dropout layer at all: every member is the full network
+            h = xp.broadcast_to(h, (masks[0].shape[0] if masks else 1, *h.shape))
+        return h
+
+    def _check_mask_sets(self, masks):
+        xp = self.xp
+        if len(masks) != len(self.dropout_layers):
+            raise ValueError(f"The 'masks' parameter of Network.predict_thinned must hold one "
+                             f"array per dropout layer ({len(self.dropout_layers)}); "
+                             f"got {len(masks)}.")
+        checked = []
+        for k, (mask, n) in enumerate(zip(masks, self._dropout_widths)):
+            mask = xp.asarray(mask, dtype=self.dtype)
+            if mask.ndim != 2 or mask.shape[1] != n or (checked and mask.shape[0] != checked[0].shape[0]):
+                expected = f"(m, {n})" if not checked else f"({checked[0].shape[0]}, {n})"
+                raise ValueError(f"The 'masks' parameter of Network.predict_thinned must hold an "
+                                 f"array of shape {expected} for dropout layer {k}; "
+                                 f"got {tuple(mask.shape)}.")
+            checked.append(mask)
+        return checked
+
+    def __repr__(self):
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Network([\n  {inner}\n], head={type(self.head).__name__}())"
+
+
+def build_mlp(n_inputs, hidden_layer_sizes, n_outputs, *, task="regression",
+              activation="relu", keep_prob=1.0, input_keep_prob=1.0, batch_norm=False,
+              batch_norm_convention="pytorch", rng=None, dtype=np.float64, backend="numpy"):
+    """Build a multilayer perceptron.
+
+    Each hidden block is ``Dense -> [BatchNorm] -> activation -> [Dropout]``
+    (batch normalization between the affine map and the non-linearity, dropout
+    on the block's output); an optional dropout layer acts on the input; the last
+    layer is a ``Dense`` to ``n_outputs`` followed by the head.
+
+    Parameters
+    ----------
+    n_inputs, n_outputs : int
+        Widths of the input and the output (``n_outputs`` = number of classes for
+        classification).
+    hidden_layer_sizes : sequence of int
+        Width of each hidden layer.
+    task : {"regression", "classification"}
+        Identity output with squared error, or softmax with cross-entropy.
+    activation : {"relu", "tanh", "sigmoid"}
+        Hidden non-linearity; ReLU layers get He initialisation, the others Glorot.
+    keep_prob, input_keep_prob : float in (0, 1]
+        Keep probability of the hidden and the input dropout layers; 1 omits the
+        layer.
+    batch_norm : bool
+        Insert a :class:`BatchNorm` in every hidden block.
+    batch_norm_convention : {"pytorch", "keras"}
+    rng : None, int, SeedSequence or Generator
+        Source of the initial weights.
+    dtype : data type
+    backend : {"numpy", "cupy"}
+
+    Returns
+    -------
+    Network
+    """
+    from .._backend import get_namespace
+    from .._random import as_seed_sequence, numpy_generator
+
+    owner = "build_mlp"
+    n_inputs = check_int(n_inputs, "n_inputs", low=1, owner=owner)
+    n_outputs = check_int(n_outputs, "n_outputs", low=1, owner=owner)
+    hidden = [check_int(h, "hidden_layer_sizes", low=1, owner=owner) for h in hidden_layer_sizes]
+    check_choice(task, "task", ("regression", "classification"), owner=owner)
+    check_choice(activation, "activation", tuple(_ACTIVATIONS), owner=owner)
+    for name, value in (("keep_prob", keep_prob), ("input_keep_prob", input_keep_prob)):
+        check_real(value, name, low=0.0, high=1.0, low_inclusive=False, owner=owner)
+    xp = get_namespace(backend)
+    init_rng = rng if isinstance(rng, np.random.Generator) else numpy_generator(as_seed_sequence(rng))
+    init = "he" if activation == "relu" else "glorot"
+    layers = [Dropout(input_keep_prob)] if input_keep_prob < 1 else []
+    width = n_inputs
+    for n_hidden in hidden:
+        layers.append(Dense(width, n_hidden, init=init, rng=init_rng, dtype=dtype, xp=xp))
+        if batch_norm:
+            layers.append(BatchNorm(n_hidden, convention=batch_norm_convention, dtype=dtype, xp=xp))
+        layers.append(_ACTIVATIONS[activation]())
+        if keep_prob < 1:
+            layers.append(Dropout(keep_prob))
+        width = n_hidden
+    layers.append(Dense(width, n_outputs, init="glorot", rng=init_rng, dtype=dtype, xp=xp))
+    head = MSELoss() if task == "regression" else SoftmaxCrossEntropy()
+    return Network(layers, head)

@@ -1,0 +1,335 @@
+"""Mini-batch training: the loop, early stopping and the history it keeps.
+
+:func:`train` runs epochs of shuffled mini-batches through a
+:class:`~ensim.nn.Network`: a training-mode pass (dropout masks drawn, batch
+statistics used), the penalised loss's gradient, an optimizer step and, if asked,
+the max-norm constraint. After each epoch it evaluates the validation set at
+inference and asks :class:`EarlyStopping` whether to stop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from .._random import as_seed_sequence, child_seed, make_generator, numpy_generator
+from .._validation import check_choice, check_int, check_real
+from .layers import BatchNorm
+from .optim import SGD, Adam, ConstantLR, ExponentialLR, StepLR
+
+__all__ = ["EarlyStopping", "History", "TrainingConfig", "train"]
+
+
+class EarlyStopping:
+    """Stop training when a monitored quantity stops improving (Keras semantics).
+
+    At the end of each epoch ``e`` (from 0) with monitored value ``current``,
+    exactly as ``keras.callbacks.EarlyStopping``:
+
+    * epochs before ``start_from_epoch`` are ignored;
+    * ``current`` improves on ``best`` when ``current < best - min_delta`` (mode
+      ``"min"``) or ``current > best + min_delta`` (mode ``"max"``); ``best``
+      starts at ``+inf`` (``-inf``), so the first watched epoch always improves;
+    * ``wait`` counts watched epochs since the last reset: it is incremented every
+      epoch and reset to 0 on an improvement that also improves on ``baseline``
+      (an improvement on ``best`` alone updates ``best`` but does not reset it);
+    * training stops at epoch ``e > 0`` that is not an improvement once
+      ``wait >= patience``;
+    * with ``restore_best_weights``, the weights of the best epoch (or of the first
+      watched epoch if none improved) are restored at the end of training, whether
+      or not it stopped early.
+
+    Parameters
+    ----------
+    monitor : str
+        A key of :attr:`History.metrics`: ``"val_loss"`` (default), ``"loss"``,
+        ``"val_accuracy"``, ``"accuracy"``, ``"val_mse"``, ``"mse"``.
+    min_delta : float >= 0
+    patience : int >= 0
+    mode : {"auto", "min", "max"}
+        ``"auto"`` maximises accuracy and minimises everything else.
+    baseline : float, optional
+    restore_best_weights : bool
+    start_from_epoch : int >= 0
+
+    Attributes
+    ----------
+    best, best_epoch, wait, stopped_epoch, best_weights
+        The state after the last :meth:`update` (``stopped_epoch`` is 0 when
+        training ran to the end, as in Keras).
+    """
+
+    def __init__(self, monitor="val_loss", *, min_delta=0.0, patience=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        owner = "EarlyStopping"
+        if not isinstance(monitor, str):
+            raise TypeError(f"The 'monitor' parameter of {owner} must be a str; got {monitor!r}.")
+        self.monitor = monitor
+        self.min_delta = check_real(min_delta, "min_delta", low=0.0, owner=owner)
+        self.patience = check_int(patience, "patience", low=0, owner=owner)
+        self.mode = check_choice(mode, "mode", ("auto", "min", "max"), owner=owner)
+        self.baseline = None if baseline is None else check_real(baseline, "baseline", owner=owner)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.start_from_epoch = check_int(start_from_epoch, "start_from_epoch", low=0, owner=owner)
+        if mode == "auto":
+            mode = "max" if monitor.removeprefix("val_") == "accuracy" else "min"
+        self._sign = 1.0 if mode == "min" else -1.0  # compare sign * value: smaller is better
+        self.reset()
+
+    def reset(self):
+        """Forget every epoch seen (called at the start of training)."""
+        self.best = math.inf * self._sign
+        self.best_epoch = 0
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_weights = None
+
+    def _improves(self, current, reference):
+        return self._sign * (current - reference) < -self.min_delta
+
+    def update(self, epoch, current, get_weights=None):
+        """Record epoch ``epoch``'s monitored value; return True to stop training.
+
+        ``get_weights`` is a callable returning a copy of the weights, called when
+        the weights must be remembered.
+        """
+        if epoch < self.start_from_epoch:
+            return False
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = get_weights()
+            self.best_epoch = epoch
+        self.wait += 1
+        if self._improves(current, self.best):
+            self.best, self.best_epoch = current, epoch
+            if self.restore_best_weights:
+                self.best_weights = get_weights()
+            if self.baseline is None or self._improves(current, self.baseline):
+                self.wait = 0
+            return False
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            return True
+        return False
+
+
+@dataclasses.dataclass
+class History:
+    """What happened during training, epoch by epoch.
+
+    Attributes
+    ----------
+    metrics : dict of str to list of float
+        ``"loss"``: mean training-mode loss over the epoch's batches, penalty
+        included; ``"accuracy"`` or ``"mse"``: the head's metric averaged the same
+        way; ``"val_loss"`` and ``"val_accuracy"``/``"val_mse"``: the same at
+        inference on the validation set, when there is one.
+    learning_rate : list of float
+        The learning rate of each epoch.
+    n_epochs : int
+        Epochs run.
+    stopped_epoch : int or None
+        The epoch (from 0) at which early stopping stopped training, else None.
+    best_epoch : int or None
+        The epoch early stopping judged best (whose weights are restored with
+        ``restore_best_weights``), else None.
+    """
+
+    metrics: dict = dataclasses.field(default_factory=dict)
+    learning_rate: list = dataclasses.field(default_factory=list)
+    n_epochs: int = 0
+    stopped_epoch: int | None = None
+    best_epoch: int | None = None
+
+    def _append(self, key, value):
+        self.metrics.setdefault(key, []).append(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """How to train a network. Every field has the default a user would expect."""
+
+    max_epochs: int = 100          # passes over the training set (fewer if stopped early)
+    batch_size: int = 128          # examples per step; the last batch may be smaller
+    optimizer: str = "adam"        # "adam" or "sgd"
+    learning_rate: float = 1e-3    # initial learning rate
+    momentum: float = 0.9          # SGD momentum (0 for plain SGD)
+    nesterov: bool = False         # SGD with Nesterov momentum
+    beta1: float = 0.9             # Adam first-moment decay
+    beta2: float = 0.999           # Adam second-moment decay
+    schedule: str = "constant"     # "constant", "step" or "exponential"
+    step_size: int = 10            # epochs between decays of the "step" schedule
+    gamma: float = 0.1             # decay factor of the "step" and "exponential" schedules
+    l1: float = 0.0                # L1 penalty l1 * sum|W| added to the loss
+    l2: float = 0.0                # L2 penalty l2 * sum W**2 added to the loss
+    max_norm: float | None = None  # bound on each unit's incoming weight norm
+    early_stopping: EarlyStopping | None = None  # stop on a validation curve
+    augment: object = None         # callable (X_batch, rng) -> X_batch, applied to each batch
+    shuffle: bool = True           # reshuffle the training set every epoch
+    verbose: bool = False          # show a progress bar over epochs
+
+    def validate(self):
+        """Check every field; raise ``ValueError``/``TypeError`` naming the bad one."""
+        owner = "TrainingConfig"
+        check_int(self.max_epochs, "max_epochs", low=1, owner=owner)
+        check_int(self.batch_size, "batch_size", low=1, owner=owner)
+        check_choice(self.optimizer, "optimizer", ("adam", "sgd"), owner=owner)
+        check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False, owner=owner)
+        check_choice(self.schedule, "schedule", ("constant", "step", "exponential"), owner=owner)
+        check_real(self.l1, "l1", low=0.0, owner=owner)
+        check_real(self.l2, "l2", low=0.0, owner=owner)
+        if self.max_norm is not None:
+            check_real(self.max_norm, "max_norm", low=0.0, low_inclusive=False, owner=owner)
+        if self.early_stopping is not None and not isinstance(self.early_stopping, EarlyStopping):
+            raise TypeError(f"The 'early_stopping' parameter of {owner} must be an EarlyStopping "
+                            f"or None; got {type(self.early_stopping).__name__}.")
+        if self.augment is not None and not callable(self.augment):
+            raise TypeError(f"The 'augment' parameter of {owner} must be callable or None; "
+                            f"got {type(self.augment).__name__}.")
+        self.make_optimizer()
+        self.make_schedule()
+
+    def make_optimizer(self):
+        """A fresh optimizer as configured."""
+        if self.optimizer == "sgd":
+            return SGD(momentum=self.momentum, nesterov=self.nesterov)
+        return Adam(beta1=self.beta1, beta2=self.beta2)
+
+    def make_schedule(self):
+        """The learning-rate schedule as configured."""
+        if self.schedule == "step":
+            return StepLR(self.learning_rate, self.step_size, self.gamma)
+        if self.schedule == "exponential":
+            return ExponentialLR(self.learning_rate, self.gamma)
+        return ConstantLR(self.learning_rate)
+
+
+def train(network, X, y, config=None, *, validation_data=None, rng=None):
+    """Train ``network`` in place on ``(X, y)`` and return its :class:`History`.
+
+    Parameters
+    ----------
+    network : Network
+    X : array of shape (n_samples, n_inputs)
+        In the network's namespace and dtype.
+    y : array
+        ``(n_samples, n_outputs)`` targets for regression, ``(n_samples,)`` integer
+        labels for classification.
+    config : TrainingConfig, optional
+    validation_data : tuple (X_val, y_val), optional
+        Evaluated at inference after every epoch; needed when early stopping
+        monitors a ``val_`` quantity.
+    rng : None, int, SeedSequence or Generator
+        Seeds three independent streams: the shuffling order, the dropout masks
+        and the augmentation.
+
+    Returns
+    -------
+    History
+    """
+    config = TrainingConfig() if config is None else config
+    config.validate()
+    n = X.shape[0]
+    if y.shape[0] != n:
+        raise ValueError(f"X and y must have the same number of rows; got {n} and {y.shape[0]}.")
+    _check_finite(network.xp, X, "X")
+    _check_targets(network, y, "y")
+    if validation_data is not None:
+        _check_finite(network.xp, validation_data[0], "validation_data")
+        _check_targets(network, validation_data[1], "validation_data")
+    stopper = config.early_stopping
+    metric = network.head.metric_name
+    monitors = ("loss", metric, "val_loss", "val_" + metric)
+    if stopper is not None and stopper.monitor not in monitors:
+        raise ValueError(f"The 'monitor' parameter of EarlyStopping must be one of "
+                         f"{', '.join(map(repr, monitors))} for this network; "
+                         f"got {stopper.monitor!r}.")
+    if stopper is not None and stopper.monitor.startswith("val_") and validation_data is None:
+        raise ValueError(f"EarlyStopping monitors {stopper.monitor!r}, which needs "
+                         "validation_data; got None.")
+    seed = as_seed_sequence(rng)
+    order_rng = numpy_generator(child_seed(seed, 0))
+    mask_rng = make_generator(child_seed(seed, 1), network.xp)
+    augment_rng = numpy_generator(child_seed(seed, 2))
+    optimizer, schedule = config.make_optimizer(), config.make_schedule()
+    pairs = network.flat_parameters()
+    head = network.head
+    history = History()
+    if stopper is not None:
+        stopper.reset()
+    epochs = range(config.max_epochs)
+    if config.verbose:
+        from tqdm.auto import tqdm
+        epochs = tqdm(epochs, desc="epochs", leave=False)
+    batch_size = min(config.batch_size, n)
+    has_batch_norm = any(isinstance(layer, BatchNorm) for layer in network.layers)
+    for epoch in epochs:
+        lr = schedule(epoch)
+        order = order_rng.permutation(n) if config.shuffle else np.arange(n)
+        if not isinstance(X, np.ndarray):
+            order = network.xp.asarray(order)
+        total_loss = total_metric = 0.0
+        n_seen = 0
+        for start in range(0, n, batch_size):
+            rows = order[start:start + batch_size]
+            if rows.shape[0] < 2 and n >= 2 and has_batch_norm:
+                continue  # batch statistics need two examples; as drop_last for a lone row
+            X_batch, y_batch = X[rows], y[rows]
+            if config.augment is not None:
+                X_batch = config.augment(X_batch, augment_rng)
+            loss, z = network.loss_and_grad(X_batch, y_batch, l1=config.l1, l2=config.l2,
+                                            rng=mask_rng)
+            optimizer.step(pairs, lr)
+            if config.max_norm is not None:
+                network.apply_max_norm(config.max_norm)
+            n_seen += rows.shape[0]
+            total_loss += rows.shape[0] * loss
+            total_metric += rows.shape[0] * head.metric(z, y_batch)
+        history._append("loss", total_loss / n_seen)
+        history._append(head.metric_name, total_metric / n_seen)
+        history.learning_rate.append(lr)
+        if validation_data is not None:
+            X_val, y_val = validation_data
+            z_val = network.forward(X_val)
+            history._append("val_loss", head.loss(z_val, y_val) + network.penalty(l1=config.l1, l2=config.l2))
+            history._append("val_" + head.metric_name, head.metric(z_val, y_val))
+        history.n_epochs = epoch + 1
+        if stopper is not None:
+            current = history.metrics[stopper.monitor][-1]
+            if stopper.update(epoch, current, network.get_weights):
+                break
+    if stopper is not None:
+        history.stopped_epoch = stopper.stopped_epoch if stopper.stopped_epoch > 0 else None
+        history.best_epoch = stopper.best_epoch
+        if stopper.restore_best_weights and stopper.best_weights is not None:
+            network.set_weights(stopper.best_weights)
+    return history
+
+
+def _check_targets(network, y, name):
+    """Labels must index the network's outputs; regression targets must match its width."""
+    from .losses import SoftmaxCrossEntropy
+
+    if isinstance(network.head, SoftmaxCrossEntropy):
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"The {name!r} parameter of train must hold integer class labels in a "
+                             f"1-D array; got dtype {y.dtype} and shape {tuple(y.shape)}.")
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= network.n_outputs:
+            bad = low if low < 0 else high
+            raise ValueError(f"The {name!r} parameter of train holds label {bad}, unseen at fit: "
+                             f"the network has {network.n_outputs} classes, 0 to "
+                             f"{network.n_outputs - 1}.")
+    elif y.ndim != 2 or y.shape[1] != network.n_outputs:
+        raise ValueError(f"The {name!r} parameter of train must hold targets of shape "
+                         f"(n, {network.n_outputs}); got {tuple(y.shape)}.")
+    else:
+        _check_finite(network.xp, y, name)
+
+
+def _check_finite(xp, a, name):
+    n_bad = int((~xp.isfinite(a)).sum())
+    if n_bad:
+        raise ValueError(f"The {name!r} parameter of train must hold only finite values; got "
+                         f"{n_bad} NaN or infinite entr{'y' if n_bad == 1 else 'ies'}.")

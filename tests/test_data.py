@@ -1,0 +1,158 @@
+"""Data sets, splits with train-only standardisation, and augmentation."""
+
+import numpy as np
+import pytest
+
+from ensim.data import (
+    GaussianNoise,
+    ImageAugmenter,
+    load_dataset,
+    split_and_standardize,
+)
+
+
+@pytest.mark.parametrize("name, n_rows, n_features", [
+    ("digits", 1797, 64), ("diabetes", 442, 10), ("friedman1", 2000, 10)])
+def test_load_dataset_splits_every_row_once(name, n_rows, n_features):
+    data = load_dataset(name, rng=0)
+    sizes = [data.X_train.shape[0], data.X_val.shape[0], data.X_test.shape[0]]
+    assert sum(sizes) == n_rows and sizes[1] == sizes[2] == int(0.2 * n_rows)
+    assert data.X_train.shape[1] == n_features
+    if name == "friedman1":
+        return
+    # Undo the standardisation: the three parts together are the original rows, once each.
+    from sklearn import datasets
+
+    original = (datasets.load_digits() if name == "digits" else datasets.load_diabetes(scaled=False)).data
+    raw = np.concatenate([data.X_train, data.X_val, data.X_test]) * data.feature_scale + data.feature_mean
+
+    def sort_rows(a):
+        return a[np.lexsort(a.T[::-1])]
+
+    np.testing.assert_allclose(sort_rows(np.round(raw, 8)), sort_rows(original), atol=1e-8)
+
+
+def test_standardisation_uses_the_training_part_only():
+    data = load_dataset("diabetes", rng=1)
+    np.testing.assert_allclose(data.X_train.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(data.X_train.std(axis=0), 1, rtol=1e-12)
+    np.testing.assert_allclose(data.y_train.mean(), 0, atol=1e-12)
+    # Negative control: the held-out parts are not exactly centred (they did not
+    # contribute to the statistics).
+    assert np.abs(data.X_test.mean(axis=0)).max() > 1e-3
+    assert np.abs(data.X_val.mean(axis=0)).max() > 1e-3
+
+
+def test_digits_pixels_share_one_standardisation():
+    data = load_dataset("digits", rng=1)
+    assert np.ptp(data.feature_mean) == 0 and np.ptp(data.feature_scale) == 0
+    np.testing.assert_allclose(data.X_train.mean(), 0, atol=1e-12)
+    np.testing.assert_allclose(data.X_train.std(), 1, rtol=1e-12)
+
+
+def test_constant_feature_keeps_unit_scale():
+    X = np.column_stack([np.arange(10.0), np.full(10, 3.0)])
+    data = split_and_standardize(X, np.arange(10.0), val_fraction=0.2, test_fraction=0.2, rng=0)
+    assert data.feature_scale[1] == 1.0
+    np.testing.assert_array_equal(data.X_train[:, 1], 0.0)
+
+
+def test_digits_split_is_stratified_and_seeded():
+    a, b, c = (load_dataset("digits", rng=s) for s in (5, 5, 6))
+    np.testing.assert_array_equal(a.X_train, b.X_train)
+    assert not np.array_equal(a.y_train, c.y_train)
+    # Stratified: every class has 179 or 180 of 1797 digits (~10%); each part keeps it within a row.
+    for y, n in ((a.y_val, 359), (a.y_test, 359)):
+        counts = np.bincount(y, minlength=10)
+        full = np.bincount(load_dataset("digits", val_fraction=0.0, test_fraction=0.0, rng=0).y_train)
+        assert np.all(np.abs(counts - full * n / 1797) <= 1)
+
+
+def test_split_rejects_bad_fractions_and_non_finite_data():
+    X, y = np.ones((10, 2)), np.arange(10.0)
+    with pytest.raises(ValueError, match=r"'val_fraction' parameter of split_and_standardize must be "
+                                         r"in \[0, 1\); got 1"):
+        split_and_standardize(X, y, val_fraction=1.0)
+    with pytest.raises(ValueError, match="leave 0 training rows out of 10"):
+        split_and_standardize(X, y, val_fraction=0.5, test_fraction=0.5)
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match="'X' parameter of split_and_standardize must hold only finite"):
+        split_and_standardize(X, y)
+    with pytest.raises(ValueError, match="'name' parameter of load_dataset must be one of"):
+        load_dataset("mnist")
+
+
+# ----------------------------------------------------------- augmentation
+def _image():
+    return np.arange(64.0).reshape(1, 64)
+
+
+def test_no_transform_is_identity():
+    X = np.random.default_rng(0).standard_normal((5, 64))
+    out = ImageAugmenter(max_shift=0, max_angle=0.0)(X, np.random.default_rng(1))
+    np.testing.assert_allclose(out, X, rtol=1e-12, atol=1e-12)
+
+
+def test_quarter_turn_flip_and_shift_are_exact():
+    augmenter, image = ImageAugmenter(), _image()
+    no_shift, no_flip = np.zeros((1, 2), int), np.array([False])
+    turned = augmenter.transform(image, np.array([90.0]), no_shift, no_flip)
+    np.testing.assert_allclose(turned.reshape(8, 8), np.rot90(image.reshape(8, 8)), atol=1e-12)
+    flipped = augmenter.transform(image, np.array([0.0]), no_shift, np.array([True]))
+    np.testing.assert_array_equal(flipped.reshape(8, 8), image.reshape(8, 8)[:, ::-1])
+    shifted = augmenter.transform(image, np.array([0.0]), np.array([[1, -2]]), no_flip).reshape(8, 8)
+    expected = np.zeros((8, 8))
+    expected[1:, :6] = image.reshape(8, 8)[:7, 2:]  # down one row, left two columns, 0 moved in
+    np.testing.assert_array_equal(shifted, expected)
+
+
+def test_augmenter_works_on_the_raw_scale_of_standardised_data():
+    # A shift brings in background: 0 on the raw scale, -mean/scale once standardised.
+    data = load_dataset("digits", rng=0)
+    augmenter = ImageAugmenter(mean=data.feature_mean, scale=data.feature_scale)
+    X = data.X_train[:3]
+    out = augmenter.transform(X, np.zeros(3), np.tile([[0, 1]], (3, 1)), np.zeros(3, bool))
+    raw_in = X * data.feature_scale + data.feature_mean
+    raw_out = out * data.feature_scale + data.feature_mean
+    np.testing.assert_allclose(raw_out.reshape(3, 8, 8)[:, :, 1:], raw_in.reshape(3, 8, 8)[:, :, :-1],
+                               atol=1e-12)
+    np.testing.assert_allclose(raw_out.reshape(3, 8, 8)[:, :, 0], 0, atol=1e-12)
+
+
+def test_random_shifts_stay_within_max_shift():
+    rng = np.random.default_rng(3)
+    image = _image()
+    out = ImageAugmenter(max_shift=1, max_angle=0.0)(np.repeat(image, 50, axis=0), rng)
+    augmenter, seen = ImageAugmenter(), set()
+    for row in out:
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                moved = augmenter.transform(image, np.zeros(1), np.array([[dy, dx]]), np.zeros(1, bool))
+                if np.array_equal(moved[0], row):
+                    seen.add((dy, dx))
+                    break
+            else:
+                continue
+            break
+        else:
+            pytest.fail("an augmented image is not a shift by at most one pixel")
+    assert len(seen) >= 5  # 50 draws over 9 shifts: all but 4 missing has probability < 1e-6
+
+
+def test_gaussian_noise_has_its_standard_deviation():
+    # 10**6 draws: the sample s.d. has SE ~ std / sqrt(2 N) = 7e-5 (for std 0.1);
+    # |z| < 4 fails by chance with probability 6e-5.
+    X = np.zeros((1000, 1000))
+    noise = GaussianNoise(0.1)(X, np.random.default_rng(0))
+    se = 0.1 / np.sqrt(2 * X.size)
+    assert abs(noise.std() - 0.1) < 4 * se and abs(noise.mean()) < 4 * 0.1 / np.sqrt(X.size)
+    assert abs(noise.std() - 0.101) > 4 * se  # negative control: a 1% wrong s.d. fails
+
+
+def test_augmenter_rejects_bad_parameters():
+    with pytest.raises(ValueError, match=r"'max_angle' parameter of ImageAugmenter must be in \[0, 180\]"):
+        ImageAugmenter(max_angle=200.0)
+    with pytest.raises(ValueError, match=r"'mean' parameter of ImageAugmenter must have shape \(64,\)"):
+        ImageAugmenter(mean=np.zeros(10))
+    with pytest.raises(ValueError, match=r"'std' parameter of GaussianNoise must be in \[0, inf\]"):
+        GaussianNoise(-1.0)

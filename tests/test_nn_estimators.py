@@ -1,0 +1,132 @@
+"""scikit-learn estimators: the common checks, composition, and bad input."""
+
+import numpy as np
+import pytest
+from sklearn.ensemble import BaggingRegressor
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from ensim.nn import DropoutMLPClassifier, DropoutMLPRegressor, build_mlp, train
+
+_VARIANT = {"hidden_layer_sizes": (16,), "batch_norm": True, "early_stopping": True,
+            "learning_rate": 0.01, "validation_fraction": 0.2, "random_state": 0}
+
+
+@parametrize_with_checks([DropoutMLPRegressor(random_state=0), DropoutMLPClassifier(random_state=0),
+                          DropoutMLPRegressor(**_VARIANT), DropoutMLPClassifier(**_VARIANT)])
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+def _regression(rng, n=120):
+    X = rng.standard_normal((n, 4))
+    return X, X[:, 0] - 2 * X[:, 1] + 0.1 * rng.standard_normal(n)
+
+
+def test_estimators_compose_with_bagging_pipelines_and_cross_validation(rng):
+    X, y = _regression(rng)
+    model = DropoutMLPRegressor((16,), keep_prob=0.9, max_epochs=30, learning_rate=0.01,
+                                random_state=0)
+    bagged = BaggingRegressor(model, n_estimators=3, random_state=0).fit(X, y)
+    assert len(bagged.estimators_) == 3 and bagged.score(X, y) > 0.8
+    scores = cross_val_score(make_pipeline(StandardScaler(), model), X, y, cv=3)
+    assert scores.shape == (3,) and np.all(scores > 0.8)
+
+
+def test_same_random_state_gives_same_model_and_another_differs(rng):
+    X, y = _regression(rng)
+    fits = [DropoutMLPRegressor((8,), max_epochs=5, random_state=s).fit(X, y).predict(X)
+            for s in (1, 1, 2)]
+    np.testing.assert_array_equal(fits[0], fits[1])
+    assert not np.allclose(fits[0], fits[2])
+
+
+def test_thinned_predictions_in_output_space(rng):
+    X, y = _regression(rng)
+    model = DropoutMLPRegressor((8, 8), max_epochs=3, random_state=0).fit(X, y)
+    result = model.predict_thinned(X[:10], model.sample_masks(5, rng=0))
+    assert result.members.shape == (5, 10) and result.full.shape == (10,)
+    np.testing.assert_allclose(result.full, model.predict(X[:10]), rtol=1e-15)
+    clf = DropoutMLPClassifier((8,), max_epochs=3, random_state=0).fit(X, y > 0)
+    probs = clf.predict_thinned(X[:10], clf.sample_masks(4, rng=0)).members
+    assert probs.shape == (4, 10, 2)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1, rtol=1e-12)
+
+
+def test_history_is_kept_on_the_fitted_model(rng):
+    X, y = _regression(rng)
+    model = DropoutMLPRegressor((8,), max_epochs=200, early_stopping=True, patience=2,
+                                learning_rate=0.01, random_state=0).fit(X, y)
+    history = model.history_
+    assert model.n_iter_ == history.n_epochs == len(history.metrics["val_loss"])
+    assert history.n_epochs < 200 and history.stopped_epoch == history.n_epochs - 1
+
+
+def test_predict_before_fit_raises(rng):
+    with pytest.raises(NotFittedError):
+        DropoutMLPClassifier().predict(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"keep_prob": 1.5}, r"'keep_prob' parameter of DropoutMLPRegressor must be in \(0, 1\]; "
+                         r"got 1.5"),
+    ({"input_keep_prob": 0.0}, r"'input_keep_prob' parameter of DropoutMLPRegressor must be in "
+                               r"\(0, 1\]; got 0"),
+    ({"hidden_layer_sizes": (4, 0)}, (r"'hidden_layer_sizes' parameter of DropoutMLPRegressor "
+                                     r"must be in \[1, inf\]; got 0")),
+    ({"optimizer": "lbfgs"}, r"'optimizer' parameter of TrainingConfig must be one of"),
+    ({"dtype": "float16"}, r"'dtype' parameter of DropoutMLPRegressor must be one of"),
+    ({"early_stopping": True, "validation_fraction": 1.0},
+     r"'validation_fraction' parameter of DropoutMLPRegressor must be in \(0, 1\); got 1"),
+])
+def test_bad_parameters_are_named_in_fit(params, match, rng):
+    X, y = _regression(rng, n=20)
+    with pytest.raises(ValueError, match=match):
+        DropoutMLPRegressor(**params).fit(X, y)
+
+
+def test_validation_split_too_small_for_early_stopping(rng):
+    X, y = _regression(rng, n=20)
+    with pytest.raises(ValueError, match=r"leaves 0 validation and 20 training examples out of "
+                                         r"n_samples=20"):
+        DropoutMLPRegressor(early_stopping=True, validation_fraction=0.04).fit(X, y)
+    labels = np.repeat([0, 1, 2, 3], 5)
+    with pytest.raises(ValueError, match=r"leaves 2 validation.*at least 4 in each \(one per class\)"):
+        DropoutMLPClassifier(early_stopping=True, validation_fraction=0.1).fit(X, labels)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_inputs_and_targets_are_refused(bad, rng):
+    X, y = _regression(rng, n=20)
+    X_bad, y_bad = X.copy(), y.copy()
+    X_bad[3, 1], y_bad[5] = bad, bad
+    with pytest.raises(ValueError, match="Input X contains"):
+        DropoutMLPRegressor().fit(X_bad, y)
+    with pytest.raises(ValueError, match="Input y contains"):
+        DropoutMLPRegressor().fit(X, y_bad)
+
+
+def test_labels_unseen_at_fit_are_refused_by_train(rng):
+    net = build_mlp(3, [4], 3, task="classification", rng=0)
+    X = rng.standard_normal((10, 3))
+    y = np.arange(10) % 3
+    with pytest.raises(ValueError, match=r"'validation_data' parameter of train holds label 5, "
+                                         r"unseen at fit: the network has 3 classes"):
+        train(net, X, y, validation_data=(X, np.full(10, 5)))
+    with pytest.raises(ValueError, match=r"'y' parameter of train must hold integer class labels"):
+        train(net, X, y.astype(float))
+
+
+def test_train_refuses_non_finite_inputs_and_targets(rng):
+    net = build_mlp(3, [4], 1, rng=0)
+    X, y = rng.standard_normal((10, 3)), rng.standard_normal((10, 1))
+    X_bad, y_bad = X.copy(), y.copy()
+    X_bad[0, 0], y_bad[[1, 2], 0] = np.nan, np.inf
+    with pytest.raises(ValueError, match=r"'X' parameter of train must hold only finite values; "
+                                         r"got 1 NaN or infinite entry"):
+        train(net, X_bad, y)
+    with pytest.raises(ValueError, match=r"'y' parameter of train .* got 2 NaN or infinite entries"):
+        train(net, X, y_bad)
