@@ -12,7 +12,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-__all__ = ["VERDICTS", "Claim", "claims_to_markdown"]
+__all__ = ["VERDICTS", "Claim", "claims_to_markdown", "count_verdicts", "negative_control"]
 
 #: ``holds``: the measurement agrees with the claim (for an equality, the interval
 #: lies inside the stated margin; for an inequality, the interval lies on the
@@ -40,6 +40,10 @@ class Claim:
         How the verdict was reached, e.g. ``"TOST, margin 2% of theory, p=1e-9"``.
     alpha : float
         One minus the interval's confidence level.
+    expected : {"holds", "fails"}
+        The verdict a correct theory and a working study give. Negative controls
+        (a wrong formula that the same check must reject) expect ``"fails"``; see
+        :func:`negative_control`.
     """
 
     statement: str
@@ -50,11 +54,20 @@ class Claim:
     verdict: str
     method: str = ""
     alpha: float = 0.05
+    expected: str = "holds"
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
             raise ValueError(f"The 'verdict' parameter of Claim must be one of {VERDICTS}; "
                              f"got {self.verdict!r}.")
+        if self.expected not in ("holds", "fails"):
+            raise ValueError("The 'expected' parameter of Claim must be 'holds' or 'fails'; "
+                             f"got {self.expected!r}.")
+
+    @property
+    def as_expected(self) -> bool:
+        """True when the verdict is the expected one (inconclusive never is)."""
+        return self.verdict == self.expected
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (NaN becomes ``None``)."""
@@ -65,6 +78,26 @@ class Claim:
     def from_dict(cls, data: dict) -> "Claim":
         return cls(**{k: (math.nan if v is None and k in ("estimate", "conf_low", "conf_high")
                           else v) for k, v in data.items()})
+
+
+def negative_control(claim: Claim) -> Claim:
+    """Mark ``claim`` as a negative control: a wrong statement the check must reject."""
+    return dataclasses.replace(claim, expected="fails")
+
+
+def count_verdicts(claims) -> str:
+    """``"12 hold, 0 fail, 1 inconclusive; 1 negative control fails as it should"``."""
+    claims = list(claims)
+    controls = [c for c in claims if c.expected == "fails"]
+    checks = [c for c in claims if c.expected == "holds"]
+    text = ", ".join(f"{sum(c.verdict == v for c in checks)} {w}"
+                     for v, w in (("holds", "hold"), ("fails", "fail"),
+                                  ("inconclusive", "inconclusive")))
+    if controls:
+        n_ok = sum(c.as_expected for c in controls)
+        text += (f"; {n_ok} of {len(controls)} negative control{'s' if len(controls) > 1 else ''} "
+                 "fail as they should")
+    return text
 
 
 def _fmt(value) -> str:
@@ -79,7 +112,9 @@ def claims_to_markdown(claims) -> str:
              "|---|---|---|---|---|---|"]
     for c in claims:
         level = f"{100 * (1 - c.alpha):g}%"
+        verdict = f"**{c.verdict}**" + (" (negative control: expected)" if c.expected == "fails"
+                                        and c.as_expected else "")
         lines.append(f"| {c.statement} | {_fmt(c.theory)} | {_fmt(c.estimate)} | "
                      f"{level} [{_fmt(c.conf_low)}, {_fmt(c.conf_high)}] | "
-                     f"**{c.verdict}** | {c.method} |")
+                     f"{verdict} | {c.method} |")
     return "\n".join(lines) + "\n"

@@ -116,7 +116,8 @@ def _run(names, args) -> int:
 
 
 def _dispatch(args, parser) -> int:
-    from ensim.sweep import SweepError, available_studies, load_study, study_title
+    from ensim.sweep import (SweepError, available_studies, check_options, check_writable,
+                             load_study, study_title)
 
     if args.verbose if hasattr(args, "verbose") else False:
         logging.basicConfig(level=logging.INFO, format="ensim: %(message)s")
@@ -137,6 +138,9 @@ def _dispatch(args, parser) -> int:
     try:
         for name in names:
             load_study(name)
+        check_options(n_jobs=args.n_jobs, backend=args.backend, seed=args.seed,
+                      scheduler=args.scheduler, dask_workers=args.dask_workers)
+        check_writable(Path(args.out))
         return _run(names, args)
     except SweepError as exc:
         parser.exit(2, f"ensim: error: {exc}\n")

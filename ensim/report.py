@@ -12,7 +12,7 @@ import html
 import json
 from pathlib import Path
 
-from .claims import Claim, claims_to_markdown
+from .claims import Claim, claims_to_markdown, count_verdicts
 
 __all__ = ["collect_studies", "write_report"]
 
@@ -59,7 +59,9 @@ def _html_claims(claims) -> str:
             f"<tr><td>{html.escape(c.statement)}</td><td class='num'>{_fmt(c.theory)}</td>"
             f"<td class='num'>{_fmt(c.estimate)}</td>"
             f"<td class='num'>{100 * (1 - c.alpha):g}% [{_fmt(c.conf_low)}, {_fmt(c.conf_high)}]</td>"
-            f"<td class='{c.verdict}'>{c.verdict}</td><td>{html.escape(c.method)}</td></tr>")
+            f"<td class='{c.verdict}'>{c.verdict}"
+            f"{' (negative control: expected)' if c.expected == 'fails' and c.as_expected else ''}"
+            f"</td><td>{html.escape(c.method)}</td></tr>")
     rows.append("</tbody></table>")
     return "\n".join(rows)
 
@@ -70,13 +72,9 @@ def write_report(out="results") -> tuple[Path, Path]:
     studies = collect_studies(out)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body, markdown = [], ["# ensim report", "", f"Generated {stamp}.", ""]
-    total = {"holds": 0, "fails": 0, "inconclusive": 0}
-    for study in studies:
-        for c in study["claims"]:
-            total[c.verdict] += 1
+    all_claims = [c for study in studies for c in study["claims"]]
     summary_line = (f"{len(studies)} stud{'y' if len(studies) == 1 else 'ies'}; claims: "
-                    f"{total['holds']} hold, {total['fails']} fail, "
-                    f"{total['inconclusive']} inconclusive.")
+                    f"{count_verdicts(all_claims)}.")
     markdown += [summary_line, ""]
     for study in studies:
         m = study["manifest"]

@@ -37,7 +37,7 @@ import numpy as np
 from ._backend import BACKENDS
 from ._random import as_seed_sequence, child_seed, key_from_params
 from ._validation import check_choice, check_int
-from .claims import Claim, claims_to_markdown
+from .claims import Claim, claims_to_markdown, count_verdicts
 
 __all__ = ["SweepError", "available_studies", "load_study", "run_study"]
 
@@ -279,7 +279,7 @@ def _hardware(backend) -> dict:
     return info
 
 
-def _check_writable(folder: Path) -> None:
+def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
@@ -357,7 +357,7 @@ def run_study(study, *, quick: bool = False, out="results", seed: int = 0, n_job
     folder = Path(out) / module.NAME
     identity = _identity(module, config, scale, seed, backend)
 
-    _check_writable(Path(out))
+    check_writable(Path(out))
     run_file = folder / "run.json"
     if run_file.exists() and not fresh:
         try:
@@ -471,10 +471,8 @@ def _write_outputs(module, config, table, folder: Path) -> None:
     claims: list[Claim] = list(module.claims(table, config))
     _write_atomic(folder / "claims.json",
                   json.dumps([c.to_dict() for c in claims], indent=2) + "\n")
-    counts = {v: sum(c.verdict == v for c in claims) for v in ("holds", "fails", "inconclusive")}
     text = [f"# {study_title(module)}", "",
             (module.__doc__ or "").strip().split("\n\n", 1)[-1].strip(), "",
-            f"![figure](figure.png)", "",
-            f"## Claims ({counts['holds']} hold, {counts['fails']} fail, "
-            f"{counts['inconclusive']} inconclusive)", "", claims_to_markdown(claims)]
+            "![figure](figure.png)", "",
+            f"## Claims ({count_verdicts(claims)})", "", claims_to_markdown(claims)]
     _write_atomic(folder / "summary.md", "\n".join(text))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensim.claims import Claim
+from ensim.claims import Claim, negative_control
 from ensim.decompose import bias_variance, decompose, jackknife
 from ensim.ensembles import KnownTruth, fit_repeats, make_ensemble
 from ensim.stats import normal_conf_int
@@ -180,10 +180,10 @@ def claims(table, config: Config) -> list[Claim]:
     naive = bag.member_variance / config.n_estimators
     low, high = normal_conf_int(bag.ensemble_variance, bag.ensemble_variance_stderr, alpha)
     inside = low <= naive <= high
-    out.append(Claim("Negative control: the bag's variance is σ²/k, as if members were "
+    out.append(negative_control(Claim("Negative control: the bag's variance is σ²/k, as if members were "
                      "independent; expected to fail", float(naive),
                      float(bag.ensemble_variance), low, high, "holds" if inside else "fails",
-                     "holds if σ²/k lies inside the interval of the measured variance", alpha))
+                     "holds if σ²/k lies inside the interval of the measured variance", alpha)))
     return out
 
 

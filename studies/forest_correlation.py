@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensim.claims import Claim
+from ensim.claims import Claim, negative_control
 from ensim.decompose import decompose, jackknife
 from ensim.ensembles import KnownTruth, fit_repeats, make_ensemble
 from ensim.stats import equivalence_test, normal_conf_int, verdict_from_equivalence
@@ -174,11 +174,11 @@ def claims(table, config: Config) -> list[Claim]:
                         config.rho_margin, f"direct − ratio, jackknife; TOST, margin "
                         f"{config.rho_margin:g}"))
     row = summary.loc[high_m]
-    out.append(tost(f"Negative control: forest variance = σ²/B, as if trees were independent "
+    out.append(negative_control(tost(f"Negative control: forest variance = σ²/B, as if trees were independent "
                     f"(m = {high_m}); expected to fail", row.forest_variance,
                     row.forest_variance_stderr, row.independent,
                     config.rel_margin * row.forest_variance,
-                    f"TOST, margin {config.rel_margin:.0%} of the measured variance"))
+                    f"TOST, margin {config.rel_margin:.0%} of the measured variance")))
     return out
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats as sps
 
 from ensim import DISTS, EquicorrelatedErrors, simulate
-from ensim.claims import Claim
+from ensim.claims import Claim, negative_control
 from ensim.stats import equivalence_test, fit_inverse_k, normal_conf_int, verdict_from_equivalence
 
 NAME = "formula-check"
@@ -194,9 +194,9 @@ def claims(table, config: Config) -> list[Claim]:
     if not row.empty:
         r = row.iloc[0]
         naive = V / k_max
-        out.append(tost_claim(f"Negative control: the naive MSE_ens = V/k ({config.dists[0]}, "
+        out.append(negative_control(tost_claim(f"Negative control: the naive MSE_ens = V/k ({config.dists[0]}, "
                               f"ρ = {config.fit_rho:g}, k = {k_max}); expected to fail",
-                              r.mse, r.stderr, naive, _margin(config, naive, k_max), tost_text))
+                              r.mse, r.stderr, naive, _margin(config, naive, k_max), tost_text)))
     return out
 
 

@@ -1,0 +1,68 @@
+"""The ensim command: help, list, one-line errors with exit code 2, a real run."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = str(Path(__file__).parent / "data" / "tiny_study.py")
+
+
+def ensim(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ensim", *args], capture_output=True,
+                          text=True, cwd=cwd, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def test_help_and_list():
+    out = ensim("--help")
+    assert out.returncode == 0
+    for word in ("list", "run", "report", "MSE_ens"):
+        assert word in out.stdout
+    run_help = ensim("run", "--help").stdout
+    for option in ("--quick", "--out", "--seed", "--n-jobs", "--backend", "--scheduler",
+                   "--dask-workers", "--fresh", "--verbose"):
+        assert option in run_help
+    listing = ensim("list")
+    assert listing.returncode == 0
+    names = [line.split()[0] for line in listing.stdout.splitlines()]
+    assert "formula-check" in names and not any(n.startswith("bench") for n in names)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["run", "no-such-study"], ["Unknown study 'no-such-study'", "formula-check"]),
+    (["run", "formula-check", "--n-jobs", "0"], ["--n-jobs", "got 0"]),
+    (["run", "formula-check", "--seed", "-1"], ["--seed", "-1"]),
+    (["run", "formula-check", "--backend", "torch"], ["--backend", "'torch'"]),
+    (["run", "formula-check", "--bogus"], ["unrecognized arguments: --bogus"]),
+    (["run", "formula-check", "--scheduler", "tcp://x:1", "--dask-workers", "2"],
+     ["not allowed with argument"]),
+    (["run", "formula-check", "--dask-workers", "2", "--n-jobs", "2"], ["'n_jobs'", "Dask"]),
+    (["run", "formula-check", "--out", "/dev/null/results"], ["Cannot write results to /dev/null"]),
+    (["report", "--out", "/nonexistent/dir"], ["no results directory"]),
+])
+def test_bad_usage_is_one_line_and_exit_code_2(args, words, tmp_path):
+    out = ensim(*args, cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    for word in words:
+        assert word in lines[0]
+    assert not (tmp_path / "results").exists()
+
+
+def test_run_and_report_end_to_end(tmp_path):
+    out = ensim("run", TINY, "--verbose", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "results in results/tiny/" in out.stdout and "report in results/report.html" in out.stdout
+    assert out.stderr.count("cell {") == 6                      # --verbose: each cell's timing
+    assert "cell/s" not in out.stderr and "%|" not in out.stderr  # no bar off a terminal
+    manifest = json.loads((tmp_path / "results" / "tiny" / "manifest.json").read_text())
+    assert manifest["n_cells"] == 6 and manifest["scheduler"] == "local (1 job)"
+    again = ensim("run", TINY, "--seed", "9", cwd=tmp_path)
+    assert again.returncode == 2 and "seed 0 (on disk) vs 9" in again.stderr
+    report = ensim("report", cwd=tmp_path)
+    assert report.returncode == 0 and (tmp_path / "results" / "report.md").exists()
