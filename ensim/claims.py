@@ -86,7 +86,7 @@ def negative_control(claim: Claim) -> Claim:
 
 
 def count_verdicts(claims) -> str:
-    """``"12 hold, 0 fail, 1 inconclusive; 1 negative control fails as it should"``."""
+    """E.g. ``"12 hold, 0 fail, 1 inconclusive; negative controls failing as they should: 1 of 1"``."""
     claims = list(claims)
     controls = [c for c in claims if c.expected == "fails"]
     checks = [c for c in claims if c.expected == "holds"]
@@ -95,8 +95,7 @@ def count_verdicts(claims) -> str:
                                   ("inconclusive", "inconclusive")))
     if controls:
         n_ok = sum(c.as_expected for c in controls)
-        text += (f"; {n_ok} of {len(controls)} negative control{'s' if len(controls) > 1 else ''} "
-                 "fail as they should")
+        text += f"; negative controls failing as they should: {n_ok} of {len(controls)}"
     return text
 
 

@@ -22,34 +22,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
-    return value
+def _int_option(low: int, *, all_cores: bool = False):
+    """An argparse type: an integer >= ``low`` (or -1 for all cores, if allowed)."""
+    valid = f">= {low}" + (", or -1 for all cores" if all_cores else "")
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer {valid}; got {text!r}") from None
+        if value < low and not (all_cores and value == -1):
+            raise argparse.ArgumentTypeError(f"must be an integer {valid}; got {value}")
+        return value
 
-def _n_jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1 or -1; got {text!r}") from None
-    if value == 0 or value < -1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, or -1 for all cores; got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer; got {value}")
-    return value
+    return parse
 
 
 def _add_run_options(parser) -> None:
@@ -57,16 +43,16 @@ def _add_run_options(parser) -> None:
                         help="small scale: every study in about a minute on 2 cores")
     parser.add_argument("--out", default="results", metavar="DIR",
                         help="results directory (default: results)")
-    parser.add_argument("--seed", type=_seed, default=0, metavar="N",
+    parser.add_argument("--seed", type=_int_option(0), default=0, metavar="N",
                         help="root seed (default: 0)")
-    parser.add_argument("--n-jobs", type=_n_jobs, default=1, metavar="N",
+    parser.add_argument("--n-jobs", type=_int_option(1, all_cores=True), default=1, metavar="N",
                         help="local worker processes, -1 for all cores (default: 1)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                         help="array backend (default: numpy)")
     dist = parser.add_mutually_exclusive_group()
     dist.add_argument("--scheduler", metavar="ADDRESS",
                       help="run the cells on the Dask cluster at ADDRESS (tcp://HOST:PORT)")
-    dist.add_argument("--dask-workers", type=_positive_int, metavar="N",
+    dist.add_argument("--dask-workers", type=_int_option(1), metavar="N",
                       help="start a local Dask cluster with N worker processes for the run")
     parser.add_argument("--fresh", action="store_true",
                         help="discard finished cells and start over (default: resume)")

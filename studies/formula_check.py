@@ -122,7 +122,7 @@ def plot(table, config: Config):
     ax.set_xticks(range(len(config.rhos)), [f"{r:g}" for r in config.rhos])
     ax.set(xlabel="true ρ", ylabel="(estimate − truth) / V",
            title="OLS on 1/k: C (●) and V (■) recovered")
-    ax.legend(loc="best", ncols=2)
+    ax.legend(loc="lower left", ncols=2)
 
     ax = axes.flat[5]
     z = table.z[(table.series == "rho") & (table.stderr > 0)].to_numpy()

@@ -92,7 +92,7 @@ def test_claims_round_trip_and_counts():
     assert Claim.from_dict(json.loads(json.dumps(control.to_dict()))) == control
     assert control.expected == "fails" and control.as_expected and not unclear.as_expected
     assert count_verdicts([ok, control, unclear]) == (
-        "1 hold, 0 fail, 1 inconclusive; 1 of 1 negative control fail as they should")
+        "1 hold, 0 fail, 1 inconclusive; negative controls failing as they should: 1 of 1")
     table = claims_to_markdown([ok, control])
     assert "negative control: expected" in table and "95% [0.99, 1.03]" in table
     with pytest.raises(ValueError, match="'verdict' parameter of Claim"):
