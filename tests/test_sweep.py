@@ -158,3 +158,20 @@ def test_kill_9_then_resume_gives_the_uninterrupted_table(tmp_path):
     subprocess.run(command + ["--out", str(tmp_path / "whole")], env=env, check=True,
                    capture_output=True)
     assert read_table(tmp_path / "killed" / "tiny") == read_table(tmp_path / "whole" / "tiny")
+
+
+def test_ctrl_c_keeps_finished_cells_and_exits_130(tmp_path):
+    command = [sys.executable, "-m", "ensim", "run", TINY, "--quick", "--no-progress",
+               "--out", str(tmp_path)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cells = tmp_path / "tiny" / "cells"
+    deadline = time.monotonic() + 60
+    while len(list(cells.glob("*.json"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted; finished cells are saved" in err and "Traceback" not in err
+    kept = list(cells.glob("*.json"))
+    assert 3 <= len(kept) < 24
+    assert all(json.loads(f.read_text())["rows"] for f in kept)   # whole files only
