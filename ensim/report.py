@@ -10,11 +10,12 @@ import base64
 import datetime as _dt
 import html
 import json
+import re
 from pathlib import Path
 
 from .claims import Claim, claims_to_markdown, count_verdicts
 
-__all__ = ["collect_studies", "write_report"]
+__all__ = ["collect_studies", "markdown_literals", "write_report"]
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222;
@@ -28,6 +29,21 @@ img { max-width: 100%; } .meta { color: #666; font-size: 0.85em; }
 """
 
 
+def markdown_literals(text: str) -> str:
+    """Docstring (reStructuredText) literals ````x```` as Markdown literals ```x```."""
+    return re.sub(r"``(.+?)``", r"`\1`", text, flags=re.S)
+
+
+def _html_paragraphs(text: str) -> str:
+    """Markdown-ish paragraphs as HTML: blank-line separated, `x` as <code>."""
+    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+    out = []
+    for paragraph in paragraphs:
+        escaped = html.escape(" ".join(paragraph.split()))
+        out.append("<p>" + re.sub(r"`(.+?)`", r"<code>\1</code>", escaped) + "</p>")
+    return "\n".join(out)
+
+
 def collect_studies(out) -> list[dict]:
     """Every finished study folder under ``out``: title, story, claims, figure, manifest."""
     studies = []
@@ -39,7 +55,9 @@ def collect_studies(out) -> list[dict]:
         except (OSError, ValueError, TypeError, KeyError):
             continue
         summary = (folder / "summary.md").read_text() if (folder / "summary.md").exists() else ""
-        story = summary.split("\n\n")[1] if summary.count("\n\n") >= 1 else ""
+        # The story: everything between the title line and the figure.
+        body = summary.split("\n", 1)[-1].split("![figure]", 1)[0]
+        story = markdown_literals(body).strip()
         studies.append({"name": manifest.get("study", folder.name), "folder": folder,
                         "title": manifest.get("title", folder.name), "story": story,
                         "claims": claims, "manifest": manifest,
@@ -76,13 +94,21 @@ def write_report(out="results") -> tuple[Path, Path]:
     summary_line = (f"{len(studies)} stud{'y' if len(studies) == 1 else 'ies'}; claims: "
                     f"{count_verdicts(all_claims)}.")
     markdown += [summary_line, ""]
+    toc = ["<ul>"]
+    for study in studies:
+        toc.append(f"<li><a href='#{html.escape(study['name'])}'>{html.escape(study['title'])}</a>"
+                   f" — {html.escape(count_verdicts(study['claims']))}</li>")
+        markdown.append(f"* {study['title']} — {count_verdicts(study['claims'])}")
+    toc.append("</ul>")
+    markdown.append("")
     for study in studies:
         m = study["manifest"]
         meta = (f"study <code>{html.escape(study['name'])}</code>, scale {m.get('scale')}, "
                 f"seed {m.get('seed')}, backend {m.get('backend')}, {m.get('n_cells')} cells, "
-                f"{m.get('compute_s', 0):.1f} s on {html.escape(str(m.get('scheduler')))}")
+                f"{sum((m.get('cell_timings_s') or {}).values()):.1f} s of cell time, last run on "
+                f"{html.escape(str(m.get('scheduler')))}")
         body.append(f"<section id='{html.escape(study['name'])}'><h2>{html.escape(study['title'])}</h2>")
-        body.append(f"<p class='meta'>{meta}</p><p>{html.escape(study['story'])}</p>")
+        body.append(f"<p class='meta'>{meta}</p>{_html_paragraphs(study['story'])}")
         if study["figure"] is not None:
             data = base64.b64encode(study["figure"].read_bytes()).decode()
             body.append(f"<img alt='{html.escape(study['title'])}' src='data:image/png;base64,{data}'>")
@@ -95,7 +121,7 @@ def write_report(out="results") -> tuple[Path, Path]:
         markdown += [claims_to_markdown(study["claims"]), ""]
     page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>ensim report</title>"
             f"<style>{_CSS}</style></head><body><h1>ensim report</h1><p class='meta'>Generated "
-            f"{stamp}.</p><p>{summary_line}</p>{''.join(body)}</body></html>\n")
+            f"{stamp}.</p><p>{summary_line}</p>{''.join(toc)}{''.join(body)}</body></html>\n")
     out.mkdir(parents=True, exist_ok=True)
     html_path, md_path = out / "report.html", out / "report.md"
     html_path.write_text(page)

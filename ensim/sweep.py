@@ -38,6 +38,7 @@ from ._backend import BACKENDS
 from ._random import as_seed_sequence, child_seed, key_from_params
 from ._validation import check_choice, check_int
 from .claims import Claim, claims_to_markdown, count_verdicts
+from .report import markdown_literals
 
 __all__ = ["SweepError", "available_studies", "load_study", "run_study"]
 
@@ -472,7 +473,7 @@ def _write_outputs(module, config, table, folder: Path) -> None:
     _write_atomic(folder / "claims.json",
                   json.dumps([c.to_dict() for c in claims], indent=2) + "\n")
     text = [f"# {study_title(module)}", "",
-            (module.__doc__ or "").strip().split("\n\n", 1)[-1].strip(), "",
+            markdown_literals((module.__doc__ or "").strip().split("\n\n", 1)[-1].strip()), "",
             "![figure](figure.png)", "",
             f"## Claims ({count_verdicts(claims)})", "", claims_to_markdown(claims)]
     _write_atomic(folder / "summary.md", "\n".join(text))
