@@ -210,7 +210,12 @@ class EquicorrelatedErrors(ErrorModel):
 
     @property
     def theory_mse(self) -> float:
-        return self.V / self.k + (self.k - 1) / self.k * self.C + self.mean_bias**2
+        # (V + (k-1) C) / k is the eigenvalue along 1, divided by k; at the lower
+        # edge it is zero, which rounding must not turn into +-1e-17.
+        top = self.V + (self.k - 1) * self.C
+        if abs(top) <= 4 * self.k * np.finfo(float).eps * self.V:
+            top = 0.0
+        return top / self.k + self.mean_bias**2
 
     def sample(self, n, gen, xp=np):
         k, V, C = self.k, self.V, self.C

@@ -46,9 +46,14 @@ from .stats import equivalence_test, normal_conf_int
 
 __all__ = ["SimulationResult", "default_block_size", "simulate"]
 
-# Layout of one block's sums: 8 scalars, then the k per-member sums of e_ti.
-_N, _EBAR2, _EBAR4, _Q1, _Q1SQ, _Q2, _Q2SQ, _Q1Q2 = range(8)
-_N_SCALARS = 8
+# Layout of one block's summary: the trial count; the mean and the centred sum of
+# squares (M2) of each per-trial stream ebar^2, q1, q2; then the k per-member sums
+# of d_ti = e_ti - bias_i. Blocks are merged in block order with Chan's pairwise
+# update, which is exact for M2 up to rounding and never cancels catastrophically.
+_N, _EBAR2, _EBAR2_M2, _Q1, _Q1_M2, _Q2, _Q2_M2 = range(7)
+_N_SCALARS = 7
+_STREAMS = (_EBAR2, _Q1, _Q2)
+_EPS = float(np.finfo(np.float64).eps)
 
 #: Elements (trials x members) per block on each backend. Small enough to stay in
 #: the CPU's L2 cache, large enough that a GPU is kept busy.
@@ -64,35 +69,55 @@ def default_block_size(k: int, backend: str = "numpy") -> int:
 
 
 def _block_sums(model: ErrorModel, n: int, gen, xp) -> np.ndarray:
-    """Draw ``n`` trials and reduce them to the float64 sums described above."""
+    """Draw ``n`` trials and reduce them to the block summary described above.
+
+    ``q1`` and ``q2`` are taken about the model's biases (``d = e - bias``), a
+    fixed shift that keeps their standard errors free of the bias terms; the
+    ensemble error ``ebar`` is always the plain mean of the sampled errors.
+    """
     k = model.k
     eps = model.sample(n, gen, xp)                           # (n, k)
     # Row and column sums as matrix-vector products: one streaming pass each.
-    row_sum = eps @ xp.ones(k)                               # (n,)  k * ebar
-    col_sum = xp.ones(n) @ eps                               # (k,)  per-member sums
-    sq_sum = xp.einsum("ij,ij->i", eps, eps)                 # (n,)  k * q1
+    ones_k = xp.ones(k)
+    row_sum = eps @ ones_k                                   # (n,)  k * ebar
     ebar = row_sum / k
-    ebar2 = ebar * ebar
+    bias = model._bias_on(xp)
+    if bias is not None:
+        eps -= bias                                          # (n, k)  d = e - bias
+        row_sum = eps @ ones_k
+    col_sum = xp.ones(n) @ eps                               # (k,)  per-member sums of d
+    sq_sum = xp.einsum("ij,ij->i", eps, eps)                 # (n,)  k * q1
     q1 = sq_sum / k
     if k > 1:
-        # sum_{i != j} e_i e_j = (sum_i e_i)^2 - sum_i e_i^2
+        # sum_{i != j} d_i d_j = (sum_i d_i)^2 - sum_i d_i^2
         q2 = (row_sum * row_sum - sq_sum) / (k * (k - 1))
     else:
         q2 = xp.zeros_like(q1)
-    scalars = xp.stack([
-        xp.sum(ebar2), xp.sum(ebar2 * ebar2),
-        xp.sum(q1), xp.sum(q1 * q1),
-        xp.sum(q2), xp.sum(q2 * q2), xp.sum(q1 * q2),
-    ])
+    stats = []
+    for x in (ebar * ebar, q1, q2):
+        mean = xp.mean(x)
+        stats += [mean, xp.sum((x - mean) ** 2)]
     out = np.empty(_N_SCALARS + k)
     out[_N] = n
-    out[1:_N_SCALARS] = to_numpy(scalars)
+    out[1:_N_SCALARS] = to_numpy(xp.stack(stats))
     out[_N_SCALARS:] = to_numpy(col_sum)
     return out
 
 
+def _merge(total: np.ndarray, block: np.ndarray) -> None:
+    """Add ``block``'s summary into ``total`` in place (Chan et al.'s update)."""
+    n_a, n_b = total[_N], block[_N]
+    n = n_a + n_b
+    for i in _STREAMS:
+        delta = block[i] - total[i]
+        total[i] += delta * (n_b / n)
+        total[i + 1] += block[i + 1] + delta * delta * (n_a * n_b / n)
+    total[_N] = n
+    total[_N_SCALARS:] += block[_N_SCALARS:]
+
+
 def _run_blocks(model, root, first, stop, block_size, n_trials, backend) -> np.ndarray:
-    """Sums of blocks ``first .. stop-1``, one row per block: ``(stop - first, 8 + k)``."""
+    """Summaries of blocks ``first .. stop-1``, one row each: ``(stop - first, 7 + k)``."""
     from threadpoolctl import threadpool_limits
 
     xp = get_namespace(backend)
@@ -115,7 +140,9 @@ class SimulationResult:
     mse : float
         Measured ensemble MSE, ``mean_t ebar_t^2``.
     stderr : float
-        Its standard error, ``sd_t(ebar_t^2) / sqrt(n_trials)``.
+        Its standard error, ``sd_t(ebar_t^2) / sqrt(n_trials)``, combined with a
+        rounding allowance of a few machine epsilons (so that deterministic
+        cases, such as errors that cancel exactly, are not reported as exact).
     theory : float
         ``E[ebar^2]`` from the model: ``V/k + (k-1)/k C + mean_bias^2``.
     variance, variance_stderr, variance_theory : float
@@ -166,9 +193,9 @@ class SimulationResult:
     @property
     def z(self) -> float:
         """``(mse - theory) / stderr``: about N(0, 1) when the formula holds."""
-        if self.stderr == 0.0:
+        if self.stderr == 0.0:  # only when every error is exactly zero
             return 0.0 if self.mse == self.theory else math.copysign(math.inf, self.mse - self.theory)
-        return (self.mse - self.theory) / self.stderr
+        return float((self.mse - self.theory) / self.stderr)
 
     def conf_int(self, alpha: float = 0.05, which: str = "mse") -> tuple[float, float]:
         """Normal interval at level ``1 - alpha`` for ``"mse"``, ``"variance"`` or ``"covariance"``."""
@@ -208,39 +235,51 @@ class SimulationResult:
 def _finish(model, sums, n_trials, block_size, n_blocks, backend, root, elapsed) -> SimulationResult:
     k, n = model.k, float(n_trials)
 
-    def mean_and_se(total, total_sq):
-        mean = total / n
-        var = max(total_sq / n - mean * mean, 0.0) * n / max(n - 1.0, 1.0)
-        return mean, math.sqrt(var / n)
+    def mean_and_se(i):
+        return float(sums[i]), math.sqrt(sums[i + 1] / max(n - 1.0, 1.0) / n)
 
-    mse, mse_se = mean_and_se(sums[_EBAR2], sums[_EBAR4])
-    m2, m2_se = mean_and_se(sums[_Q1], sums[_Q1SQ])
-    x2, x2_se = mean_and_se(sums[_Q2], sums[_Q2SQ])
-    means = sums[_N_SCALARS:] / n                                  # (k,) member mean errors
-    # Centre the moments on the measured means. The uncertainty this adds (each
-    # member mean has variance about V/n) is added to the standard errors as the
-    # conservative allowance 2|mu| sqrt(V/n) + V/n; it only matters when the
-    # uncentred moment is (nearly) deterministic or the biases are large.
+    mse, mse_se = mean_and_se(_EBAR2)
+    m2, m2_se = mean_and_se(_Q1)                                   # about the model's biases
+    x2, x2_se = mean_and_se(_Q2)
+    shift = model.bias
+    means = sums[_N_SCALARS:] / n                                  # (k,) measured mean of d_i
+    # Centre on the measured means. Each member mean has variance about V/n, so the
+    # centring adds an uncertainty of at most 2 |mean| sqrt(V/n) + V/n, added to the
+    # standard errors as a conservative allowance (mean is about 0: d is shifted by
+    # the model's biases). Rounding adds about 8 eps of the second moment.
     mean_sq = float(np.mean(means * means))
     variance = m2 - mean_sq
     mean_var = max(variance, 0.0) / n
-    allowance = 2.0 * math.sqrt(mean_sq * mean_var) + mean_var
+    scale = m2 + float(np.mean(shift * shift))                     # mean second moment of e
+    allowance = 2.0 * math.sqrt(mean_sq * mean_var) + mean_var + 8 * _EPS * scale
     variance_se = math.hypot(m2_se, allowance)
     if k > 1:
         covariance = x2 - (float(means.sum()) ** 2 - k * mean_sq) / (k * (k - 1))
         covariance_se = math.hypot(x2_se, allowance)
     else:
-        covariance = covariance_se = float("nan")
+        covariance = covariance_se = math.nan
+    # Rounding: ebar^2 is exact to a few eps of itself, and at least (8 eps)^2 k of
+    # the second moment where the errors cancel (the lower edge C = -V/(k-1)).
+    mse_se = math.hypot(mse_se, 8 * _EPS * mse + 64 * _EPS**2 * k * scale)
     return SimulationResult(
-        mse=mse, stderr=mse_se, theory=model.theory_mse,
-        variance=variance, variance_stderr=variance_se, variance_theory=model.variance,
+        mse=mse, stderr=mse_se, theory=float(model.theory_mse),
+        variance=variance, variance_stderr=variance_se, variance_theory=float(model.variance),
         covariance=covariance, covariance_stderr=covariance_se,
-        covariance_theory=model.covariance,
-        second_moment=m2, cross_moment=x2 if k > 1 else float("nan"),
-        bias=float(np.mean(means)), bias_theory=model.mean_bias,
+        covariance_theory=float(model.covariance),
+        second_moment=m2 + 2 * float(np.mean(shift * means)) + float(np.mean(shift * shift)),
+        cross_moment=(x2 + _cross_shift(shift, means)) if k > 1 else math.nan,
+        bias=float(np.mean(means + shift)), bias_theory=float(model.mean_bias),
         k=k, n_trials=n_trials, block_size=block_size, n_blocks=n_blocks, backend=backend,
         seed_entropy=root.entropy, spawn_key=tuple(root.spawn_key), elapsed_s=elapsed,
         model=model.describe())
+
+
+def _cross_shift(shift, means) -> float:
+    """``mean_{i != j} (b_i m_j + m_i b_j + b_i b_j)``: undoes the shift of the cross moment."""
+    k = shift.size
+    total = shift.sum() * means.sum() * 2 + shift.sum() ** 2
+    diagonal = 2 * np.dot(shift, means) + np.dot(shift, shift)
+    return float((total - diagonal) / (k * (k - 1)))
 
 
 def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "numpy",
@@ -308,7 +347,7 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
         return _run_blocks(model, root, task[0], task[1], block_size, n_trials, backend)
 
     start_time = time.perf_counter()
-    sums = np.zeros(_N_SCALARS + model.k)
+    sums = np.zeros(_N_SCALARS + model.k)                  # the empty summary
     if n_jobs == 1 or len(tasks) == 1:
         results = map(run, tasks)
     else:
@@ -322,8 +361,8 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
     with tqdm(total=n_trials, unit="trial", unit_scale=True, disable=(progress is False) or None,
               desc=f"simulate k={model.k}", leave=False) as bar:
         for rows in results:
-            for row in rows:       # block order: the additions never change order
-                sums += row
+            for row in rows:       # block order: the merges never change order
+                _merge(sums, row)
             bar.update(int(rows[:, _N].sum()))
     elapsed = time.perf_counter() - start_time
     return _finish(model, sums, n_trials, block_size, n_blocks, backend, root, elapsed)

@@ -208,3 +208,73 @@ def test_cupy_backend_matches_formula(dist):
     assert not agrees(result, V / k)
     again = simulate(EquicorrelatedErrors(k, V, C, dist=dist), 1_000_000, rng=1, backend="cupy")
     assert again.mse == pytest.approx(result.mse, rel=1e-12)  # same seed, same GPU numbers
+
+
+# --------------------------------------------------------------------- golden
+
+
+def test_golden_streams_are_the_documented_ones():
+    """Block b draws Z (n, k) then W (n, 1) from SFC64(SeedSequence(seed).spawn(...)[b]).
+
+    The expected value is built here from NumPy alone, without ensim's helpers.
+    """
+    k, V, C, n_trials, block_size = 4, 2.0, 0.5, 2500, 1000
+    children = np.random.SeedSequence(2026).spawn(3)
+    ebar2 = []
+    for b, child in enumerate(children):
+        gen = np.random.Generator(np.random.SFC64(child))
+        n = min(block_size, n_trials - b * block_size)
+        z = gen.standard_normal((n, k))
+        w = gen.standard_normal((n, 1))
+        errors = np.sqrt(C) * w + np.sqrt(V - C) * z
+        ebar2.append(errors.mean(axis=1) ** 2)
+    expected = np.concatenate(ebar2).mean()
+    result = simulate(EquicorrelatedErrors(k, V, C), n_trials, rng=2026, block_size=block_size)
+    assert result.mse == pytest.approx(expected, rel=1e-13)
+    assert result.n_blocks == 3
+
+
+# ---------------------------------------------------------- calibrated errors
+
+
+def z_scores(model, n_reps, n_trials):
+    rows = []
+    for seed in range(n_reps):
+        r = simulate(model, n_trials, rng=[7, seed])
+        rows.append(((r.mse - r.theory) / r.stderr,
+                     (r.variance - r.variance_theory) / r.variance_stderr,
+                     (r.covariance - r.covariance_theory) / r.covariance_stderr))
+    return np.array(rows)                                        # (n_reps, 3)
+
+
+@pytest.mark.parametrize("model", [EquicorrelatedErrors(5, 1.0, 0.3),
+                                   EquicorrelatedErrors(5, 1.0, -0.2, bias=3.0)])
+def test_standard_errors_are_calibrated(model):
+    """mean(z^2) over 200 independent runs is chi2(200)/200 when the SEs are right.
+
+    Each of the three checks (MSE, V, C) uses the two-sided 1e-4 chi-square
+    interval: false-failure probability about 3e-4 per model, if the z are N(0, 1)
+    (4000 Gaussian trials make them very nearly so). Negative control: standard
+    errors twice too large (or too small) fail the same check.
+    """
+    from scipy import stats as sps
+
+    n_reps = 200
+    z = z_scores(model, n_reps, 4000)
+    low, high = sps.chi2.ppf([5e-5, 1 - 5e-5], n_reps) / n_reps
+    mean_z2 = np.mean(z**2, axis=0)
+    assert np.all((low < mean_z2) & (mean_z2 < high)), mean_z2
+    assert np.all(np.mean((z / 2) ** 2, axis=0) < low)           # SE twice too large
+    assert np.all(np.mean((z * 2) ** 2, axis=0) > high)          # SE twice too small
+
+
+def test_deterministic_cases_give_finite_small_z():
+    # The lower edge (errors cancel exactly) and identical Rademacher members:
+    # the mean is exact up to rounding, and the rounding allowance keeps z sane.
+    for model in (EquicorrelatedErrors(10, 2.0, -2.0 / 9), EquicorrelatedErrors(100, 1.0, -1 / 99),
+                  EquicorrelatedErrors(7, 1.5, 1.5, dist="rademacher"),
+                  EquicorrelatedErrors(1, 1.5, 0.0, dist="rademacher")):
+        result = simulate(model, 5000, rng=1)
+        assert model.theory_mse == pytest.approx(0.0, abs=1e-15) or result.mse > 0
+        assert np.isfinite(result.z) and abs(result.z) < 1.0, (model, result.z)
+        assert result.stderr > 0

@@ -1,0 +1,93 @@
+"""ensim.stats: TOST against statsmodels, the WLS fit on 1/k, intervals, bad input."""
+
+import numpy as np
+import pytest
+from statsmodels.stats.weightstats import ztost
+
+from ensim import EquicorrelatedErrors, simulate
+from ensim.stats import (equivalence_test, fit_inverse_k, normal_conf_int,
+                         verdict_from_equivalence)
+
+
+@pytest.mark.parametrize("shift, margin", [(0.0, 0.1), (0.05, 0.1), (0.3, 0.1), (-0.12, 0.2)])
+def test_tost_matches_statsmodels_ztost_on_raw_data(shift, margin):
+    x = np.random.default_rng(1).normal(loc=1.0 + shift, scale=1.0, size=400)
+    se = x.std(ddof=1) / np.sqrt(x.size)
+    ours = equivalence_test(x.mean(), se, 1.0, margin)
+    p_statsmodels = ztost(x, 1.0 - margin, 1.0 + margin)[0]
+    assert ours.p_value == pytest.approx(p_statsmodels, rel=1e-9)
+
+
+def test_tost_verdicts_and_interval():
+    inside = equivalence_test(1.01, 0.01, 1.0, 0.1)
+    outside = equivalence_test(1.5, 0.01, 1.0, 0.1)
+    unclear = equivalence_test(1.05, 0.2, 1.0, 0.1)
+    assert (verdict_from_equivalence(inside), verdict_from_equivalence(outside),
+            verdict_from_equivalence(unclear)) == ("holds", "fails", "inconclusive")
+    low, high = inside.conf_int()                     # the 90% interval TOST uses
+    assert (high - low) / 2 == pytest.approx(1.6448536 * 0.01, rel=1e-6)
+    assert equivalence_test(1.0, 0.0, 1.0, 0.1).p_value == 0.0
+    assert equivalence_test(1.2, 0.0, 1.0, 0.1).p_value == 1.0
+    assert "equivalent" in inside.summary()
+
+
+def test_normal_conf_int():
+    low, high = normal_conf_int(2.0, 0.5, 0.05)
+    assert (low, high) == pytest.approx((2.0 - 0.979982, 2.0 + 0.979982), rel=1e-6)
+
+
+def test_inverse_k_fit_recovers_c_and_v_minus_c():
+    """WLS of measured MSE_ens on 1/k: C and V - C inside 4.5-SE intervals.
+
+    Each of the three checks fails falsely with probability 6.8e-6 if the fit's
+    estimates are normal with the stated SEs. Negative control: the fit of data
+    from C = 0.35 excludes C = 0.30 by the same criterion.
+    """
+    V, C = 1.0, 0.3
+    ks = np.array([1, 2, 3, 5, 8, 13, 20, 40])
+    runs = [simulate(EquicorrelatedErrors(int(k), V, C), 60_000, rng=int(k)) for k in ks]
+    fit = fit_inverse_k(ks, [r.mse for r in runs], [r.stderr for r in runs])
+    assert abs(fit.covariance - C) < 4.5 * fit.covariance_stderr
+    assert abs(fit.slope - (V - C)) < 4.5 * fit.slope_stderr
+    assert abs(fit.variance - V) < 4.5 * fit.variance_stderr
+    assert fit.covariance_stderr < 0.01 and fit.n_points == ks.size
+    low, high = fit.conf_int(0.05, "covariance")
+    assert low < fit.covariance < high
+    assert "C (intercept)" in fit.summary()
+
+    other = [simulate(EquicorrelatedErrors(int(k), V, 0.35), 60_000, rng=100 + int(k)) for k in ks]
+    wrong = fit_inverse_k(ks, [r.mse for r in other], [r.stderr for r in other])
+    assert abs(wrong.covariance - C) > 4.5 * wrong.covariance_stderr
+
+
+def test_inverse_k_fit_on_exact_points():
+    ks = np.array([1.0, 2.0, 4.0, 10.0])
+    fit = fit_inverse_k(ks, 0.2 + 0.5 / ks, np.zeros(4))
+    assert fit.covariance == pytest.approx(0.2) and fit.slope == pytest.approx(0.5)
+    assert fit.covariance_stderr == 0.0
+
+
+@pytest.mark.parametrize("args, words", [
+    (([1, 1, 1], [1.0, 1.0, 1.0], [0.1, 0.1, 0.1]), ["two distinct values"]),
+    (([1, 2], [1.0, 1.0, 1.0], [0.1, 0.1, 0.1]), ["same length", "2, 3 and 3"]),
+    (([1, 2], [1.0, np.nan], [0.1, 0.1]), ["'mse'", "finite"]),
+    (([0, 2], [1.0, 1.0], [0.1, 0.1]), ["'k'", ">= 1"]),
+    (([1, 2], [1.0, 1.0], [0.1, -0.1]), ["'stderr'", "non-negative"]),
+])
+def test_inverse_k_fit_bad_input(args, words):
+    with pytest.raises(ValueError) as info:
+        fit_inverse_k(*args)
+    for word in words:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(estimate=1.0, stderr=-1.0, target=1.0, margin=0.1), ["'stderr'", "-1"]),
+    (dict(estimate=1.0, stderr=0.1, target=1.0, margin=0.0), ["'margin'", "got 0"]),
+    (dict(estimate=1.0, stderr=0.1, target=1.0, margin=0.1, alpha=0.7), ["'alpha'", "0.7"]),
+])
+def test_tost_bad_input(kwargs, words):
+    with pytest.raises(ValueError) as info:
+        equivalence_test(**kwargs)
+    for word in words:
+        assert word in str(info.value)
