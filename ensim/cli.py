@@ -102,7 +102,7 @@ def _run(names, args) -> int:
 
 
 def _dispatch(args, parser) -> int:
-    from ensim.sweep import (SweepError, available_studies, check_options, check_writable,
+    from ensim.sweep import (SweepError, available_studies, check_options, check_run_folder,
                              load_study, study_title)
 
     if args.verbose if hasattr(args, "verbose") else False:
@@ -126,7 +126,9 @@ def _dispatch(args, parser) -> int:
             load_study(name)
         check_options(n_jobs=args.n_jobs, backend=args.backend, seed=args.seed,
                       scheduler=args.scheduler, dask_workers=args.dask_workers)
-        check_writable(Path(args.out))
+        for name in names:  # every study's folder, before any study runs
+            check_run_folder(load_study(name), quick=args.quick, out=args.out, seed=args.seed,
+                             backend=args.backend, fresh=args.fresh)
         return _run(names, args)
     except SweepError as exc:
         parser.exit(2, f"ensim: error: {exc}\n")
@@ -148,8 +150,8 @@ def main(argv=None) -> int:
 
 def main_for_study(name: str, argv=None) -> int:
     """Entry point for ``python studies/<study>.py [options]``: ``ensim run <name>``."""
-    parser = _Parser(prog=f"python -m ensim.studies ({name})",
-                     description=f"Run the {name!r} study (same options as 'ensim run').")
+    parser = _Parser(prog=f"python {sys.argv[0]}" if sys.argv and sys.argv[0] else name,
+                     description=f"Run the {name!r} study (the options of 'ensim run').")
     _add_run_options(parser)
     args = parser.parse_args(argv)
     args.command, args.study = "run", name

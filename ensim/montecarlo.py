@@ -358,7 +358,7 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
             for a, b in tasks)
     from tqdm.auto import tqdm
 
-    with tqdm(total=n_trials, unit="trial", unit_scale=True, disable=(progress is False) or None,
+    with tqdm(total=n_trials, unit="trial", unit_scale=True, disable=None if progress is None else not progress,
               desc=f"simulate k={model.k}", leave=False) as bar:
         for rows in results:
             for row in rows:       # block order: the merges never change order

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._backend import BACKENDS
+from ._backend import BACKENDS, get_namespace
 from ._random import as_seed_sequence, child_seed, key_from_params
 from ._validation import check_choice, check_int
 from .claims import Claim, claims_to_markdown, count_verdicts
@@ -45,6 +45,11 @@ __all__ = ["SweepError", "available_studies", "load_study", "run_study"]
 log = logging.getLogger("ensim")
 
 _FORMAT_VERSION = 1
+
+
+def _tqdm_disable(progress):
+    """tqdm's ``disable`` for ``progress``: True shows, False hides, None shows on a terminal."""
+    return None if progress is None else not progress
 
 
 class SweepError(ValueError):
@@ -149,7 +154,7 @@ def _read_cell(path: Path, params: dict):
     try:
         data = json.loads(path.read_text())
         rows, elapsed = data["rows"], float(data["elapsed_s"])
-        if data["params"] != params:
+        if data["params"] != json.loads(json.dumps(params)):  # as JSON reads it back
             return None, "its parameters do not match the grid"
         if data["checksum"] != _checksum(params, rows):
             return None, "its checksum does not match its contents"
@@ -239,17 +244,29 @@ def _dask_results(client, run_cell, config, jobs, backend):
 
 
 def _identity(module, config, scale, seed, backend) -> dict:
-    """What makes two runs the same run: results from different identities never mix."""
+    """What makes two runs the same run: results from different identities never mix.
+
+    Besides the options and the configuration, the identity holds ensim's version
+    and a hash of the study's source, so cells computed by other code are not
+    silently reused.
+    """
+    from . import __version__
+
+    source = Path(module.__file__).read_bytes() if getattr(module, "__file__", None) else b""
     identity = {"study": module.NAME, "scale": scale, "seed": seed, "backend": backend,
-                "config": dataclasses.asdict(config), "format": _FORMAT_VERSION}
+                "config": dataclasses.asdict(config), "format": _FORMAT_VERSION,
+                "ensim_version": __version__,
+                "study_code": hashlib.sha256(source).hexdigest()[:16]}
     return json.loads(json.dumps(identity))  # as it reads back from disk (tuples -> lists)
 
 
 def _describe_difference(old: dict, new: dict) -> str:
     diffs = []
-    for key in ("study", "scale", "seed", "backend", "format"):
+    for key in ("study", "scale", "seed", "backend", "format", "ensim_version"):
         if old.get(key) != new.get(key):
             diffs.append(f"{key} {old.get(key)!r} (on disk) vs {new.get(key)!r}")
+    if old.get("study_code") != new.get("study_code"):
+        diffs.append("the study's code has changed since")
     old_cfg, new_cfg = old.get("config", {}), new.get("config", {})
     for key in sorted(set(old_cfg) | set(new_cfg)):
         if old_cfg.get(key) != new_cfg.get(key):
@@ -299,7 +316,8 @@ def check_options(*, n_jobs=1, backend="numpy", seed=0, scheduler=None, dask_wor
         check_int(seed, "seed", low=0)
         if dask_workers is not None:
             check_int(dask_workers, "dask_workers", low=1)
-    except (TypeError, ValueError) as exc:
+        get_namespace(backend)  # CuPy and a GPU, when asked for
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise SweepError(str(exc)) from exc
     if scheduler is not None and dask_workers is not None:
         raise SweepError("Give either a scheduler address or a number of local Dask workers, "
@@ -309,6 +327,31 @@ def check_options(*, n_jobs=1, backend="numpy", seed=0, scheduler=None, dask_wor
                          "workers set the parallelism.")
     if scheduler is not None and not isinstance(scheduler, str):
         raise SweepError(f"The scheduler address must be a string like tcp://HOST:8786; got {scheduler!r}.")
+
+
+def check_run_folder(module, *, quick=False, out="results", seed=0, backend="numpy",
+                     fresh=False) -> tuple[Path, dict]:
+    """The study's results folder and the run's identity, if the run may use the folder.
+
+    Raises :class:`SweepError` when ``out`` cannot be written, or when the folder
+    holds a run of another identity and ``fresh`` is false. Touches nothing else.
+    """
+    config = module.QUICK if quick else module.FULL
+    identity = _identity(module, config, "quick" if quick else "full", seed, backend)
+    folder = Path(out) / module.NAME
+    check_writable(Path(out))
+    run_file = folder / "run.json"
+    if run_file.exists() and not fresh:
+        try:
+            old = json.loads(run_file.read_text())
+        except (OSError, ValueError):
+            old = {}
+        if old != identity:
+            raise SweepError(
+                f"{folder} holds a run with another configuration "
+                f"({_describe_difference(old, identity)}). "
+                "Use --fresh to replace it, or --out to write elsewhere.")
+    return folder, identity
 
 
 # ----------------------------------------------------------------------- main
@@ -355,20 +398,9 @@ def run_study(study, *, quick: bool = False, out="results", seed: int = 0, n_job
     module = load_study(study) if isinstance(study, str) else study
     config = module.QUICK if quick else module.FULL
     scale = "quick" if quick else "full"
-    folder = Path(out) / module.NAME
-    identity = _identity(module, config, scale, seed, backend)
-
-    check_writable(Path(out))
+    folder, identity = check_run_folder(module, quick=quick, out=out, seed=seed,
+                                        backend=backend, fresh=fresh)
     run_file = folder / "run.json"
-    if run_file.exists() and not fresh:
-        try:
-            old = json.loads(run_file.read_text())
-        except (OSError, ValueError):
-            old = {}
-        if old != identity:
-            raise SweepError(
-                f"{folder} holds a run with another configuration ({_describe_difference(old, identity)}). "
-                "Use --fresh to replace it, or --out to write elsewhere.")
     if fresh and folder.exists():
         shutil.rmtree(folder)
     cells_dir = folder / "cells"
@@ -417,13 +449,15 @@ def run_study(study, *, quick: bool = False, out="results", seed: int = 0, n_job
             results = _local_results(module.run_cell, config, pending, backend, jobs)
             where = f"local ({jobs} job{'s' if jobs != 1 else ''})"
         bar = stack.enter_context(tqdm(total=len(grid), initial=n_loaded, unit="cell",
-                                       desc=module.NAME, disable=(progress is False) or None,
+                                       desc=module.NAME, disable=_tqdm_disable(progress),
                                        dynamic_ncols=True))
         for params, rows, elapsed in results:
             cell_id = _cell_id(params)
             record = {"params": params, "rows": rows, "elapsed_s": elapsed,
                       "checksum": _checksum(params, rows)}
-            _write_atomic(cells_dir / f"{cell_id}.json", _canonical(record) + "\n")
+            # Keys in the study's order (the checksum uses sorted keys), so that a
+            # resumed table has the same columns in the same order.
+            _write_atomic(cells_dir / f"{cell_id}.json", json.dumps(record) + "\n")
             finished[cell_id] = (rows, elapsed)
             bar.update(1)
             if verbose:

@@ -1,5 +1,6 @@
 """The ensim command: help, list, one-line errors with exit code 2, a real run."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -43,6 +44,9 @@ def test_help_and_list():
     (["run", "formula-check", "--dask-workers", "2", "--n-jobs", "2"], ["'n_jobs'", "Dask"]),
     (["run", "formula-check", "--out", "/dev/null/results"], ["Cannot write results to /dev/null"]),
     (["report", "--out", "/nonexistent/dir"], ["no results directory"]),
+    pytest.param(["run", "formula-check", "--backend", "cupy"], ["backend='cupy' needs CuPy"],
+                 marks=pytest.mark.skipif(importlib.util.find_spec("cupy") is not None,
+                                          reason="CuPy is installed")),
 ])
 def test_bad_usage_is_one_line_and_exit_code_2(args, words, tmp_path):
     out = ensim(*args, cwd=tmp_path)

@@ -33,7 +33,8 @@ def test_run_writes_the_results_folder(tiny, tmp_path):
                  "manifest.json"):
         assert (folder / name).stat().st_size > 0, name
     table = pd.read_csv(folder / "table.csv")
-    assert list(table["i"]) == list(range(6)) and set(table.columns) >= {"scale", "mean", "var"}
+    assert list(table["i"]) == list(range(6))
+    assert list(table.columns) == ["i", "scale", "pair", "var", "mean"]
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["seed_entropy"] == "3" and manifest["n_cells_computed"] == 6
     assert len(manifest["cell_timings_s"]) == 6 and "numpy" in manifest["versions"]
@@ -148,8 +149,9 @@ def test_kill_9_then_resume_gives_the_uninterrupted_table(tmp_path):
     assert 5 <= len(done) < 24, "the run was not interrupted part-way"
     assert not (tmp_path / "killed" / "tiny" / "table.csv").exists()
 
-    subprocess.run(command + ["--out", str(tmp_path / "killed")], env=env, check=True,
-                   capture_output=True)
+    rerun = subprocess.run(command + ["--out", str(tmp_path / "killed")], env=env, check=True,
+                           capture_output=True, text=True)
+    assert "damaged" not in rerun.stderr
     assert {f: f.stat().st_mtime_ns for f in done} == done          # not recomputed
     manifest = json.loads((tmp_path / "killed" / "tiny" / "manifest.json").read_text())
     assert manifest["n_cells_loaded"] == len(done)
@@ -175,3 +177,19 @@ def test_ctrl_c_keeps_finished_cells_and_exits_130(tmp_path):
     kept = list(cells.glob("*.json"))
     assert 3 <= len(kept) < 24
     assert all(json.loads(f.read_text())["rows"] for f in kept)   # whole files only
+
+
+def test_changed_study_code_is_not_mixed_with_old_cells(tmp_path):
+    source = Path(TINY).read_text()
+    study_file = tmp_path / "my_study.py"
+    study_file.write_text(source)
+    run_study(load_study(str(study_file)), out=tmp_path / "out", progress=False)
+    study_file.write_text(source.replace("n_samples: int = 2000", "n_samples: int = 3000"))
+    with pytest.raises(SweepError, match="study's code has changed"):
+        run_study(load_study(str(study_file)), out=tmp_path / "out", progress=False)
+
+
+def test_resumed_table_equals_fresh_table(tiny, tmp_path):
+    first = read_table(run_study(tiny, out=tmp_path, seed=2, progress=False))
+    again = read_table(run_study(tiny, out=tmp_path, seed=2, progress=False))   # all loaded
+    assert again == first

@@ -28,16 +28,17 @@ FULL = Config()
 
 
 def cells(config):
-    grid = [{"i": i, "scale": 1.0 + i % 3} for i in range(config.n_cells)]
+    grid = [{"i": i, "scale": 1.0 + i % 3, "pair": (i, i % 2)} for i in range(config.n_cells)]
     if config.extra_cell:
-        grid.insert(2, {"i": -1, "scale": 9.0})
+        grid.insert(2, {"i": -1, "scale": 9.0, "pair": (0, 0)})
     return grid
 
 
 def run_cell(config, params, seed, backend):
     x = params["scale"] * numpy_generator(seed).standard_normal(config.n_samples)
     time.sleep(config.sleep_s)
-    return [{"mean": float(x.mean()), "var": float(x.var(ddof=1))}]
+    # Keys deliberately not in alphabetical order: tables keep the study's order.
+    return [{"var": float(x.var(ddof=1)), "mean": float(x.mean())}]
 
 
 def plot(table, config):
