@@ -29,8 +29,8 @@ import abc
 
 import numpy as np
 
-from ._validation import check_array, check_choice, check_int, check_real
-from .theory import _check_covariance
+from ._validation import check_choice, check_int, check_real
+from .theory import _check_covariance, check_bias, check_covariance_matrix
 
 __all__ = ["DISTS", "EquicorrelatedErrors", "ErrorModel", "GeneralErrors", "standardized_draws"]
 
@@ -126,14 +126,7 @@ class ErrorModel(abc.ABC):
         owner = type(self).__name__
         self.dist = check_choice(dist, "dist", DISTS, owner=owner)
         self.df = check_real(df, "df", low=2.0, low_inclusive=False, owner=owner)
-        if np.ndim(bias) == 0:
-            self.bias = np.full(self.k, check_real(bias, "bias", owner=owner))
-        else:
-            bias = check_array(bias, "bias", ndim=1, owner=owner)
-            if bias.shape != (self.k,):
-                raise ValueError(f"The 'bias' parameter of {owner} must be a scalar or have "
-                                 f"shape ({self.k},); got shape {bias.shape}.")
-            self.bias = bias
+        self.bias = check_bias(bias, self.k, owner=owner)
 
     def _draws(self, gen, shape, xp):
         return standardized_draws(self.dist, gen, shape, xp=xp, df=self.df)
@@ -256,21 +249,7 @@ class GeneralErrors(ErrorModel):
     """
 
     def __init__(self, sigma, bias=0.0, dist="gaussian", df=5.0):
-        owner = type(self).__name__
-        sigma = check_array(sigma, "sigma", ndim=2, owner=owner)
-        if sigma.shape[0] != sigma.shape[1] or sigma.shape[0] < 1:
-            raise ValueError(f"The 'sigma' parameter of {owner} must be a non-empty square "
-                             f"matrix; got shape {sigma.shape}.")
-        scale = max(float(np.max(np.abs(sigma))), np.finfo(float).tiny)
-        asymmetry = float(np.max(np.abs(sigma - sigma.T)))
-        if asymmetry > 1e-10 * scale:
-            raise ValueError(f"The 'sigma' parameter of {owner} must be symmetric; the largest "
-                             f"|sigma - sigma.T| is {asymmetry:.3g}.")
-        sigma = (sigma + sigma.T) / 2
-        eigenvalues, eigenvectors = np.linalg.eigh(sigma)
-        if eigenvalues[0] < -1e-10 * scale:
-            raise ValueError(f"The 'sigma' parameter of {owner} must be positive semi-definite; "
-                             f"its smallest eigenvalue is {eigenvalues[0]:.3g}.")
+        sigma, eigenvalues, eigenvectors = check_covariance_matrix(sigma, type(self).__name__)
         self.k = sigma.shape[0]
         self._sigma = sigma
         self._factor = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))  # (k, k) = L

@@ -15,6 +15,8 @@ import numpy as np
 from ._validation import check_array, check_int, check_real
 
 __all__ = [
+    "check_bias",
+    "check_covariance_matrix",
     "covariance_bounds",
     "ensemble_mse",
     "ensemble_mse_general",
@@ -88,19 +90,54 @@ def ensemble_mse(V: float, C: float, k: int) -> float:
     return V / k + (k - 1) / k * C
 
 
-def ensemble_mse_general(sigma, bias=None) -> float:
+def check_covariance_matrix(sigma, owner: str | None = None):
+    """Validate a covariance matrix; returns ``(sigma, eigenvalues, eigenvectors)``.
+
+    ``sigma`` must be a finite, non-empty, square, symmetric (to ``1e-10`` of its
+    largest entry) and positive semi-definite (smallest eigenvalue at least
+    ``-1e-10`` of its largest entry) matrix; it is returned symmetrised.
+    """
+    where = f" of {owner}" if owner else ""
+    sigma = check_array(sigma, "sigma", ndim=2, owner=owner)
+    if sigma.shape[0] != sigma.shape[1] or sigma.shape[0] < 1:
+        raise ValueError(f"The 'sigma' parameter{where} must be a non-empty square "
+                         f"matrix; got shape {sigma.shape}.")
+    scale = max(float(np.max(np.abs(sigma))), np.finfo(float).tiny)
+    asymmetry = float(np.max(np.abs(sigma - sigma.T)))
+    if asymmetry > 1e-10 * scale:
+        raise ValueError(f"The 'sigma' parameter{where} must be symmetric; the largest "
+                         f"|sigma - sigma.T| is {asymmetry:.3g}.")
+    sigma = (sigma + sigma.T) / 2
+    eigenvalues, eigenvectors = np.linalg.eigh(sigma)
+    if eigenvalues[0] < -1e-10 * scale:
+        raise ValueError(f"The 'sigma' parameter{where} must be positive semi-definite; "
+                         f"its smallest eigenvalue is {eigenvalues[0]:.3g}.")
+    return sigma, eigenvalues, eigenvectors
+
+
+def check_bias(bias, k: int, owner: str | None = None) -> np.ndarray:
+    """``bias`` as a length-``k`` float array (a scalar is repeated); raises if invalid."""
+    if np.ndim(bias) == 0:
+        return np.full(k, check_real(bias, "bias", owner=owner))
+    bias = check_array(bias, "bias", ndim=1, owner=owner)
+    if bias.shape != (k,):
+        raise ValueError(f"The 'bias' parameter{' of ' + owner if owner else ''} must be a "
+                         f"scalar or have shape ({k},); got shape {bias.shape}.")
+    return bias
+
+
+def ensemble_mse_general(sigma, bias=0.0) -> float:
     r"""MSE of the average of members with error covariance ``sigma`` and biases ``bias``.
 
     ``E[eps_bar^2] = mean(sigma) + mean(bias)^2``: the mean of all ``k^2`` entries of
     the covariance matrix plus the squared mean bias. With equal variances ``V``
-    and covariances ``C`` and no bias this is :func:`ensemble_mse`.
+    and covariances ``C`` and no bias this is :func:`ensemble_mse`. ``sigma`` must
+    be a valid covariance matrix (square, symmetric, positive semi-definite) and
+    ``bias`` a scalar or a vector of length ``k``.
     """
-    sigma = check_array(sigma, "sigma", ndim=2)
-    k = sigma.shape[0]
-    bias_mean = 0.0 if bias is None else float(np.mean(check_array(bias, "bias")))
-    if sigma.shape != (k, k):
-        raise ValueError(f"The 'sigma' parameter must be a square matrix; got shape {sigma.shape}.")
-    return float(np.mean(sigma)) + bias_mean**2
+    sigma, _, _ = check_covariance_matrix(sigma)
+    bias = check_bias(bias, sigma.shape[0])
+    return float(np.mean(sigma)) + float(np.mean(bias)) ** 2
 
 
 def forest_variance(rho: float, sigma2: float, n_trees: int) -> float:
@@ -111,7 +148,9 @@ def forest_variance(rho: float, sigma2: float, n_trees: int) -> float:
     between two trees and ``sigma2`` the variance of one. It is
     :func:`ensemble_mse` with ``V = sigma2``, ``C = rho * sigma2`` and ``k = B``.
     """
-    rho = check_real(rho, "rho", low=-1.0, high=1.0)
-    sigma2 = check_real(sigma2, "sigma2", low=0.0)
     n_trees = check_int(n_trees, "n_trees", low=1)
+    low = -1.0 if n_trees == 1 else -1.0 / (n_trees - 1)
+    rho = check_real(rho, "rho", low=low, high=1.0,
+                     range_text=f"[-1/(B-1), 1] = [{low:g}, 1]" if n_trees > 1 else None)
+    sigma2 = check_real(sigma2, "sigma2", low=0.0)
     return rho * sigma2 + (1.0 - rho) / n_trees * sigma2

@@ -60,3 +60,23 @@ def test_bad_input_names_parameter_and_value(args, exc, words):
         ensemble_mse(*args)
     for word in words:
         assert word in str(info.value)
+
+
+@pytest.mark.parametrize("sigma, bias, words", [
+    ([[1.0, 2.0], [2.0, 1.0]], 0.0, ["positive semi-definite"]),
+    ([[1.0, 0.5], [0.4, 1.0]], 0.0, ["symmetric"]),
+    ([[1.0, 0.0, 0.0]], 0.0, ["square"]),
+    ([[1.0, 0.0], [0.0, 1.0]], [0.1, 0.2, 0.3], ["'bias'", "(2,)"]),
+])
+def test_general_form_validates_its_input(sigma, bias, words):
+    with pytest.raises(ValueError) as info:
+        ensemble_mse_general(sigma, bias)
+    for word in words:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize("rho, n_trees", [(-1.0, 50), (1.2, 10), (-0.2, 10)])
+def test_forest_variance_rejects_impossible_correlations(rho, n_trees):
+    with pytest.raises(ValueError, match="'rho'"):
+        forest_variance(rho, 1.0, n_trees)
+    assert forest_variance(-1.0 / 9, 1.0, 10) == pytest.approx(0.0, abs=1e-15)
