@@ -1,0 +1,56 @@
+"""The formula-check study on a small grid: its table, claims and negative controls."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from ensim.sweep import load_study, run_study
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    study = load_study("formula-check")
+    config = study.Config(ks=(1, 2, 5, 20), rhos=(-0.05, 0.0, 0.5, 1.0),
+                          dists=("gaussian", "exponential"), n_trials=40_000, rel_margin=0.1)
+    original = study.QUICK
+    study.QUICK = config
+    try:
+        folder = run_study(study, out=tmp_path_factory.mktemp("fc"), quick=True, progress=False)
+    finally:
+        study.QUICK = original
+    return folder, config
+
+
+def test_table_has_every_cell_with_its_theory(small_run):
+    folder, config = small_run
+    table = pd.read_csv(folder / "table.csv")
+    main = table[table.series == "rho"]
+    assert len(main) == len(config.dists) * len(config.rhos) * len(config.ks)
+    V = config.variance
+    expected = V / main.k + (main.k - 1) / main.k * main.rho * V
+    assert (main.theory - expected).abs().max() < 1e-12
+    edge = table[table.series == "lower-edge"]
+    assert len(edge) == len(config.dists) * 3 and edge.theory.abs().max() == 0.0
+
+
+def test_claims_hold_and_negative_controls_fail(small_run):
+    """Every claim holds at this scale: 18 TOSTs with margins of 10% at 40,000 trials.
+
+    Each cell's TOST fails falsely only if its estimate is more than about
+    (10% - 1.645 SE) away, over 8 SEs here: false-failure probability below 1e-12
+    per cell. The z-score claim pools only 32 cells, too few for its interval to
+    fit inside [0.5, 1.5]: it may be inconclusive but must not fail, which needs
+    its 95% chi-square interval wholly outside [0.5, 1.5]: mean z^2 above 2.32 or
+    below 0.29, probability about 6e-5 for 32 N(0, 1) z-scores. The negative
+    controls (V/k, and V/k + C) must fail the same checks.
+    """
+    folder, _ = small_run
+    claims = json.loads((folder / "claims.json").read_text())
+    controls = [c for c in claims if c["expected"] == "fails"]
+    (z_claim,) = [c for c in claims if c["statement"].startswith("z-scores")]
+    assert z_claim["verdict"] != "fails"
+    checks = [c for c in claims if c["expected"] == "holds" and c is not z_claim]
+    assert len(controls) == 2 and all(c["verdict"] == "fails" for c in controls)
+    assert checks and all(c["verdict"] == "holds" for c in checks), [
+        (c["statement"], c["verdict"]) for c in checks if c["verdict"] != "holds"]
