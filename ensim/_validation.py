@@ -78,15 +78,25 @@ def check_array(value, name: str, *, ndim: int | None = None, owner: str | None 
                 xp=None):
     """Return ``value`` as a finite float64 array (NumPy unless ``xp`` is given).
 
-    Raises ``ValueError`` for the wrong number of dimensions and for NaN or
-    infinite entries, naming how many there are.
+    Raises ``TypeError`` for values that are not real numbers (complex numbers
+    included: their imaginary part would be lost), ``ValueError`` for the wrong
+    number of dimensions and for NaN or infinite entries, naming how many there are.
     """
     xp = np if xp is None else xp
+    not_real = TypeError(f"{_prefix(name, owner)} must be an array of real numbers; "
+                         f"got {type(value).__name__}.")
     try:
-        array = xp.asarray(value, dtype=xp.float64)
+        array = xp.asarray(value)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{_prefix(name, owner)} must be an array of real numbers; "
-                        f"got {type(value).__name__}.") from exc
+        raise not_real from exc
+    if array.dtype.kind == "c":
+        raise TypeError(f"{_prefix(name, owner)} must be an array of real numbers; got "
+                        f"complex values (dtype {array.dtype}), whose imaginary part "
+                        "would be lost.")
+    try:
+        array = xp.asarray(array, dtype=xp.float64)
+    except (TypeError, ValueError) as exc:
+        raise not_real from exc
     if ndim is not None and array.ndim != ndim:
         raise ValueError(f"{_prefix(name, owner)} must be a {ndim}-D array; "
                          f"got shape {tuple(array.shape)}.")

@@ -43,8 +43,11 @@ Three views of covariance
 
 All moments over repeats and over test points are those of the empirical
 distribution (divisor ``n``, not ``n - 1``): that is what makes the identities
-exact. Work is done in chunks of test points, so memory stays a small fraction of
-the input whatever its size.
+exact. Each term is measured from its own definition: the ensemble's error from
+the ensemble's prediction, cross moments and covariances from products of pairs
+of members, so each identity's two sides are computed apart and checking it
+(``identities()``) can fail when a term is wrong. Work is done in chunks of test
+points, so memory stays a small fraction of the input whatever its size.
 """
 
 from __future__ import annotations
@@ -96,7 +99,8 @@ class Identity:
     equation : str
         The identity in symbols, e.g. ``"MSE_ens = mean member MSE - ambiguity"``.
     lhs, rhs : float or ndarray
-        Its two sides, computed from separately measured terms.
+        Its two sides, computed from separately measured terms: neither side is
+        solved back from the other, so :meth:`holds` is a real check.
     """
 
     name: str
@@ -150,14 +154,16 @@ class EnsembleDecomposition:
     mean_square : float
         ``mean_i <e_i^2>``, the mean member second moment.
     cross_moment : float
-        ``mean_{i != j} <e_i e_j>``, the mean cross moment.
+        ``mean_{i != j} <e_i e_j>``, the mean cross moment, summed from the products
+        of pairs of members' errors (not from ``mse_ensemble``).
     bias : float
         ``mean_i b_i = <qbar - y>``, the ensemble's mean error.
     variance : float
         ``V = mean_i <(e_i - b_i)^2>``, the mean member error variance.
     covariance : float
         ``C = mean_{i != j} <(e_i - b_i)(e_j - b_j)>``, the mean pairwise error
-        covariance (view ``"test_points"``).
+        covariance (view ``"test_points"``), summed from the products of pairs of
+        members' centred errors.
     rho : float
         ``C / V``.
     ambiguity : float
@@ -168,7 +174,8 @@ class EnsembleDecomposition:
 
     Notes
     -----
-    Three identities hold exactly:
+    Three identities hold exactly, each side computed from separately measured
+    terms (the left from the ensemble's prediction, the right from the members):
 
     * the primer's formula with the bias kept, in second moments:
       ``MSE_ens = mean_square / k + (k-1)/k * cross_moment``;
@@ -308,7 +315,8 @@ class RepeatedDecomposition:
         ``sigma^2(x) = mean_i Var q_ri``, the mean member variance.
     covariance : ndarray
         ``mean_{i != j} Cov(q_ri, q_rj)``, the mean pairwise covariance across
-        repeats (Ueda & Nakano's ``covar``).
+        repeats (Ueda & Nakano's ``covar``), summed from the products of pairs of
+        members' deviations (not from ``Var qbar_r``).
     rho : ndarray
         ``covariance / variance``: the sampling correlation ``rho(x)`` of ESL
         section 15.2 when the repeats are training sets.
@@ -334,7 +342,9 @@ class RepeatedDecomposition:
 
     Notes
     -----
-    Pointwise exact identities (each side from separately measured terms):
+    Pointwise exact identities (each side from separately measured terms: the
+    ensemble's loss and variance from ``qbar_r``, the covariance from pairs of
+    members):
 
     * bias-variance-covariance (Ueda & Nakano):
       ``loss = noise + bias^2 + variance / k + (1 - 1/k) covariance + noise_cross``;
@@ -462,6 +472,9 @@ def _check_predictions(predictions, y, f, *, ndims, owner):
         raise ValueError(f"The 'predictions' parameter of {owner} must be a {layouts} array; "
                          f"got shape {tuple(array.shape)}.")
     n_test = array.shape[-1]
+    if n_test < 1:
+        raise ValueError(f"The 'predictions' parameter of {owner} must hold at least 1 test "
+                         f"point (its last axis); got shape {tuple(array.shape)}.")
     text = "one target per test point (the last axis of 'predictions')"
     y = _check_targets(y, "y", n_test, owner, xp, shape_text=text)
     f = y if f is None else _check_targets(f, "f", n_test, owner, xp, shape_text=text)
@@ -508,7 +521,7 @@ def bias_variance(predictions, y, f=None) -> BiasVariance:
                         noise_cross=to_numpy(2 * bias * (f - y)))
 
 
-def decompose(predictions, y, f=None, *, repeats="training_sets", matrices=None):
+def decompose(predictions, y, f=None, *, repeats=None, matrices=None):
     """Measure ``V``, ``C``, bias and the exact error decompositions of an ensemble.
 
     Parameters
@@ -521,11 +534,12 @@ def decompose(predictions, y, f=None, *, repeats="training_sets", matrices=None)
         Targets at the test points.
     f : array-like, shape (n_test,), optional
         The noise-free truth at the test points, where known. It splits the
-        repeated decompositions' bias from the noise ``(y - f)^2``.
-    repeats : {"training_sets", "ensemble_seeds"}, default="training_sets"
-        For a 3-D array, what the repeats redraw: fresh training sets (with fresh
-        ensemble randomness), or only the ensemble's randomness on one fixed
-        training set. It names the view of the covariance across repeats.
+        repeated decompositions' bias from the noise ``(y - f)^2``. Only for a 3-D
+        array: one ensemble's test-point terms are measured against ``y``.
+    repeats : {"training_sets", "ensemble_seeds"}, optional
+        Only for a 3-D array: what the repeats redraw, fresh training sets (with
+        fresh ensemble randomness, the default) or only the ensemble's randomness on
+        one fixed training set. It names the view of the covariance across repeats.
     matrices : bool, optional
         Also compute the ``k x k`` second-moment, covariance and correlation
         matrices (``O(n_repeats k^2 n_test)`` work). Default: True for one
@@ -540,8 +554,12 @@ def decompose(predictions, y, f=None, *, repeats="training_sets", matrices=None)
     Raises
     ------
     ValueError
-        For a wrong shape, fewer than two members or repeats, a ``y`` or ``f`` of
-        the wrong length, NaN or infinite values.
+        For a wrong shape, fewer than two members or repeats, no test points, a
+        ``y`` or ``f`` of the wrong length, NaN or infinite values, or ``f`` or
+        ``repeats`` given with a 2-D array.
+    TypeError
+        For values that are not real numbers (complex ones included), or a
+        ``matrices`` that is not a bool.
 
     Notes
     -----
@@ -565,22 +583,38 @@ def decompose(predictions, y, f=None, *, repeats="training_sets", matrices=None)
     (14.5, 4.0, 10.5)
     """
     owner = "decompose"
-    check_choice(repeats, "repeats", REPEATS, owner=owner)
+    if repeats is not None:
+        check_choice(repeats, "repeats", REPEATS, owner=owner)
     if matrices is not None and not isinstance(matrices, bool):
         raise TypeError(f"The 'matrices' parameter of {owner} must be None, True or False; "
                         f"got {matrices!r}.")
-    xp, q, y, f = _check_predictions(predictions, y, f, ndims=(2, 3), owner=owner)
+    xp, q, y, f_checked = _check_predictions(predictions, y, f, ndims=(2, 3), owner=owner)
     k = q.shape[-2]
     if k < 2:
         raise ValueError(f"The 'predictions' parameter of {owner} must hold at least 2 "
                          f"members (axis -2) to measure a covariance; got k={k}. "
                          "Use bias_variance for a single model.")
     if q.ndim == 2:
+        for name, value in (("f", f), ("repeats", repeats)):
+            if value is not None:
+                raise ValueError(f"The {name!r} parameter of {owner} applies only to "
+                                 "repeated predictions (a 3-D array) and must be None for "
+                                 f"one ensemble's 2-D array of shape {tuple(q.shape)}; "
+                                 f"got {_brief(value)}.")
         return _test_point_decomposition(xp, q[None], y, matrices is not False, squeeze=True)
     if q.shape[0] < 2:
         raise ValueError(f"The 'predictions' parameter of {owner} must hold at least 2 "
                          f"repeats (axis 0); got n_repeats={q.shape[0]}.")
-    return _repeated_decomposition(xp, q, y, f, repeats, bool(matrices))
+    return _repeated_decomposition(xp, q, y, f_checked, repeats or "training_sets",
+                                   bool(matrices))
+
+
+def _brief(value) -> str:
+    """``repr`` of a string, shape of an array: for error messages."""
+    if isinstance(value, str):
+        return repr(value)
+    shape = getattr(value, "shape", None)
+    return f"an array of shape {tuple(np.shape(value) if shape is None else shape)}"
 
 
 # ---------------------------------------------------------------------------------
@@ -599,32 +633,72 @@ def _ratio(xp, numerator, denominator):
     return xp.where(denominator > 0, numerator / safe, xp.nan)
 
 
+def _pair_sum(xp, a):
+    """``sum_{i != j} a_i a_j`` over the member axis 1 of ``a`` (R, k, ...): (R, ...).
+
+    Summed from the products of each member with the members before it, never
+    through ``(sum_i a_i)^2``, so a cross moment computed here is measured apart
+    from the ensemble's error and the identities that relate them are real checks.
+    """
+    earlier = xp.zeros_like(a[:, 0])                  # sum of the members before i
+    total = xp.zeros_like(a[:, 0])
+    for i in range(a.shape[1]):
+        total += a[:, i] * earlier
+        earlier += a[:, i]
+    return 2 * total
+
+
 def _test_point_sums(xp, q, y):
-    """Sums over test points, per repeat, of everything view 1 needs. q: (R, k, c)."""
+    """Sums over test points, per repeat, of everything view 1 needs. q: (R, k, c).
+
+    ``centred2`` and ``centred_cross`` are centred on this chunk's own means;
+    :func:`_merge_sums` re-centres them on the means of all test points.
+    """
     errors = q - y                                    # (R, k, c) member errors e_i
     ensemble = xp.mean(q, axis=1)                     # (R, c) qbar
+    error_sum = xp.sum(errors, axis=2)                # (R, k)
+    deviations = errors - (error_sum / q.shape[2])[:, :, None]
     return {
-        "error": xp.sum(errors, axis=2),              # (R, k)
+        "n": q.shape[2],
+        "error": error_sum,
         "error2": xp.sum(errors**2, axis=2),          # (R, k)
+        "cross": xp.sum(_pair_sum(xp, errors), axis=1),                     # (R,)
+        "centred2": xp.sum(deviations**2, axis=2),    # (R, k)
+        "centred_cross": xp.sum(_pair_sum(xp, deviations), axis=1),         # (R,)
         "ensemble_error2": xp.sum((ensemble - y) ** 2, axis=1),              # (R,)
         "ambiguity": xp.sum(xp.mean((q - ensemble[:, None, :]) ** 2, axis=1), axis=1),
     }
 
 
+def _merge_sums(xp, total, new):
+    """Sums over two disjoint sets of test points; the centred ones are merged exactly
+    (the pairwise update of Chan, Golub & LeVeque, 1979)."""
+    if total is None:
+        return new
+    n_a, n_b = total["n"], new["n"]
+    n = n_a + n_b
+    out = {name: total[name] + new[name] for name in total}
+    delta = new["error"] / n_b - total["error"] / n_a        # (R, k) difference of means
+    out["centred2"] = out["centred2"] + (n_a * n_b / n) * delta**2
+    out["centred_cross"] = out["centred_cross"] + (n_a * n_b / n) * _pair_sum(xp, delta)
+    return out
+
+
 def _test_point_result(xp, sums, n_test, k, matrix_terms, squeeze):
-    """View 1 from the accumulated sums (each scalar term has shape (R,))."""
+    """View 1 from the accumulated sums (each scalar term has shape (R,)).
+
+    Every term is measured from its own sums: the cross moment ``X`` and the
+    covariance ``C`` from products of pairs of members' errors, not from the
+    ensemble's error, so the identities relating them to ``MSE_ens`` can fail.
+    """
+    pairs = n_test * k * (k - 1)
     member_mse = sums["error2"] / n_test              # (R, k)
     member_bias = sums["error"] / n_test              # (R, k)
-    mse_ensemble = sums["ensemble_error2"] / n_test   # (R,)
-    mean_square = xp.mean(member_mse, axis=1)
-    # sum_{i != j} e_i e_j = (sum_i e_i)^2 - sum_i e_i^2, averaged over test points.
-    cross_moment = (k * mse_ensemble - mean_square) / (k - 1)
-    bias = xp.mean(member_bias, axis=1)
-    variance = xp.mean(member_mse - member_bias**2, axis=1)       # V
-    # mean of all k^2 entries of the covariance matrix is the variance of e-bar.
-    covariance = (k * (mse_ensemble - bias**2) - variance) / (k - 1)  # C
-    terms = dict(mse_ensemble=mse_ensemble, member_mse=member_mse, member_bias=member_bias,
-                 mean_square=mean_square, cross_moment=cross_moment, bias=bias,
+    variance = xp.mean(sums["centred2"], axis=1) / n_test                   # V
+    covariance = sums["centred_cross"] / pairs                              # C
+    terms = dict(mse_ensemble=sums["ensemble_error2"] / n_test, member_mse=member_mse,
+                 member_bias=member_bias, mean_square=xp.mean(member_mse, axis=1),
+                 cross_moment=sums["cross"] / pairs, bias=xp.mean(member_bias, axis=1),
                  variance=variance, covariance=covariance,
                  rho=_ratio(xp, covariance, variance), ambiguity=sums["ambiguity"] / n_test)
     terms = {name: to_numpy(value) for name, value in terms.items()}
@@ -654,8 +728,7 @@ def _test_point_decomposition(xp, q, y, matrices, squeeze):
     n_repeats, k, n_test = q.shape
     sums = None
     for part in _chunks(n_repeats, k, n_test):
-        new = _test_point_sums(xp, q[:, :, part], y[part])
-        sums = new if sums is None else {name: sums[name] + new[name] for name in sums}
+        sums = _merge_sums(xp, sums, _test_point_sums(xp, q[:, :, part], y[part]))
     matrix_terms = _test_point_matrices(xp, q, y) if matrices else {}
     return _test_point_result(xp, sums, n_test, k, matrix_terms, squeeze)
 
@@ -667,10 +740,9 @@ def _pointwise_terms(xp, q, y, f):
     member_mean = xp.mean(q, axis=0)                  # (k, c) qbar_i
     deviations = q - member_mean                      # (R, k, c) q_ri - qbar_i
     member_var = xp.mean(deviations**2, axis=0)       # (k, c) Var q_ri
-    summed = xp.sum(deviations, axis=1)               # (R, c) sum_i of deviations
     centre = xp.mean(member_mean, axis=0)             # (c,)  E qbar_r
-    # E (sum_i d_i)^2 = sum_i Var q_i + sum_{i != j} Cov(q_i, q_j).
-    covariance = (xp.mean(summed**2, axis=0) - xp.sum(member_var, axis=0)) / (k * (k - 1))
+    # mean_{i != j} Cov(q_i, q_j) from the products of pairs of members' deviations.
+    covariance = xp.mean(_pair_sum(xp, deviations), axis=0) / (k * (k - 1))
     variance = xp.mean(member_var, axis=0)
     bias = centre - f
     return {
@@ -704,8 +776,7 @@ def _repeated_decomposition(xp, q, y, f, repeats, matrices):
     sums, parts = None, []
     for part in _chunks(n_repeats, k, n_test):
         chunk = q[:, :, part]
-        new = _test_point_sums(xp, chunk, y[part])
-        sums = new if sums is None else {name: sums[name] + new[name] for name in sums}
+        sums = _merge_sums(xp, sums, _test_point_sums(xp, chunk, y[part]))
         parts.append(_pointwise_terms(xp, chunk, y[part], f[part]))
     pointwise = {name: xp.concatenate([p[name] for p in parts]) for name in parts[0]}
     pointwise["rho"] = _ratio(xp, pointwise["covariance"], pointwise["variance"])
@@ -747,12 +818,22 @@ class JackknifeEstimate:
     stderr: np.ndarray
     n_groups: int
 
-    def conf_int(self, alpha: float = 0.05):
-        """Normal-approximation intervals ``(low, high)``, each of shape (n_statistics,)."""
-        from scipy.stats import norm
+    @property
+    def dof(self) -> int:
+        """Degrees of freedom of the standard errors, ``n_groups - 1``: pass them to
+        :func:`ensim.stats.normal_conf_int` and :func:`ensim.stats.equivalence_test`."""
+        return self.n_groups - 1
 
-        half = norm.ppf(1 - alpha / 2) * self.stderr
-        return self.estimate - half, self.estimate + half
+    def conf_int(self, alpha: float = 0.05):
+        """Student-t intervals ``(low, high)`` with :attr:`dof` degrees of freedom, each
+        of shape (n_statistics,).
+
+        With few groups the normal quantile is too small: at 10 groups a nominal 95%
+        normal interval covers about 92%.
+        """
+        from .stats import normal_conf_int
+
+        return normal_conf_int(self.estimate, self.stderr, alpha, dof=self.dof)
 
 
 def jackknife(statistic, predictions, *, n_groups: int = 10) -> JackknifeEstimate:
@@ -778,7 +859,9 @@ def jackknife(statistic, predictions, *, n_groups: int = 10) -> JackknifeEstimat
     -------
     JackknifeEstimate
         ``stderr^2 = (G-1)/G sum_g (theta_(g) - mean theta_(.))^2`` over the ``G``
-        leave-one-group-out values ``theta_(g)``.
+        leave-one-group-out values ``theta_(g)``. It has ``G - 1`` degrees of
+        freedom (:attr:`JackknifeEstimate.dof`): intervals and equivalence tests on
+        it use Student-t quantiles, as :meth:`JackknifeEstimate.conf_int` does.
 
     Examples
     --------

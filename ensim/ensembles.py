@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from ._random import as_seed_sequence, child_seed, numpy_generator
-from ._validation import check_choice, check_int, check_real
+from ._validation import check_array, check_choice, check_int, check_real
 
 __all__ = [
     "ENSEMBLES",
@@ -80,12 +80,19 @@ def make_ensemble(kind: str, n_estimators: int = 100, *, rng=None, member_params
         ``{"min_samples_leaf": 5}``; for the forests they are passed to the forest.
     **params
         Parameters of the ensemble itself, e.g. ``max_samples`` or ``max_features``.
+        ``weights`` is refused: the members are averaged with equal weight, as
+        ``MSE_ens = V/k + (k-1)/k C`` and :mod:`ensim.decompose` assume.
 
     Returns
     -------
     estimator
         An unfitted scikit-learn regressor whose fitted ``estimators_`` are its
         members; :func:`member_predictions` reads them.
+
+    Raises
+    ------
+    TypeError
+        When ``weights`` is passed.
     """
     from sklearn.ensemble import (BaggingRegressor, ExtraTreesRegressor,
                                   RandomForestRegressor, VotingRegressor)
@@ -93,6 +100,10 @@ def make_ensemble(kind: str, n_estimators: int = 100, *, rng=None, member_params
     from sklearn.tree import DecisionTreeRegressor
 
     check_choice(kind, "kind", ENSEMBLES, owner="make_ensemble")
+    if "weights" in params:
+        raise TypeError("The 'weights' parameter of make_ensemble is not accepted: members "
+                        "are averaged with equal weight, as the decompositions assume; got "
+                        f"weights={params['weights']!r}.")
     n_estimators = check_int(n_estimators, "n_estimators", low=1, owner="make_ensemble")
     member_params = dict(member_params or {})
     seed = as_seed_sequence(rng)
@@ -114,15 +125,20 @@ def make_ensemble(kind: str, n_estimators: int = 100, *, rng=None, member_params
 def member_predictions(estimator, X) -> np.ndarray:
     """The predictions of each member of a fitted ensemble: shape ``(k, n_test)``.
 
-    Members that were trained on a subset of the features (``BaggingRegressor``
-    with ``max_features < 1``, listed in ``estimators_features_``) see the same
-    subset here, so the mean over members is the ensemble's own prediction.
+    Only ensembles that predict the plain average of their members' predictions
+    are accepted, so that the mean over members is the ensemble's own prediction:
+    :class:`~sklearn.ensemble.BaggingRegressor`,
+    :class:`~sklearn.ensemble.RandomForestRegressor`,
+    :class:`~sklearn.ensemble.ExtraTreesRegressor` and
+    :class:`~sklearn.ensemble.VotingRegressor` without ``weights``. Members that
+    were trained on a subset of the features (``BaggingRegressor`` with
+    ``max_features < 1``, listed in ``estimators_features_``) see the same subset
+    here.
 
     Parameters
     ----------
-    estimator : fitted scikit-learn ensemble
-        Anything with a non-empty ``estimators_``: bagging, forests, extra trees,
-        ``VotingRegressor``.
+    estimator : fitted averaging regressor
+        One of the classes above (or a subclass), fitted.
     X : array-like, shape (n_test, n_features)
 
     Returns
@@ -135,25 +151,34 @@ def member_predictions(estimator, X) -> np.ndarray:
     sklearn.exceptions.NotFittedError
         When ``estimator`` is not fitted.
     TypeError
-        When ``estimator`` is not an ensemble (it has no ``estimators_``).
+        When ``estimator`` is not one of the averaging regressors above: boosting
+        (:class:`~sklearn.ensemble.AdaBoostRegressor`, gradient boosting) and
+        stacking do not average their members, and a classifier's members predict
+        encoded class indices.
     ValueError
-        When it has no members.
+        When it is a weighted ``VotingRegressor`` or has no members.
     """
+    from sklearn.ensemble import (BaggingRegressor, ExtraTreesRegressor,
+                                  RandomForestRegressor, VotingRegressor)
     from sklearn.utils import check_array as sk_check_array
     from sklearn.utils.validation import check_is_fitted
 
-    if not hasattr(estimator, "fit") or not hasattr(type(estimator), "predict"):
-        raise TypeError("The 'estimator' parameter of member_predictions must be a fitted "
-                        f"scikit-learn ensemble; got {type(estimator).__name__}.")
+    owner = "member_predictions"
+    averaging = (BaggingRegressor, RandomForestRegressor, ExtraTreesRegressor, VotingRegressor)
+    if not isinstance(estimator, averaging):
+        names = ", ".join(cls.__name__ for cls in averaging)
+        raise TypeError(f"The 'estimator' parameter of {owner} must be an ensemble that "
+                        f"averages its members' predictions ({names}); "
+                        f"got {type(estimator).__name__}.")
+    if isinstance(estimator, VotingRegressor) and estimator.weights is not None:
+        raise ValueError(f"The 'estimator' parameter of {owner} must average its members "
+                         "with equal weight; got a VotingRegressor with "
+                         f"weights={estimator.weights!r} (valid: None).")
     check_is_fitted(estimator)
-    members = getattr(estimator, "estimators_", None)
-    if members is None:
-        raise TypeError("The 'estimator' parameter of member_predictions must be an "
-                        f"ensemble with fitted members in 'estimators_'; "
-                        f"{type(estimator).__name__} has none.")
+    members = estimator.estimators_
     if len(members) == 0:
-        raise ValueError("The 'estimator' parameter of member_predictions must have at "
-                         f"least one member; {type(estimator).__name__}.estimators_ is empty.")
+        raise ValueError(f"The 'estimator' parameter of {owner} must have at least one "
+                         f"member; {type(estimator).__name__}.estimators_ is empty.")
     X = sk_check_array(X)
     features = getattr(estimator, "estimators_features_", None)
     if features is None:
@@ -213,8 +238,22 @@ class KnownTruth:
                            check_int(p, "n_features", low=low, high=high, owner="KnownTruth"))
 
     def f(self, X) -> np.ndarray:
-        """The noise-free truth at inputs ``X`` (n, n_features)."""
-        X = np.asarray(X, dtype=float)
+        """The noise-free truth at inputs ``X`` (n, n_features).
+
+        Raises
+        ------
+        ValueError
+            When ``X`` is not 2-D with ``n_features`` columns, or holds NaN or
+            infinite values.
+        TypeError
+            When ``X`` does not hold real numbers.
+        """
+        owner = "KnownTruth.f"
+        X = check_array(X, "X", ndim=2, owner=owner)
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"The 'X' parameter of {owner} must have n_features = "
+                             f"{self.n_features} columns for the {self.name!r} truth; "
+                             f"got shape {X.shape}.")
         if self.name == "sklearn_example":
             x = X[:, 0]
             return np.exp(-(x**2)) + 1.5 * np.exp(-((x - 2) ** 2))

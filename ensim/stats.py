@@ -3,6 +3,9 @@
 Conventions: an estimate always travels with its standard error; intervals are
 two-sided at level ``1 - alpha``; agreement with theory is shown by equivalence
 (TOST: the interval lies inside a stated margin), never by a failure to reject.
+A standard error estimated from few independent units (training sets, jackknife
+groups) goes with its degrees of freedom ``dof``, which switch the normal
+quantiles to Student-t ones.
 """
 
 from __future__ import annotations
@@ -25,11 +28,30 @@ __all__ = [
 ]
 
 
-def normal_conf_int(estimate: float, stderr: float, alpha: float = 0.05) -> tuple[float, float]:
-    """Two-sided normal-approximation interval ``estimate -/+ z_(1-alpha/2) * stderr``."""
+def _check_dof(dof, owner):
+    if dof is None:
+        return None
+    return check_real(dof, "dof", low=0.0, low_inclusive=False, owner=owner)
+
+
+def _quantile_distribution(dof):
+    """The standard normal, or Student-t with ``dof`` degrees of freedom."""
+    return _sps.norm if dof is None else _sps.t(dof)
+
+
+def normal_conf_int(estimate: float, stderr: float, alpha: float = 0.05,
+                    dof: float | None = None) -> tuple[float, float]:
+    """Two-sided interval ``estimate -/+ q_(1-alpha/2) * stderr``.
+
+    ``q`` is the standard normal quantile, or with ``dof`` the Student-t quantile
+    with ``dof`` degrees of freedom: use it when ``stderr`` is estimated from few
+    independent units (``n - 1`` for a mean of ``n`` values, ``G - 1`` for a
+    jackknife over ``G`` groups).
+    """
     alpha = check_real(alpha, "alpha", low=0.0, high=1.0, low_inclusive=False,
-                       high_inclusive=False)
-    half = _sps.norm.ppf(1.0 - alpha / 2.0) * stderr
+                       high_inclusive=False, owner="normal_conf_int")
+    dof = _check_dof(dof, "normal_conf_int")
+    half = _quantile_distribution(dof).ppf(1.0 - alpha / 2.0) * stderr
     return estimate - half, estimate + half
 
 
@@ -50,6 +72,8 @@ class EquivalenceResult:
         ``alpha`` when ``p_value < alpha``.
     alpha : float
         The test's level.
+    dof : float or None
+        Degrees of freedom of the Student-t tests; ``None`` for z-tests.
     """
 
     estimate: float
@@ -58,6 +82,7 @@ class EquivalenceResult:
     margin: float
     p_value: float
     alpha: float
+    dof: float | None = None
 
     @property
     def equivalent(self) -> bool:
@@ -66,41 +91,49 @@ class EquivalenceResult:
 
     def conf_int(self) -> tuple[float, float]:
         """The ``1 - 2 alpha`` interval that TOST compares with the margin."""
-        return normal_conf_int(self.estimate, self.stderr, 2 * self.alpha)
+        return normal_conf_int(self.estimate, self.stderr, 2 * self.alpha, self.dof)
 
     def summary(self) -> str:
         low, high = self.conf_int()
-        return (f"TOST: estimate {self.estimate:.6g} (SE {self.stderr:.3g}), target "
+        kind = "z" if self.dof is None else f"t, {self.dof:g} dof"
+        return (f"TOST ({kind}): estimate {self.estimate:.6g} (SE {self.stderr:.3g}), target "
                 f"{self.target:.6g} +/- {self.margin:.3g}; {100 * (1 - 2 * self.alpha):g}% CI "
                 f"[{low:.6g}, {high:.6g}]; p = {self.p_value:.3g} -> "
                 f"{'equivalent' if self.equivalent else 'not shown equivalent'}")
 
 
 def equivalence_test(estimate: float, stderr: float, target: float, margin: float,
-                     alpha: float = 0.05) -> EquivalenceResult:
+                     alpha: float = 0.05, dof: float | None = None) -> EquivalenceResult:
     r"""TOST for a normally distributed estimate: is ``|estimate - target| < margin``?
 
-    The two one-sided z-tests are ``H0: estimate - target <= -margin`` and
+    The two one-sided tests are ``H0: estimate - target <= -margin`` and
     ``H0: estimate - target >= margin``; the reported p-value is the larger of the
-    two. This is statsmodels' ``ztost`` computed from summary statistics (the
-    Monte Carlo engine streams its trials and keeps no raw data); the tests check
-    that the two agree on raw samples.
+    two. Without ``dof`` they are z-tests: statsmodels' ``ztost`` computed from
+    summary statistics (the Monte Carlo engine streams its trials and keeps no raw
+    data). With ``dof`` they are Student-t tests with ``dof`` degrees of freedom,
+    for a standard error estimated from few independent units: statsmodels'
+    ``ttost_mean`` for the mean of ``dof + 1`` values. The tests check that both
+    agree with statsmodels on raw samples.
 
     A zero standard error (a deterministic estimate) gives p = 0 inside the margin
     and p = 1 outside it.
     """
-    stderr = check_real(stderr, "stderr", low=0.0)
-    margin = check_real(margin, "margin", low=0.0, low_inclusive=False)
+    owner = "equivalence_test"
+    stderr = check_real(stderr, "stderr", low=0.0, owner=owner)
+    margin = check_real(margin, "margin", low=0.0, low_inclusive=False, owner=owner)
     alpha = check_real(alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
-                       high_inclusive=False)
+                       high_inclusive=False, owner=owner)
+    dof = _check_dof(dof, owner)
     diff = float(estimate) - float(target)
     if stderr == 0.0:
         p_value = 0.0 if abs(diff) < margin else 1.0
     else:
-        p_lower = _sps.norm.sf((diff + margin) / stderr)   # H0: diff <= -margin
-        p_upper = _sps.norm.cdf((diff - margin) / stderr)  # H0: diff >= +margin
+        dist = _quantile_distribution(dof)
+        p_lower = dist.sf((diff + margin) / stderr)   # H0: diff <= -margin
+        p_upper = dist.cdf((diff - margin) / stderr)  # H0: diff >= +margin
         p_value = float(max(p_lower, p_upper))
-    return EquivalenceResult(float(estimate), stderr, float(target), margin, p_value, alpha)
+    return EquivalenceResult(float(estimate), stderr, float(target), margin, p_value, alpha,
+                             dof)
 
 
 def verdict_from_equivalence(result: EquivalenceResult) -> str:

@@ -30,7 +30,7 @@ import numpy as np
 from ensim.claims import Claim, negative_control
 from ensim.decompose import bias_variance, decompose, jackknife
 from ensim.ensembles import KnownTruth, fit_repeats, make_ensemble
-from ensim.stats import normal_conf_int
+from ensim.stats import equivalence_test, normal_conf_int, verdict_from_equivalence
 
 NAME = "bagging-bias-variance"
 
@@ -46,7 +46,8 @@ class Config:
     n_estimators: int = 10        # members of the bagged ensemble (BaggingRegressor's default)
     n_curves: int = 5             # predictions drawn in the top row
     n_groups: int = 10            # jackknife groups of repeats for the intervals
-    alpha: float = 0.05           # intervals are 1 - alpha
+    rel_margin: float = 0.10      # equivalence margin of the negative control, relative
+    alpha: float = 0.05           # intervals are 1 - alpha (Student-t, n_groups - 1 dof)
 
 
 QUICK = Config(n_repeats=40, n_test=200)
@@ -59,9 +60,11 @@ def cells(config: Config) -> list[dict]:
 
 def _integrated(d):
     """Means over test points: error vs f, ensemble variance, member variance, covariance,
-    and the pooled sampling correlation (mean covariance / mean member variance)."""
+    the pooled sampling correlation (mean covariance / mean member variance), and the
+    ensemble variance minus ``sigma^2 / k``, its value were the members independent."""
     return [d.loss.mean(), d.ensemble_variance.mean(), d.variance.mean(), d.covariance.mean(),
-            d.covariance.mean() / d.variance.mean()]
+            d.covariance.mean() / d.variance.mean(),
+            d.ensemble_variance.mean() - d.variance.mean() / d.k]
 
 
 def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
@@ -99,9 +102,11 @@ def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
             return [one.loss.mean(), one.variance.mean()]
 
         stats = jackknife(integrated, predictions, n_groups=config.n_groups)
-    names = ["mse", "ensemble_variance", "member_variance", "covariance", "pooled_rho"]
+    names = ["mse", "ensemble_variance", "member_variance", "covariance", "pooled_rho",
+             "minus_independent"]
     for name, value, se in zip(names, stats.estimate, stats.stderr):
         summary[name], summary[name + "_stderr"] = float(value), float(se)
+    summary["dof"] = stats.dof
     train = truth.sample(config.n_train, rng=seed)                 # one set, for the figure
     rows += [{"row": "train", "x": float(a), "y": float(b)} for a, b in zip(train.X[:, 0], train.y)]
     return rows + [summary]
@@ -154,36 +159,45 @@ def claims(table, config: Config) -> list[Claim]:
     alpha = config.alpha
     summary = table[table.row == "summary"].set_index("model")
     tree, bag = summary.loc["tree"], summary.loc["bagged_trees"]
+    dof = float(bag.dof)                  # jackknife groups - 1, the same for both models
     out = []
     worst = float(summary.identity_error.max())
     out.append(Claim("Pointwise error = bias² + variance (+ noise), and for the bag also "
                      "Ueda–Nakano, ESL's ρσ² + (1−ρ)σ²/k and Wood et al.: exact identities",
                      0.0, worst, 0.0, worst, "holds" if worst < 1e-10 else "fails",
-                     "largest relative residual over all test points, < 1e-10", alpha))
+                     "largest relative residual over all test points, < 1e-10; the two "
+                     "sides of each are measured apart", alpha))
 
     def difference(name, statement):
         diff = bag[name] - tree[name]
         se = float(np.hypot(bag[name + "_stderr"], tree[name + "_stderr"]))
-        low, high = normal_conf_int(diff, se, alpha)
+        low, high = normal_conf_int(diff, se, alpha, dof=dof)
         verdict = "holds" if high < 0 else "fails" if low > 0 else "inconclusive"
         return Claim(statement, None, float(diff), low, high, verdict,
-                     "bagged − tree, jackknife SEs over training sets; holds if the "
-                     "interval is below 0", alpha)
+                     f"bagged − tree, jackknife SEs over training sets, t with {dof:g} dof "
+                     "(conservative for a difference of two); holds if the interval is "
+                     "below 0", alpha)
 
     out.append(difference("ensemble_variance", "Bagging lowers the variance (mean over x)"))
     out.append(difference("mse", "Bagging lowers the error against f (mean over x)"))
-    low, high = normal_conf_int(bag.pooled_rho, bag.pooled_rho_stderr, alpha)
+    low, high = normal_conf_int(bag.pooled_rho, bag.pooled_rho_stderr, alpha, dof=dof)
     out.append(Claim("Two members of the bag are positively correlated across training "
                      "sets (pooled ρ), so bagging keeps a share ρ of σ²", None,
-                     float(bag.pooled_rho), low, high, "holds" if low > 0 else "inconclusive",
-                     "mean covariance / mean σ² over x, jackknife interval", alpha))
-    naive = bag.member_variance / config.n_estimators
-    low, high = normal_conf_int(bag.ensemble_variance, bag.ensemble_variance_stderr, alpha)
-    inside = low <= naive <= high
-    out.append(negative_control(Claim("Negative control: the bag's variance is σ²/k, as if members were "
-                     "independent; expected to fail", float(naive),
-                     float(bag.ensemble_variance), low, high, "holds" if inside else "fails",
-                     "holds if σ²/k lies inside the interval of the measured variance", alpha)))
+                     float(bag.pooled_rho), low, high,
+                     "holds" if low > 0 else "fails" if high < 0 else "inconclusive",
+                     f"mean covariance / mean σ² over x, jackknife t interval ({dof:g} dof); "
+                     "holds if above 0, fails if below", alpha))
+    margin = config.rel_margin * float(bag.ensemble_variance)
+    test = equivalence_test(bag.minus_independent, bag.minus_independent_stderr, 0.0, margin,
+                            alpha, dof=dof)
+    low, high = normal_conf_int(bag.minus_independent, bag.minus_independent_stderr, alpha,
+                                dof=dof)
+    out.append(negative_control(Claim(
+        "Negative control: the bag's variance is σ²/k, as if members were independent; "
+        "expected to fail", 0.0, float(bag.minus_independent), low, high,
+        verdict_from_equivalence(test),
+        f"variance − σ²/k, jackknifed as one statistic ({dof:g} dof); t-TOST, margin "
+        f"{config.rel_margin:.0%} of the variance, p = {test.p_value:.2g}", alpha)))
     return out
 
 

@@ -52,7 +52,7 @@ def main(argv=None) -> None:
 
     t_predict, _ = _best_of(lambda: forest.predict(test.X))
     t_members, members = _best_of(lambda: member_predictions(forest, test.X))
-    t_one, _ = _best_of(lambda: decompose(members, test.y, test.f))
+    t_one, _ = _best_of(lambda: decompose(members, test.y))
 
     gen = np.random.default_rng(3)
     predictions = np.empty((n_repeats, k, n_test))

@@ -11,14 +11,31 @@ many training sets; at each test point ``x``, ``rho(x)`` is the correlation,
 across training sets, between two trees of the same forest, and ``sigma^2(x)``
 the variance of one tree.
 
+Where does that correlation come from? ESL (exercise 15.5) argues that two trees
+of one forest are uncorrelated *given* the training set ``Z``, since each draws
+its own bootstrap sample and features, so that all of ``rho`` is variance between
+training sets: ``rho = Var_Z E[T|Z] / (Var_Z E[T|Z] + E_Z Var[T|Z])``. Repeats over
+training sets cannot test that premise (a covariance given ``Z`` moves the trees
+of one repeat together just as the training set does), so each ``m`` also
+retrains the forest on one fixed training set with fresh seeds and measures the
+correlation given ``Z`` directly. As a negative control, a forest whose trees
+share one bootstrap sample (drawn afresh for each forest) is measured the same
+way: its trees are correlated given ``Z``, and the check must say so. The
+variance-ratio form, computed from the spread of the trees within and between
+training sets, then estimates the same ``rho`` as the direct measurement for any
+forest; their agreement is a consistency check of the two estimators, not a test
+of ESL's premise.
+
 How to read the figure: left, box plots over test points of ``rho(x)`` against
-``m`` (ESL figure 15.9), with the variance-ratio form
-``Var_Z E[T|Z] / (Var_Z E[T|Z] + E_Z Var[T|Z])`` as diamonds; middle, the two
-variance components and their sum ``sigma^2`` against ``m`` (ESL figure 15.10):
-fewer features per split trade variance between training sets for variance
-within one; right, the measured variance of a forest of ``B`` trees against
-``rho sigma^2 + (1 - rho) / B sigma^2`` with ``rho`` and ``sigma^2`` measured on
-the forest's other ``B`` trees, and against ``sigma^2 / B`` (independent trees).
+``m`` (ESL figure 15.9), with the variance-ratio form as diamonds and the pooled
+correlation given the training set as triangles (with 95% intervals; the
+shared-bootstrap control as a cross); middle, the two variance components and
+their sum ``sigma^2`` against ``m`` (ESL figure 15.10): on this problem fewer
+features per split lower both, the variance between training sets by
+proportionally more, which is why ``rho`` falls; right, the measured variance of
+a forest of ``B`` trees against ``rho sigma^2 + (1 - rho) / B sigma^2`` with
+``rho`` and ``sigma^2`` measured on the forest's other ``B`` trees, and against
+``sigma^2 / B`` (independent trees).
 """
 
 from __future__ import annotations
@@ -45,14 +62,16 @@ class Config:
     min_samples_leaf: int = 5      # ESL's minimum node size for regression
     n_trees: int = 10              # B; each forest grows 2B trees, split in two halves
     n_repeats: int = 200           # training sets per m
+    n_seeds: int = 100             # seeds per m on one fixed training set (and control)
     n_test: int = 200              # test points (ESL: 600)
-    n_groups: int = 10             # jackknife groups of repeats
+    n_groups: int = 10             # jackknife groups of repeats (t with n_groups - 1 dof)
     rel_margin: float = 0.10       # equivalence margin for the forest variance, relative
-    rho_margin: float = 0.03       # equivalence margin for rho (absolute)
+    given_set_margin: float = 0.01   # margin for rho given the training set (absolute)
+    ratio_rel_margin: float = 0.05   # margin for the ratio form, relative to rho
     alpha: float = 0.05            # intervals are 1 - alpha
 
 
-QUICK = Config(max_features=(1, 6, 25, 50), n_repeats=30, n_test=60)
+QUICK = Config(max_features=(1, 6, 25, 50), n_repeats=30, n_seeds=20, n_test=60)
 FULL = Config()
 
 
@@ -60,35 +79,49 @@ def cells(config: Config) -> list[dict]:
     return [{"max_features": int(m)} for m in config.max_features]
 
 
+def control_max_features(config: Config) -> int:
+    """The ``m`` at which the shared-bootstrap control runs: the middle one."""
+    ms = sorted(config.max_features)
+    return int(ms[len(ms) // 2])
+
+
 def _pooled(q, y, f, B):
-    """Pooled statistics of one set of repeats q (R, 2B, n): see run_cell."""
+    """Pooled statistics of one set of repeats over training sets q (R, 2B, n)."""
     d = decompose(q, y, f)
     half = decompose(q[:, :B], y, f)
     other = decompose(q[:, B:], y, f)
     rho_half = half.covariance.mean() / half.variance.mean()
     formula = forest_variance(np.clip(rho_half, -1, 1), half.variance.mean(), B)
     measured = other.ensemble_variance.mean()
+    independent = half.variance.mean() / B
     rho = d.covariance.mean() / d.variance.mean()
     between, within = d.between_set_variance.mean(), d.within_set_variance.mean()
-    ratio = between / (between + within)
-    return [rho, ratio, rho - ratio, measured, formula, measured - formula,
-            half.variance.mean() / B]
+    ratio, swapped = between / (between + within), within / (between + within)
+    return [rho, ratio, rho - ratio, rho - swapped, measured, formula, measured - formula,
+            independent, measured - independent]
 
 
-_POOLED = ["rho", "rho_ratio", "rho_minus_ratio", "forest_variance", "formula",
-           "forest_minus_formula", "independent"]
+_POOLED = ["rho", "rho_ratio", "rho_minus_ratio", "rho_minus_swapped", "forest_variance",
+           "formula", "forest_minus_formula", "independent", "forest_minus_independent"]
+
+
+def _given_set(q, y, f):
+    """Pooled correlation of two trees given the training set, from repeats over seeds."""
+    d = decompose(q, y, f, repeats="ensemble_seeds")
+    return d.covariance.mean() / d.variance.mean()
 
 
 def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
     from ensim._random import child_seed
+    from ensim.ensembles import resample
 
     truth = KnownTruth("esl_linear", config.noise_sd, n_features=config.n_features)
     test = truth.sample(config.n_test, rng=child_seed(seed, 0))
-    B = config.n_trees
+    B, m = config.n_trees, params["max_features"]
 
-    def make(s):
-        return make_ensemble("random_forest", 2 * B, rng=s, max_features=params["max_features"],
-                             min_samples_leaf=config.min_samples_leaf)
+    def make(s, **extra):
+        return make_ensemble("random_forest", 2 * B, rng=s, max_features=m,
+                             min_samples_leaf=config.min_samples_leaf, **extra)
 
     q = fit_repeats(make, lambda s: truth.sample(config.n_train, rng=s), test.X,
                     config.n_repeats, rng=child_seed(seed, 1))     # (R, 2B, n_test)
@@ -97,9 +130,21 @@ def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
              "sigma2": float(d.variance[t]), "within": float(d.within_set_variance[t]),
              "between": float(d.between_set_variance[t])} for t in range(config.n_test)]
     stats = jackknife(lambda s: _pooled(s, test.y, test.f, B), q, n_groups=config.n_groups)
-    summary = {"row": "summary"}
+    summary = {"row": "summary", "dof": stats.dof}
     for name, value, se in zip(_POOLED, stats.estimate, stats.stderr):
         summary[name], summary[name + "_stderr"] = float(value), float(se)
+    # View 3: one fixed training set, fresh seeds (bootstrap draws and features).
+    fixed = truth.sample(config.n_train, rng=child_seed(seed, 2))
+    given = {"rho_given_set": (make, lambda s: fixed)}
+    if m == control_max_features(config):
+        # Negative control: the trees of each forest share one bootstrap sample.
+        given["shared_rho_given_set"] = (lambda s: make(s, bootstrap=False),
+                                         lambda s: resample(fixed.X, fixed.y, rng=s))
+    for j, (name, (make_forest, draw)) in enumerate(given.items()):
+        q3 = fit_repeats(make_forest, draw, test.X, config.n_seeds,
+                         rng=child_seed(seed, 3, j))              # (n_seeds, 2B, n_test)
+        est = jackknife(lambda s: _given_set(s, test.y, test.f), q3, n_groups=config.n_groups)
+        summary[name], summary[name + "_stderr"] = float(est.estimate[0]), float(est.stderr[0])
     return rows + [summary]
 
 
@@ -111,14 +156,23 @@ def plot(table, config: Config):
     ms = sorted(table.max_features.unique())
     points = table[table.row == "x"]
     summary = table[table.row == "summary"].set_index("max_features").loc[ms]
+    dof = float(summary.dof.iloc[0])
     positions = np.arange(len(ms))
     ax = axes[0, 0]
     ax.boxplot([points[points.max_features == m].rho for m in ms], positions=positions,
                widths=0.5, showfliers=False)
     ax.scatter(positions, summary.rho_ratio, marker="D", color=c1, zorder=3,
                label="variance-ratio form (pooled)")
+    low, high = normal_conf_int(summary.rho_given_set, summary.rho_given_set_stderr,
+                                config.alpha, dof=dof)
+    plot_interval_points(positions + 0.3, summary.rho_given_set, low, high, ax=ax, color=c2,
+                         marker="^", label="given the training set (pooled)")
+    control = summary.shared_rho_given_set.dropna()
+    ax.scatter([positions[ms.index(m)] + 0.3 for m in control.index], control, marker="x",
+               color=c3, zorder=3, label="given the set, trees sharing a bootstrap")
     ax.set_xticks(positions, [str(m) for m in ms])
-    ax.set(xlabel="max_features m", ylabel="ρ(x) between two trees",
+    top = max(points.rho.quantile(0.95), control.max())       # room for the legend
+    ax.set(xlabel="max_features m", ylabel="ρ(x) between two trees", ylim=(None, 1.7 * top),
            title="Correlation between trees (ESL fig. 15.9)")
     ax.legend(loc="upper left")
     ax = axes[0, 1]
@@ -126,7 +180,7 @@ def plot(table, config: Config):
     ax.plot(ms, means.within, "o-", color=c1, label="within training set  E_Z Var[T|Z]")
     ax.plot(ms, means.between, "s-", color=c2, label="between training sets  Var_Z E[T|Z]")
     ax.plot(ms, means.sigma2, "^-", color=PALETTE[0], label="total σ² of one tree")
-    ax.set(xlabel="max_features m", ylabel="variance (mean over x)",
+    ax.set(xlabel="max_features m", ylabel="variance (mean over x)", yscale="log",
            title="Variance components (ESL fig. 15.10)")
     ax.legend(loc="best")
     ax = axes[0, 2]
@@ -134,7 +188,8 @@ def plot(table, config: Config):
             ("forest_variance", PALETTE[0], f"measured, forest of B = {config.n_trees}", 0.0),
             ("formula", c1, "ρσ² + (1−ρ)σ²/B", 0.25),
             ("independent", c3, "σ²/B (independent trees)", 0.5)):
-        low, high = normal_conf_int(summary[name], summary[name + "_stderr"], config.alpha)
+        low, high = normal_conf_int(summary[name], summary[name + "_stderr"], config.alpha,
+                                    dof=dof)
         plot_interval_points(np.log(ms) + shift * 0.1, summary[name], low, high, ax=ax,
                              color=color, label=label)
     ax.set_xticks(np.log(ms), [str(m) for m in ms])
@@ -148,37 +203,59 @@ def plot(table, config: Config):
 def claims(table, config: Config) -> list[Claim]:
     alpha, out = config.alpha, []
     summary = table[table.row == "summary"].set_index("max_features").sort_index()
+    dof = float(summary.dof.iloc[0])          # jackknife groups - 1
     low_m, high_m = summary.index.min(), summary.index.max()
     diff = summary.rho[high_m] - summary.rho[low_m]
     se = float(np.hypot(summary.rho_stderr[high_m], summary.rho_stderr[low_m]))
-    low, high = normal_conf_int(diff, se, alpha)
+    low, high = normal_conf_int(diff, se, alpha, dof=dof)
     out.append(Claim(f"Trees decorrelate as max_features falls: ρ(m = {high_m}) − "
                      f"ρ(m = {low_m}) > 0", None, float(diff), low, high,
                      "holds" if low > 0 else "fails" if high < 0 else "inconclusive",
-                     "pooled ρ, jackknife SEs over training sets, independent cells", alpha))
+                     f"pooled ρ, jackknife SEs over training sets, independent cells, t with "
+                     f"{dof:g} dof (conservative for a difference of two)", alpha))
 
     def tost(statement, estimate, stderr, target, margin, method):
-        test = equivalence_test(estimate, stderr, target, margin, alpha)
-        low, high = normal_conf_int(estimate, stderr, alpha)
+        test = equivalence_test(estimate, stderr, target, margin, alpha, dof=dof)
+        low, high = normal_conf_int(estimate, stderr, alpha, dof=dof)
         return Claim(statement, target, float(estimate), low, high,
-                     verdict_from_equivalence(test), f"{method}, p = {test.p_value:.2g}", alpha)
+                     verdict_from_equivalence(test),
+                     f"{method}; t-TOST ({dof:g} dof), p = {test.p_value:.2g}", alpha)
 
+    given_method = (f"pooled over x, one fixed training set and {config.n_seeds} seeds, "
+                    f"jackknife; margin {config.given_set_margin:g}")
     for m, row in summary.iterrows():
         out.append(tost(f"Forest variance = ρσ² + (1−ρ)σ²/B (m = {m}, B = {config.n_trees})",
                         row.forest_minus_formula, row.forest_minus_formula_stderr, 0.0,
                         config.rel_margin * row.forest_variance,
-                        f"measured − formula, jackknife; TOST, margin {config.rel_margin:.0%}"
+                        f"measured − formula, jackknife; margin {config.rel_margin:.0%}"
                         " of the measured variance"))
-        out.append(tost(f"Sampling correlation = variance-ratio form (m = {m})",
+        out.append(tost(f"Two trees of one forest are uncorrelated given the training set: "
+                        f"ρ given Z = 0 (m = {m})", row.rho_given_set,
+                        row.rho_given_set_stderr, 0.0, config.given_set_margin, given_method))
+        out.append(tost(f"Consistency check: ρ measured directly = the variance-ratio form "
+                        f"(m = {m}); both estimate the same ρ for any forest",
                         row.rho_minus_ratio, row.rho_minus_ratio_stderr, 0.0,
-                        config.rho_margin, f"direct − ratio, jackknife; TOST, margin "
-                        f"{config.rho_margin:g}"))
+                        config.ratio_rel_margin * row.rho,
+                        f"direct − ratio, jackknife; margin {config.ratio_rel_margin:.0%} of ρ"))
     row = summary.loc[high_m]
-    out.append(negative_control(tost(f"Negative control: forest variance = σ²/B, as if trees were independent "
-                    f"(m = {high_m}); expected to fail", row.forest_variance,
-                    row.forest_variance_stderr, row.independent,
-                    config.rel_margin * row.forest_variance,
-                    f"TOST, margin {config.rel_margin:.0%} of the measured variance")))
+    out.append(negative_control(tost(
+        f"Negative control: forest variance = σ²/B, as if trees were independent "
+        f"(m = {high_m}); expected to fail", row.forest_minus_independent,
+        row.forest_minus_independent_stderr, 0.0, config.rel_margin * row.forest_variance,
+        f"measured − σ²/B, jackknifed as one statistic; margin {config.rel_margin:.0%} of "
+        "the measured variance")))
+    control_m = control_max_features(config)
+    row = summary.loc[control_m]
+    out.append(negative_control(tost(
+        f"Negative control: trees sharing one bootstrap sample are uncorrelated given the "
+        f"training set (m = {control_m}); expected to fail", row.shared_rho_given_set,
+        row.shared_rho_given_set_stderr, 0.0, config.given_set_margin, given_method)))
+    row = summary.loc[high_m]
+    out.append(negative_control(tost(
+        f"Negative control: ρ = the swapped ratio E_Z Var[T|Z] / (Var_Z E[T|Z] + "
+        f"E_Z Var[T|Z]) (m = {high_m}); expected to fail", row.rho_minus_swapped,
+        row.rho_minus_swapped_stderr, 0.0, config.ratio_rel_margin * row.rho,
+        f"direct − swapped, jackknife; margin {config.ratio_rel_margin:.0%} of ρ")))
     return out
 
 

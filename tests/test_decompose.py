@@ -167,6 +167,46 @@ def test_identities_detect_a_wrong_term(correlated_predictions):
     assert not wrong.holds(1e-10)
 
 
+def _scaled(function, name, factor):
+    """``function`` with the term ``name`` of its result (a dict) multiplied by ``factor``."""
+    def wrong(*args):
+        out = function(*args)
+        out[name] = out[name] * factor
+        return out
+    return wrong
+
+
+def test_identity_checks_catch_a_wrong_ensemble_error(correlated_predictions, monkeypatch):
+    # Negative control of the checks themselves: an ensemble error 1.5 times too large
+    # must break every identity that has MSE_ens on one side. X and C are measured
+    # from products of pairs of members, so they do not follow the wrong MSE_ens.
+    q, y, f = correlated_predictions
+    monkeypatch.setattr(decompose_module, "_test_point_sums",
+                        _scaled(decompose_module._test_point_sums, "ensemble_error2", 1.5))
+    one = decompose(q[0], y)
+    assert [(i.name, i.holds(1e-10)) for i in one.identities()] == [
+        ("primer, second moments", False), ("primer with bias", False),
+        ("ambiguity (Krogh-Vedelsby)", False)]
+    assert all(i.relative_error > 0.1 for i in one.identities())
+    # The same wrong term inside a repeated decomposition: its test-point identities.
+    repeated = decompose(q, y, f)
+    assert not any(i.holds(1e-10) for i in repeated.test_points.identities())
+
+
+def test_identity_checks_catch_a_wrong_pointwise_term(correlated_predictions, monkeypatch):
+    # Negative control: a pointwise covariance 1.5 times too large breaks exactly the
+    # identities it appears in, and the others still hold.
+    q, y, f = correlated_predictions
+    monkeypatch.setattr(decompose_module, "_pointwise_terms",
+                        _scaled(decompose_module._pointwise_terms, "covariance", 1.5))
+    d = decompose(q, y, f)
+    held = {i.name: i.holds(1e-10) for i in d.identities()}
+    assert held == {"bias-variance-covariance": False, "ESL ensemble variance": False,
+                    "ambiguity (expected)": True, "bias-variance-diversity": True,
+                    "primer, second moments": True, "primer with bias": True,
+                    "ambiguity (Krogh-Vedelsby)": True}
+
+
 def test_chunking_does_not_change_results(correlated_predictions, monkeypatch):
     q, y, f = correlated_predictions
     whole = decompose(q, y, f)
@@ -174,8 +214,23 @@ def test_chunking_does_not_change_results(correlated_predictions, monkeypatch):
     parts = decompose(q, y, f)
     for name in RepeatedDecomposition._POINTWISE:
         np.testing.assert_allclose(getattr(parts, name), getattr(whole, name), rtol=1e-12)
-    np.testing.assert_allclose(parts.test_points.variance, whole.test_points.variance,
-                               rtol=1e-12)
+    # View 1 merges the centred sums of the chunks exactly.
+    for name in ("variance", "covariance", "cross_moment", "mse_ensemble"):
+        np.testing.assert_allclose(getattr(parts.test_points, name),
+                                   getattr(whole.test_points, name), rtol=1e-12, err_msg=name)
+    assert all(identity.holds(1e-12) for identity in parts.identities())
+
+
+def test_centred_terms_survive_a_large_bias(rng):
+    # C is measured from centred products, so a bias 10^4 times the spread of the errors
+    # leaves it accurate (the form <e_i e_j> - b_i b_j would lose about 8 digits).
+    k, n = 4, 1000
+    shared, own = rng.normal(size=n), rng.normal(size=(k, n))
+    q = 1e4 + 0.5 * shared + own
+    d = decompose(q, np.zeros(n))
+    slow = _slow_test_points(q - 1e4, np.zeros(n))           # same centred terms, no bias
+    assert d.covariance == pytest.approx(slow["covariance"], rel=1e-6)
+    assert d.variance == pytest.approx(slow["variance"], rel=1e-9)
 
 
 def test_ensemble_seeds_names_the_third_view(correlated_predictions):
@@ -229,6 +284,8 @@ def test_same_input_same_numbers(correlated_predictions):
     (np.array([[1.0, np.nan], [1.0, 2.0]]), np.ones(2), r"'predictions' .* finite .* 1 NaN"),
     (np.array([[1.0, np.inf], [1.0, 2.0]]), np.ones(2), r"finite values; got 1 NaN or inf"),
     (np.ones((2, 2)), [1.0, np.nan], r"'y' parameter .* finite"),
+    (np.ones((3, 0)), np.ones(0), r"at least 1 test point .* got shape \(3, 0\)"),
+    (np.ones((2, 3, 0)), np.ones(0), r"at least 1 test point .* got shape \(2, 3, 0\)"),
 ])
 def test_bad_input_is_refused(predictions, y, message):
     with pytest.raises(ValueError, match=message):
@@ -249,3 +306,29 @@ def test_bad_truth_and_options_are_refused():
         bias_variance(np.ones((2, 2, 2)), np.ones(2))
     with pytest.raises(ValueError, match="n_repeats"):
         bias_variance(np.ones((1, 2)), np.ones(2))
+    with pytest.raises(ValueError, match=r"bias_variance must hold at least 1 test point"):
+        bias_variance(np.ones((3, 0)), np.ones(0))
+
+
+def test_options_of_repeats_are_refused_for_one_ensemble():
+    # f and repeats mean nothing for one ensemble's (k, n_test) array: refused, not ignored.
+    with pytest.raises(ValueError, match=r"'f' parameter of decompose applies only to "
+                                         r"repeated .* shape \(2, 3\); got an array of "
+                                         r"shape \(3,\)"):
+        decompose(np.ones((2, 3)), np.ones(3), f=np.zeros(3))
+    with pytest.raises(ValueError, match=r"'repeats' parameter .* got 'ensemble_seeds'"):
+        decompose(np.ones((2, 3)), np.ones(3), repeats="ensemble_seeds")
+    # Negative control: both are accepted with repeats.
+    d = decompose(np.ones((2, 2, 3)), np.ones(3), f=np.zeros(3), repeats="ensemble_seeds")
+    assert d.repeats == "ensemble_seeds" and d.noise.tolist() == [1.0, 1.0, 1.0]
+    assert decompose(np.ones((2, 2, 3)), np.ones(3)).repeats == "training_sets"
+
+
+@pytest.mark.parametrize("name", ["predictions", "y"])
+def test_complex_input_is_refused(name):
+    q, y = np.ones((2, 3)), np.ones(3)
+    args = {"predictions": q, "y": y}
+    args[name] = args[name] + 1j
+    with pytest.raises(TypeError, match=f"'{name}' parameter of decompose must be an array "
+                                        "of real numbers; got complex values"):
+        decompose(**args)

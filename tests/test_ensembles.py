@@ -1,5 +1,7 @@
 """Member predictions of real scikit-learn ensembles, and the identities on them."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from sklearn.ensemble import BaggingRegressor, VotingRegressor
@@ -73,6 +75,53 @@ def test_identities_on_one_trained_ensemble(kind, data):
     assert all(identity.holds(1e-10) for identity in d.identities())
 
 
+def _not_averaging():
+    """Fitted-to-be ensembles whose prediction is not the plain mean of their members."""
+    from sklearn.ensemble import (AdaBoostRegressor, GradientBoostingRegressor,
+                                  RandomForestClassifier, StackingRegressor)
+    from sklearn.linear_model import LinearRegression
+
+    trees = [("a", DecisionTreeRegressor(max_depth=2)), ("b", DecisionTreeRegressor())]
+    return {
+        "AdaBoostRegressor": (AdaBoostRegressor(n_estimators=3, random_state=0), TypeError),
+        "GradientBoostingRegressor": (GradientBoostingRegressor(n_estimators=3), TypeError),
+        "StackingRegressor": (StackingRegressor(trees, final_estimator=LinearRegression()),
+                              TypeError),
+        "RandomForestClassifier": (RandomForestClassifier(n_estimators=3, random_state=0),
+                                   TypeError),
+        "VotingRegressor": (VotingRegressor(trees, weights=[3, 1]), ValueError),
+    }
+
+
+@pytest.mark.parametrize("name", list(_not_averaging()))
+def test_ensembles_that_do_not_average_are_refused(name, data):
+    train, test = data
+    estimator, error = _not_averaging()[name]
+    target = train.y > np.median(train.y) if name.endswith("Classifier") else train.y
+    estimator.fit(train.X, target)
+    # Why they are refused: the mean of their members is not their prediction.
+    members = [m.predict(test.X) for m in np.ravel(estimator.estimators_)]
+    assert not np.allclose(np.mean(members, axis=0), estimator.predict(test.X))
+    with pytest.raises(error, match=f"'estimator' parameter of member_predictions .*{name}"
+                                    if error is TypeError else r"weights=\[3, 1\]"):
+        member_predictions(estimator, test.X)
+
+
+def test_an_unweighted_voting_regressor_is_accepted(data):
+    # Negative control of the refusals above: the same members, averaged equally.
+    train, test = data
+    trees = [("a", DecisionTreeRegressor(max_depth=2)), ("b", DecisionTreeRegressor())]
+    estimator = VotingRegressor(trees).fit(train.X, train.y)
+    np.testing.assert_allclose(member_predictions(estimator, test.X).mean(axis=0),
+                               estimator.predict(test.X), rtol=1e-12)
+
+
+def test_make_ensemble_refuses_weights():
+    with pytest.raises(TypeError, match=r"'weights' parameter of make_ensemble .*"
+                                        r"got weights=\[1, 2\]"):
+        make_ensemble("independent_mlp", 2, weights=[1, 2])
+
+
 @pytest.mark.parametrize("kind", ["bagged_trees", "random_forest", "extra_trees"])
 def test_identities_across_training_sets(kind):
     test = TRUTH.sample(200, rng=5)
@@ -83,6 +132,11 @@ def test_identities_across_training_sets(kind):
     assert len(identities) == 7
     for identity in identities:
         assert identity.holds(1e-10), (identity.name, identity.relative_error)
+    # Negative control: the sides are measured apart, so an ensemble error off by one
+    # part in 10^6 breaks the three identities that have it on one side.
+    wrong = dataclasses.replace(d, loss=d.loss * (1 + 1e-6))
+    assert [i.name for i in wrong.identities() if not i.holds(1e-10)] == [
+        "bias-variance-covariance", "ambiguity (expected)", "bias-variance-diversity"]
 
 
 def test_fit_repeats_is_reproducible_and_keyed_by_repeat():
@@ -134,9 +188,10 @@ def test_bad_input_is_refused(data):
     with pytest.raises(NotFittedError):
         member_predictions(make_ensemble("random_forest", 3), test.X)
     tree = DecisionTreeRegressor().fit(train.X, train.y)
-    with pytest.raises(TypeError, match="ensemble with fitted members in 'estimators_'"):
+    with pytest.raises(TypeError, match="averages its members' predictions .*"
+                                        "got DecisionTreeRegressor"):
         member_predictions(tree, test.X)
-    with pytest.raises(TypeError, match="must be a fitted scikit-learn ensemble"):
+    with pytest.raises(TypeError, match="averages its members' predictions .*got ndarray"):
         member_predictions(np.ones(3), test.X)
     empty = VotingRegressor([("tree", DecisionTreeRegressor())]).fit(train.X, train.y)
     empty.estimators_ = []
@@ -158,3 +213,18 @@ def test_bad_input_is_refused(data):
         KnownTruth("friedman1", 1.0, n_features=3)
     with pytest.raises(ValueError, match="'n_samples' parameter of resample"):
         resample(train.X, train.y, 150, method="subsample")
+
+
+@pytest.mark.parametrize("X, error, message", [
+    (np.ones((3, 4)), ValueError, r"'X' parameter of KnownTruth.f must have n_features = 50 "
+                                  r"columns .* got shape \(3, 4\)"),
+    (np.ones(50), ValueError, r"'X' parameter of KnownTruth.f must be a 2-D array"),
+    (np.full((2, 50), np.nan), ValueError, "finite"),
+    (np.ones((2, 50)) * 1j, TypeError, "real numbers; got complex"),
+])
+def test_known_truth_refuses_bad_inputs(X, error, message):
+    truth = KnownTruth("esl_linear", 1.0)
+    with pytest.raises(error, match=message):
+        truth.f(X)
+    # Negative control: the right shape is accepted.
+    assert truth.f(np.zeros((2, 50))).shape == (2,)
