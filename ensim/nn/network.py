@@ -347,7 +347,8 @@ class Network:
         first = next(i for i, layer in enumerate(self.layers) if isinstance(layer, Dropout))
         fold = self._folded_dense_layers(first, n_test)
         if chunk_size is None:
-            chunk_size = max(1, _THINNED_CHUNK_ENTRIES // self._thinned_entries_per_member(n_test, fold))
+            per_member = self._thinned_entries_per_member(n_test, fold)
+            chunk_size = max(1, _THINNED_CHUNK_ENTRIES // per_member)
         chunk_size = check_int(chunk_size, "chunk_size", low=1, owner="Network.predict_thinned")
         shared = X
         for layer in self.layers[:first]:
