@@ -76,7 +76,8 @@ class Dense(Layer):
         ``"W"`` of shape ``(n_in, n_out)``; ``"b"`` of shape ``(n_out,)``.
     needs_input_grad : bool
         When False, ``backward`` skips the product ``grad_out @ W.T`` and returns
-        None; a network sets it on its first layer, whose input is the data.
+        None; a network sets it False on this layer when no layer before it has
+        parameters (so no gradient is needed below it), True otherwise.
     """
 
     def __init__(self, n_in, n_out, *, init="he", rng, dtype=np.float64, xp=np):

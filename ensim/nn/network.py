@@ -348,7 +348,7 @@ class Network:
         fold = self._folded_dense_layers(first, n_test)
         if chunk_size is None:
             per_member = self._thinned_entries_per_member(n_test, fold)
-            chunk_size = max(1, _THINNED_CHUNK_ENTRIES // per_member)
+            chunk_size = max(1, _THINNED_CHUNK_ENTRIES // max(1, per_member))
         chunk_size = check_int(chunk_size, "chunk_size", low=1, owner="Network.predict_thinned")
         shared = X
         for layer in self.layers[:first]:
