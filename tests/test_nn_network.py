@@ -183,6 +183,12 @@ def test_thinned_networks_need_a_dropout_layer(rng):
     assert net.predict_thinned(X, net.sample_masks(50, rng=0)).members.shape == (50, 5, 2)
 
 
+def test_predict_thinned_on_no_test_rows(rng):
+    net = build_mlp(4, [6], 2, keep_prob=0.5, rng=0)
+    result = net.predict_thinned(np.empty((0, 4)), net.sample_masks(3, rng=0))
+    assert result.members.shape == (3, 0, 2) and result.full.shape == (0, 2)
+
+
 def _thinned_peak_bytes(net, X, masks, **kwargs):
     """Peak memory traced while ``net.predict_thinned(X, masks)`` runs, in bytes."""
     import tracemalloc
