@@ -75,6 +75,9 @@ def split_and_standardize(X, y, *, val_fraction=0.2, test_fraction=0.2, stratify
     ----------
     X : array of shape (n, n_features)
     y : array of shape (n,)
+        Class labels, kept as given (integer labels stay integers), when
+        ``task="classification"``; otherwise targets, converted to float64.
+        Floating-point values must be finite.
     val_fraction, test_fraction : float in [0, 1)
         Fractions of the ``n`` rows held out (rounded down; their sum must leave at
         least 2 training rows). A validation fraction of 0 gives empty validation
@@ -86,11 +89,14 @@ def split_and_standardize(X, y, *, val_fraction=0.2, test_fraction=0.2, stratify
         data), or all features with one (images: pixels keep their relative
         intensities, so shifted or rotated images stay in the data's range).
     standardize_target : bool
-        Also standardise ``y`` with its training mean and standard deviation.
+        Also standardise ``y`` with its training mean and standard deviation
+        (regression only).
     rng : None, int, SeedSequence or Generator
         Seeds the split.
-    name, task : str
+    name : str
         Recorded on the result.
+    task : {"regression", "classification"}
+        Recorded on the result; decides how ``y`` is treated.
 
     Returns
     -------
@@ -104,8 +110,15 @@ def split_and_standardize(X, y, *, val_fraction=0.2, test_fraction=0.2, stratify
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise ValueError(f"The 'y' parameter of {owner} must be a 1-D array with one entry per "
                          f"row of X ({X.shape[0]}); got shape {y.shape}.")
-    if not stratify:
+    check_choice(task, "task", ("classification", "regression"), owner=owner)
+    if task == "regression":
         y = check_array(y, "y", ndim=1, owner=owner)
+    else:
+        if standardize_target:
+            raise ValueError(f"The 'standardize_target' parameter of {owner} must be False when "
+                             f"task='classification'; got {standardize_target!r}.")
+        if y.dtype.kind in "fc":
+            check_array(y, "y", ndim=1, owner=owner)  # NaN or infinite labels; y kept as is
     val_fraction = check_real(val_fraction, "val_fraction", low=0.0, high=1.0,
                               high_inclusive=False, owner=owner)
     test_fraction = check_real(test_fraction, "test_fraction", low=0.0, high=1.0,

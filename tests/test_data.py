@@ -82,6 +82,36 @@ def test_split_rejects_bad_fractions_and_non_finite_data():
         load_dataset("mnist")
 
 
+@pytest.mark.parametrize("stratify", [False, True])
+def test_classification_labels_stay_integers(stratify):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 3)), np.repeat(np.arange(3, dtype=np.int64), 20)
+    X[:, 0] = np.arange(60)  # row ids survive standardisation in rank order
+    data = split_and_standardize(X, y, stratify=stratify, task="classification", rng=0)
+    for X_part, y_part in ((data.X_train, data.y_train), (data.X_val, data.y_val),
+                           (data.X_test, data.y_test)):
+        assert y_part.dtype == np.int64
+        rows = np.rint(X_part[:, 0] * data.feature_scale[0] + data.feature_mean[0]).astype(int)
+        np.testing.assert_array_equal(y_part, y[rows])
+    # Negative control: regression targets are converted to float64.
+    assert split_and_standardize(X, y, rng=0).y_train.dtype == np.float64
+
+
+def test_split_rejects_bad_task_and_labels():
+    X, y = np.ones((10, 2)), np.arange(10) % 2
+    with pytest.raises(ValueError, match=r"'task' parameter of split_and_standardize must be one "
+                                         r"of 'classification', 'regression'; got 'ranking'"):
+        split_and_standardize(X, y, task="ranking")
+    with pytest.raises(ValueError, match=r"'standardize_target' parameter of split_and_standardize "
+                                         r"must be False when task='classification'; got True"):
+        split_and_standardize(X, y, task="classification", standardize_target=True)
+    labels = y.astype(float)
+    labels[3] = np.nan
+    with pytest.raises(ValueError, match=r"'y' parameter of split_and_standardize must hold only "
+                                         r"finite values; got 1 NaN"):
+        split_and_standardize(X, labels, task="classification")
+
+
 # ----------------------------------------------------------- augmentation
 def _image():
     return np.arange(64.0).reshape(1, 64)

@@ -88,6 +88,65 @@ def test_bad_parameters_are_named_in_fit(params, match, rng):
         DropoutMLPRegressor(**params).fit(X, y)
 
 
+@pytest.mark.parametrize("Estimator, y_kind", [(DropoutMLPRegressor, "values"),
+                                                (DropoutMLPClassifier, "labels")])
+@pytest.mark.parametrize("params, match", [
+    ({"keep_prob": 2.0}, r"'keep_prob' parameter"),  # a bad parameter
+    ({"batch_norm": True, "batch_size": 1}, r"'batch_size' parameter of DropoutMLP(Regressor|"
+                                            r"Classifier) must be >= 2 when batch_norm=True; "
+                                            r"got 1\."),
+    ({"early_stopping": True, "validation_fraction": 0.01}, r"leaves 0 validation"),  # the data
+], ids=["keep_prob", "batch_size", "validation_split"])
+def test_failed_fit_leaves_a_fresh_estimator_unfitted(Estimator, y_kind, params, match, rng):
+    X, y = _regression(rng, n=40)
+    y = y if y_kind == "values" else (y > 0).astype(int)
+    model = Estimator((4,), max_epochs=2, **params)
+    with pytest.raises(ValueError, match=match):
+        model.fit(X, y)
+    with pytest.raises(NotFittedError):
+        model.predict(X)
+    assert not [name for name in vars(model) if name.endswith("_")]  # no fitted attributes
+
+
+def test_failed_refit_keeps_or_forgets_the_whole_previous_fit(rng):
+    X, y = _regression(rng, n=40)
+    model = DropoutMLPRegressor((4,), max_epochs=2, random_state=0).fit(X, y)
+    before = model.predict(X)
+    # A bad parameter is refused before anything changes: the previous fit stands.
+    model.set_params(keep_prob=2.0)
+    with pytest.raises(ValueError, match=r"'keep_prob' parameter"):
+        model.fit(X[:, :3], y[:, None].repeat(2, axis=1))
+    assert model.n_features_in_ == 4 and model.n_outputs_ == 1
+    np.testing.assert_array_equal(model.predict(X), before)
+    # A failure past the parameters (here the data) forgets the previous fit whole.
+    model.set_params(keep_prob=0.5, early_stopping=True, validation_fraction=0.01)
+    with pytest.raises(ValueError, match=r"leaves 0 validation"):
+        model.fit(X[:, :3], y[:, None].repeat(2, axis=1))
+    with pytest.raises(NotFittedError):
+        model.predict(X[:, :3])
+    assert not [name for name in vars(model) if name.endswith("_")]
+
+
+def test_thinned_networks_need_dropout_in_the_estimator(rng):
+    X, y = _regression(rng, n=40)
+    model = DropoutMLPRegressor((4,), keep_prob=1.0, max_epochs=2, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"DropoutMLPRegressor.sample_masks needs a Dropout layer, "
+                                         r"but keep_prob=1 and input_keep_prob=1 built none"):
+        model.sample_masks(50)
+    with pytest.raises(ValueError, match=r"DropoutMLPRegressor.predict_thinned needs a Dropout"):
+        model.predict_thinned(X, [])
+    # Positive control: input dropout alone is enough.
+    model.set_params(input_keep_prob=0.8).fit(X, y)
+    assert model.predict_thinned(X, model.sample_masks(5, rng=0)).members.shape == (5, 40)
+
+
+def test_batch_norm_needs_two_training_rows_after_the_validation_split(rng):
+    X, y = _regression(rng, n=4)
+    with pytest.raises(ValueError, match=r"DropoutMLPRegressor needs at least 2 training rows "
+                                         r"when batch_norm=True; got 1\."):
+        DropoutMLPRegressor(batch_norm=True, early_stopping=True, validation_fraction=0.75).fit(X, y)
+
+
 def test_validation_split_too_small_for_early_stopping(rng):
     X, y = _regression(rng, n=20)
     with pytest.raises(ValueError, match=r"leaves 0 validation and 20 training examples out of "

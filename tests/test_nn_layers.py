@@ -14,6 +14,7 @@ from ensim.nn import (
     SoftmaxCrossEntropy,
     Tanh,
 )
+from ensim.nn.layers import _keep_threshold
 
 
 # ------------------------------------------------------------------- golden
@@ -166,6 +167,44 @@ def test_dropout_mask_keeps_keep_prob_fraction(rng):
     assert abs(fraction - (1 - p)) > 4 * se
 
 
+@pytest.mark.parametrize("bit_generator", [np.random.MT19937, np.random.PCG64,
+                                           np.random.PCG64DXSM, np.random.SFC64,
+                                           np.random.Philox])
+@pytest.mark.parametrize("p", [0.5, 0.3])
+def test_dropout_mask_keep_rate_is_right_for_every_bit_generator(bit_generator, p):
+    # Even and odd positions are checked apart, since a generator's raw output may
+    # be split into two 32-bit halves. Each half holds N = 100_000 Bernoulli(p)
+    # draws, with SE sqrt(p (1 - p) / N) <= 1.6e-3; |z| < 5 fails by chance with
+    # probability 5.7e-7, so the 20 checks together fail with probability < 1.2e-5.
+    n = 200_000
+    mask = Dropout(p).draw_mask((n // 2, 2), np.random.Generator(bit_generator(12345)))
+    assert mask.shape == (n // 2, 2) and mask.dtype == bool
+    se = np.sqrt(p * (1 - p) / (n // 2))
+    for half in (mask[:, 0], mask[:, 1]):
+        assert abs(half.mean() - p) < 5 * se
+    # Negative control: 64-bit words split into 32-bit halves, which is wrong for
+    # MT19937 (32-bit raw output: every second half is 0, so always kept), fail the check.
+    threshold = np.uint32(round(p * 2**32))
+    raw = np.random.MT19937(12345).random_raw(n // 2).view(np.uint32)  # (n,)
+    assert abs((raw[1::2] < threshold).mean() - p) > 5 * se
+
+
+@pytest.mark.parametrize("keep_prob", [2.0**-40, 2.0**-34, 2.0**-33, 1e-9, 0.3, 0.5, 0.7,
+                                       1 - 1e-9, 1 - 2.0**-33, 1 - 2.0**-34, 1 - 2.0**-52])
+def test_dropout_mask_probability_is_exact_to_2_to_the_minus_33(keep_prob):
+    # A NumPy mask keeps a unit when 32 uniform bits are below the threshold, so
+    # P(keep) = threshold / 2**32 exactly; the threshold ends in 2**32 (keep all).
+    threshold = _keep_threshold(keep_prob)
+    assert 0 <= threshold <= 2**32
+    assert abs(threshold / 2**32 - keep_prob) <= 2.0**-33
+    rng = np.random.Generator(np.random.SFC64(0))
+    mask = Dropout(keep_prob).draw_mask((10_000,), rng)
+    if threshold == 2**32:
+        assert mask.all()
+    if threshold == 0:
+        assert not mask.any()
+
+
 def test_inverted_dropout_preserves_expectation(rng):
     # For each of 5 units, the mean of N = 200_000 outputs x * M / p has standard
     # error x * sqrt((1 - p) / (p N)); every |z| < 4.5 (5 units, Bonferroni) fails
@@ -240,3 +279,36 @@ def test_batchnorm_needs_two_examples_in_training():
 def test_batchnorm_rejects_unknown_convention():
     with pytest.raises(ValueError, match="'convention' parameter of BatchNorm must be one of"):
         BatchNorm(3, convention="caffe")
+
+
+# ------------------------------------------------------------ stale caches
+@pytest.mark.parametrize("make_layer", [
+    lambda rng: Dense(5, 3, rng=rng),
+    lambda rng: ReLU(),
+    lambda rng: Tanh(),
+    lambda rng: Sigmoid(),
+    lambda rng: BatchNorm(5),
+], ids=["dense", "relu", "tanh", "sigmoid", "batchnorm"])
+def test_backward_needs_a_training_forward_pass(make_layer, rng):
+    layer = make_layer(rng)
+    x = rng.standard_normal((7, 5))
+    out = layer.forward(x)
+    with pytest.raises(RuntimeError, match=r"backward needs a forward pass in training mode"):
+        layer.backward(np.ones_like(out))  # never run in training mode
+    # A training pass, then an inference pass on other inputs of the same shape:
+    # the cache of the training pass must not be used for the inference pass.
+    layer.forward(x, training=True)
+    layer.forward(rng.standard_normal((7, 5)))
+    with pytest.raises(RuntimeError, match=r"backward needs a forward pass in training mode"):
+        layer.backward(np.ones_like(out))
+    # Positive control: right after a training pass, backward works.
+    layer.forward(x, training=True)
+    assert layer.backward(np.ones_like(out)).shape == x.shape
+
+
+def test_dense_refuses_training_on_stacked_inputs(rng):
+    layer = Dense(5, 3, rng=rng)
+    with pytest.raises(ValueError, match=r"Dense\(5, 3\) needs a 2-D batch in training mode; "
+                                         r"got shape \(2, 7, 5\)"):
+        layer.forward(np.ones((2, 7, 5)), training=True)
+    assert layer.forward(np.ones((2, 7, 5))).shape == (2, 7, 3)  # inference accepts it

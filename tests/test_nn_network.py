@@ -40,6 +40,30 @@ def test_network_gradients_match_finite_differences(task, penalty, rng):
         np.testing.assert_allclose(grad, numerical_gradient(loss, param), rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.parametrize("layers", [
+    lambda rng: [BatchNorm(3), Dense(3, 2, rng=rng)],
+    lambda rng: [Dropout(0.8), BatchNorm(3), Dense(3, 4, rng=rng), ReLU(), Dense(4, 2, rng=rng)],
+], ids=["batchnorm-first", "dropout-batchnorm-first"])
+def test_parameters_before_the_first_dense_layer_get_gradients(layers, rng):
+    net = Network(layers(rng), MSELoss())
+    batch_norm = net.layers[0] if isinstance(net.layers[0], BatchNorm) else net.layers[1]
+    batch_norm.params["gamma"][...] = rng.uniform(0.5, 2, 3)
+    batch_norm.params["beta"][...] = rng.standard_normal(3)
+    X, y = rng.standard_normal((9, 3)), rng.standard_normal((9, 2))
+    masks = [(rng.random((9, 3)) < 0.8).astype(float)] if len(net.dropout_layers) else None
+
+    def loss():
+        return net.loss_and_grad(X, y, masks=masks)[0]
+
+    loss()
+    analytic = [grad.copy() for _, grad in net.parameters()]
+    for (param, _), grad in zip(net.parameters(), analytic):
+        np.testing.assert_allclose(grad, numerical_gradient(loss, param), rtol=1e-5, atol=1e-8)
+    assert np.abs(batch_norm.grads["gamma"]).max() > 1e-3  # a real gradient, not zeros
+    # Where no parameter precedes the first dense layer, its input gradient is skipped.
+    assert build_mlp(3, [4], 2, input_keep_prob=0.8, rng=0).layers[1].needs_input_grad is False
+
+
 def test_penalty_is_l1_plus_l2_of_dense_weights_only():
     net = build_mlp(2, [2], 1, batch_norm=True, rng=0)
     for layer in net.layers:
@@ -95,17 +119,22 @@ def test_sample_masks_shapes_dtype_and_seeding():
 
 @pytest.mark.parametrize("batch_norm", [False, True])
 @pytest.mark.parametrize("chunk_size", [None, 1, 3])
-def test_predict_thinned_equals_masked_forward_passes(batch_norm, chunk_size, rng):
+@pytest.mark.parametrize("n_test", [40, 3], ids=["masks-folded", "activations-scaled"])
+def test_predict_thinned_equals_masked_forward_passes(batch_norm, chunk_size, n_test, rng):
+    # With 40 test rows, masks are folded into the weights of the dense layers they
+    # feed (n_out < n_test); with 3 rows, the activations are scaled instead.
     net = build_mlp(5, [8, 6], 3, task="classification", keep_prob=0.6, input_keep_prob=0.9,
                     batch_norm=batch_norm, rng=0)
-    X = rng.standard_normal((40, 5))
-    net.loss_and_grad(X, rng.integers(0, 3, 40), rng=rng)  # move running statistics off 0 and 1
+    X_train = rng.standard_normal((40, 5))
+    net.loss_and_grad(X_train, rng.integers(0, 3, 40), rng=rng)  # move running stats off 0 and 1
+    X = X_train[:n_test]
     masks = net.sample_masks(7, rng=1)
     result = net.predict_thinned(X, masks, chunk_size=chunk_size)
-    assert result.members.shape == (7, 40, 3)
+    assert result.members.shape == (7, n_test, 3)
     for j in range(7):
         expected = net.head.predict(net.forward(X, masks=[mask[j] for mask in masks]))
         np.testing.assert_allclose(result.members[j], expected, rtol=1e-12, atol=1e-15)
+    assert not np.allclose(result.members[0], result.members[1])  # members differ
     np.testing.assert_allclose(result.full, net.predict(X), rtol=1e-15)
     np.testing.assert_allclose(result.mean, result.members.mean(axis=0), rtol=1e-15)
 
@@ -133,9 +162,78 @@ def test_all_ones_masks_give_the_full_network_only_when_keep_prob_is_one(rng):
     # The mask precedes the output layer (z = h W + b), so z_member - b = (z_full - b) / p.
     b = net.layers[-1].params["b"]
     np.testing.assert_allclose(result.members[0] - b, (result.full - b) / 0.5, rtol=1e-12)
-    net_kept = build_mlp(4, [6], 1, keep_prob=1.0, rng=0)
-    kept = net_kept.predict_thinned(X, [])
-    np.testing.assert_allclose(kept.members[0], kept.full, rtol=1e-15)
+    layers = [Dense(4, 6, rng=rng), ReLU(), Dropout(1.0), Dense(6, 1, rng=rng)]
+    net_kept = Network(layers, MSELoss())
+    kept = net_kept.predict_thinned(X, net_kept.sample_masks(3, rng=0))
+    assert kept.members.shape == (3, 10, 1)
+    np.testing.assert_allclose(kept.members, np.broadcast_to(kept.full, (3, 10, 1)), rtol=1e-15)
+
+
+def test_thinned_networks_need_a_dropout_layer(rng):
+    net = build_mlp(4, [6], 2, keep_prob=1.0, rng=0)  # keep_prob=1 builds no dropout layer
+    X = rng.standard_normal((5, 4))
+    with pytest.raises(ValueError, match=r"Network.sample_masks needs a network with a Dropout "
+                                         r"layer; this one has none"):
+        net.sample_masks(50)
+    with pytest.raises(ValueError, match=r"Network.predict_thinned needs a network with a Dropout "
+                                         r"layer; this one has none"):
+        net.predict_thinned(X, [])
+    # Positive control: one dropout layer is enough.
+    net = build_mlp(4, [6], 2, keep_prob=0.5, rng=0)
+    assert net.predict_thinned(X, net.sample_masks(50, rng=0)).members.shape == (50, 5, 2)
+
+
+def test_predict_thinned_on_no_test_rows(rng):
+    net = build_mlp(4, [6], 2, keep_prob=0.5, rng=0)
+    result = net.predict_thinned(np.empty((0, 4)), net.sample_masks(3, rng=0))
+    assert result.members.shape == (3, 0, 2) and result.full.shape == (0, 2)
+
+
+def _thinned_peak_bytes(net, X, masks, **kwargs):
+    """Peak memory traced while ``net.predict_thinned(X, masks)`` runs, in bytes."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start = tracemalloc.get_traced_memory()[0]
+        net.predict_thinned(X, masks, **kwargs)
+        return tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+
+
+def _thinned_memory_bound(n_test, m=200):
+    """Bytes docs/nn.md allows predict_thinned on the 784-512-512-10 float64 network.
+
+    A chunk's working memory is at most max(2**20, per-member) entries, per member
+    four activation arrays of n_test x (widest layer) entries plus the weights of
+    the widest dense layer a mask is folded into (folded only when the layer's
+    n_out < n_test); beyond the chunk come the shared and full-network passes (one
+    member's activations) and the result (m x n_test x n_outputs). 1 MiB of slack
+    covers Python objects and small arrays.
+    """
+    folded = [512 * n_out for n_out in (512, 10) if n_out < n_test]
+    per_member = 4 * n_test * 784 + max(folded, default=0)
+    return 8 * (max(2**20, per_member) + per_member + m * n_test * 10) + 2**20
+
+
+@pytest.mark.parametrize("n_test", [1, 64, 600])
+def test_predict_thinned_working_memory_is_bounded(n_test):
+    net = build_mlp(784, [512, 512], 10, task="classification", keep_prob=0.5, rng=0)
+    X = np.random.default_rng(0).standard_normal((n_test, 784))
+    masks = net.sample_masks(200, rng=0)
+    assert _thinned_peak_bytes(net, X, masks) < _thinned_memory_bound(n_test)
+
+
+def test_predict_thinned_memory_grows_with_an_explicit_chunk_size():
+    # Negative control for the bound above: 200 members in one chunk hold at least
+    # 200 x 64 x 512 activation entries (52 MB), four times the bound.
+    net = build_mlp(784, [512, 512], 10, task="classification", keep_prob=0.5, rng=0)
+    X = np.random.default_rng(0).standard_normal((64, 784))
+    masks = net.sample_masks(200, rng=0)
+    peak = _thinned_peak_bytes(net, X, masks, chunk_size=200)
+    assert peak > 8 * 200 * 64 * 512 > _thinned_memory_bound(64)
 
 
 def test_predict_thinned_rejects_bad_masks(rng):

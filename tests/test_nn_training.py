@@ -236,3 +236,20 @@ def test_unknown_monitor_is_refused_before_training(rng):
                                          r"'loss', 'mse', 'val_loss', 'val_mse' for this network; "
                                          r"got 'val_accuracy'"):
         train(build_mlp(3, [4], 1, rng=0), X, y, config, validation_data=(X, y))
+
+
+def test_batch_size_one_with_batch_norm_is_refused_before_training(rng):
+    X, y = _regression_data(rng, n=10)
+    net = build_mlp(3, [4], 1, batch_norm=True, rng=0)
+    before = net.get_weights()
+    with pytest.raises(ValueError, match=r"The 'batch_size' parameter of train must be >= 2 when "
+                                         r"the network has BatchNorm; got 1\."):
+        train(net, X, y, TrainingConfig(max_epochs=1, batch_size=1), rng=0)
+    with pytest.raises(ValueError, match=r"train needs at least 2 training rows when the "
+                                         r"network has BatchNorm; got 1\."):
+        train(net, X[:1], y[:1], TrainingConfig(max_epochs=1), rng=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, net.get_weights()))  # nothing ran
+    # Positive controls: batches of 2 with batch norm, and of 1 without, train.
+    assert train(net, X, y, TrainingConfig(max_epochs=1, batch_size=2), rng=0).n_epochs == 1
+    plain = build_mlp(3, [4], 1, rng=0)
+    assert train(plain, X, y, TrainingConfig(max_epochs=1, batch_size=1), rng=0).n_epochs == 1

@@ -19,7 +19,7 @@ from .._backend import get_namespace, to_numpy
 from .._random import as_seed_sequence, child_seed
 from .._validation import check_choice, check_int, check_real
 from .network import build_mlp
-from .training import EarlyStopping, TrainingConfig, train
+from .training import EarlyStopping, TrainingConfig, _check_batch_norm_batches, train
 
 __all__ = ["DropoutMLPClassifier", "DropoutMLPRegressor"]
 
@@ -49,6 +49,7 @@ _DOC_PARAMETERS = """
         SGD momentum.
     nesterov : bool, default False
     batch_size : int >= 1, default 128
+        At least 2 with ``batch_norm=True`` (batch statistics need two rows).
     max_epochs : int >= 1, default 200
     schedule : {"constant", "step", "exponential"}, default "constant"
     step_size : int, default 10
@@ -90,6 +91,12 @@ _DOC_PARAMETERS = """
     n_iter_ : int
         Epochs run.
     n_features_in_ : int
+
+    Notes
+    -----
+    ``fit`` validates every parameter before it changes anything, so a bad one
+    leaves the estimator as it was; a fit that fails after that (on the data, or
+    in training) leaves it unfitted, a previous fit forgotten.
 """
 
 
@@ -163,10 +170,14 @@ class _DropoutMLP(BaseEstimator):
         config.validate()
         return config
 
-    def _fit(self, X, targets, n_outputs, stratify):
+    def _check_params(self):
+        """Validate every parameter; return ``(hidden, config, seed)``. Changes nothing."""
         owner = type(self).__name__
         check_choice(self.dtype, "dtype", ("float64", "float32"), owner=owner)
         check_choice(self.backend, "backend", ("numpy", "cupy"), owner=owner)
+        check_choice(self.activation, "activation", ("relu", "tanh", "sigmoid"), owner=owner)
+        check_choice(self.batch_norm_convention, "batch_norm_convention", ("pytorch", "keras"),
+                     owner=owner)
         if isinstance(self.hidden_layer_sizes, (int, np.integer)):
             hidden = (self.hidden_layer_sizes,)
         else:
@@ -177,11 +188,49 @@ class _DropoutMLP(BaseEstimator):
             check_real(getattr(self, name), name, low=0.0, high=1.0, low_inclusive=False,
                        owner=owner)
         config = self._training_config()
+        if self.batch_norm:
+            _check_batch_norm_batches(config.batch_size, None, owner=owner,
+                                      condition="batch_norm=True")
         seed = as_seed_sequence(self.random_state)
+        get_namespace(self.backend)
+        return hidden, config, seed
+
+    def _fit_or_forget(self, X, y):
+        """Fit, assigning the fitted attributes only once training has finished.
+
+        Parameters are validated first, so a bad one raises with the estimator as it
+        was (a previous fit included). A failure after that (in the data, or in
+        training) leaves the estimator unfitted: a previous fit is forgotten whole
+        rather than mixed with the new data's ``n_features_in_``.
+        """
+        hidden, config, seed = self._check_params()
+        try:
+            X, targets, n_outputs, stratify, fitted = self._prepare_targets(X, y)
+            network, history = self._train_network(X, targets, n_outputs, stratify, hidden,
+                                                   config, seed)
+        except BaseException:
+            self._forget_fit()
+            raise
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        self.network_, self.history_, self.n_iter_ = network, history, history.n_epochs
+        return self
+
+    def _forget_fit(self):
+        """Delete every fitted attribute (the names ending in ``_``)."""
+        for name in [name for name in vars(self) if name.endswith("_") and not name.startswith("__")]:
+            delattr(self, name)
+
+    def _train_network(self, X, targets, n_outputs, stratify, hidden, config, seed):
+        """Build and train the network; return it and its history."""
+        owner = type(self).__name__
         validation = None
         if config.early_stopping is not None and config.early_stopping.monitor.startswith("val_"):
             X, targets, validation = self._split_validation(X, targets, stratify,
                                                             child_seed(seed, 2))
+        if self.batch_norm:
+            _check_batch_norm_batches(config.batch_size, X.shape[0], owner=owner,
+                                      condition="batch_norm=True")
         xp = get_namespace(self.backend)
         dtype = np.dtype(self.dtype)
         network = build_mlp(
@@ -189,19 +238,14 @@ class _DropoutMLP(BaseEstimator):
             keep_prob=self.keep_prob, input_keep_prob=self.input_keep_prob,
             batch_norm=self.batch_norm, batch_norm_convention=self.batch_norm_convention,
             rng=child_seed(seed, 0), dtype=dtype, backend=self.backend)
-        if self.batch_norm and X.shape[0] < 2:
-            raise ValueError(f"{owner} with batch_norm=True needs at least 2 training examples; "
-                             f"got {X.shape[0]}.")
         target_dtype = dtype if self._task == "regression" else None
         if validation is not None:
             validation = (xp.asarray(validation[0], dtype=dtype),
                           xp.asarray(validation[1], dtype=target_dtype))
         targets = xp.asarray(targets, dtype=target_dtype)
-        self.history_ = train(network, xp.asarray(X, dtype=dtype), targets, config,
-                              validation_data=validation, rng=child_seed(seed, 1))
-        self.network_ = network
-        self.n_iter_ = self.history_.n_epochs
-        return self
+        history = train(network, xp.asarray(X, dtype=dtype), targets, config,
+                        validation_data=validation, rng=child_seed(seed, 1))
+        return network, history
 
     def _split_validation(self, X, targets, stratify, seed):
         owner = type(self).__name__
@@ -229,7 +273,15 @@ class _DropoutMLP(BaseEstimator):
     def sample_masks(self, m, rng=None):
         """Draw ``m`` thinned sub-networks; see :meth:`ensim.nn.Network.sample_masks`."""
         check_is_fitted(self)
+        self._check_has_dropout("sample_masks")
         return self.network_.sample_masks(m, rng)
+
+    def _check_has_dropout(self, method):
+        if not self.network_.dropout_layers:
+            raise ValueError(
+                f"{type(self).__name__}.{method} needs a Dropout layer, but keep_prob=1 and "
+                "input_keep_prob=1 built none: the only sub-network is the full network "
+                "(predict).")
 
     def predict_thinned(self, X, masks, *, chunk_size=None):
         """Predictions of the thinned sub-networks given by ``masks`` and of the full network.
@@ -242,12 +294,13 @@ class _DropoutMLP(BaseEstimator):
         from .network import ThinnedPredictions
 
         check_is_fitted(self)
+        self._check_has_dropout("predict_thinned")
         X = _validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         xp = self.network_.xp
         result = self.network_.predict_thinned(xp.asarray(X, dtype=self.network_.dtype), masks,
                                                chunk_size=chunk_size)
         members, full = to_numpy(result.members), to_numpy(result.full)
-        if getattr(self, "_y_1d", False):
+        if getattr(self, "_y_1d_", False):
             members, full = members[..., 0], full[..., 0]
         return ThinnedPredictions(members=members, full=full)
 
@@ -280,18 +333,24 @@ class DropoutMLPRegressor(RegressorMixin, _DropoutMLP):
         return tags
 
     def fit(self, X, y):
-        """Fit the network to ``X`` of shape ``(n, n_features)`` and ``y`` ``(n,)`` or ``(n, k)``."""
+        """Fit the network to ``X`` of shape ``(n, n_features)`` and ``y`` ``(n,)`` or ``(n, k)``.
+
+        A bad parameter raises before anything changes; any later failure leaves
+        the estimator unfitted.
+        """
+        return self._fit_or_forget(X, y)
+
+    def _prepare_targets(self, X, y):
         X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True,
                               dtype=[np.float64, np.float32])
-        self._y_1d = y.ndim == 1
         targets = y.reshape(len(y), -1)  # (n, n_outputs)
-        self.n_outputs_ = targets.shape[1]
-        return self._fit(X, targets, self.n_outputs_, None)
+        fitted = {"n_outputs_": targets.shape[1], "_y_1d_": y.ndim == 1}
+        return X, targets, targets.shape[1], None, fitted
 
     def predict(self, X):
         """The full network's prediction at inference, ``(n,)`` or ``(n, k)``."""
         out = self._output(X)
-        return out[:, 0] if self._y_1d else out
+        return out[:, 0] if self._y_1d_ else out
 
 
 class DropoutMLPClassifier(ClassifierMixin, _DropoutMLP):
@@ -314,14 +373,21 @@ class DropoutMLPClassifier(ClassifierMixin, _DropoutMLP):
     _task = "classification"
 
     def fit(self, X, y):
-        """Fit the network to ``X`` of shape ``(n, n_features)`` and labels ``y`` ``(n,)``."""
+        """Fit the network to ``X`` of shape ``(n, n_features)`` and labels ``y`` ``(n,)``.
+
+        A bad parameter raises before anything changes; any later failure leaves
+        the estimator unfitted.
+        """
+        return self._fit_or_forget(X, y)
+
+    def _prepare_targets(self, X, y):
         X, y = _validate_data(self, X, y, dtype=[np.float64, np.float32])
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
-        self.classes_ = encoder.classes_
         labels = encoder.transform(y)  # (n,) in [0, n_classes)
-        return self._fit(X, labels, len(self.classes_), labels)
+        n_classes = len(encoder.classes_)
+        return X, labels, n_classes, labels, {"classes_": encoder.classes_}
 
     def predict_proba(self, X):
         """Class probabilities of the full network at inference, ``(n, n_classes)``."""

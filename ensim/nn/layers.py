@@ -40,7 +40,12 @@ class Layer:
         return x
 
     def backward(self, grad_out):
-        """Return the gradient with respect to the input of the last ``forward``."""
+        """Return the gradient with respect to the input of the last ``forward``.
+
+        Layers that cache their input or output for the backward pass keep that
+        cache only from a forward pass in training mode; an inference pass clears
+        it, and ``backward`` without a training pass since raises ``RuntimeError``.
+        """
         return grad_out
 
     def __repr__(self):
@@ -71,7 +76,8 @@ class Dense(Layer):
         ``"W"`` of shape ``(n_in, n_out)``; ``"b"`` of shape ``(n_out,)``.
     needs_input_grad : bool
         When False, ``backward`` skips the product ``grad_out @ W.T`` and returns
-        None; a network sets it on its first layer, whose input is the data.
+        None; a network sets it False on this layer when no layer before it has
+        parameters (so no gradient is needed below it), True otherwise.
     """
 
     def __init__(self, n_in, n_out, *, init="he", rng, dtype=np.float64, xp=np):
@@ -94,17 +100,21 @@ class Dense(Layer):
         if x.shape[-1] != self.n_in:
             raise ValueError(f"The input of Dense({self.n_in}, {self.n_out}) must have "
                              f"{self.n_in} columns; got shape {tuple(x.shape)}.")
+        if training and x.ndim != 2:
+            raise ValueError(f"Dense({self.n_in}, {self.n_out}) needs a 2-D batch in training "
+                             f"mode; got shape {tuple(x.shape)}.")
         W, b = self.params["W"], self.params["b"]
+        self._x = x if training else None
         if x.ndim == 2:
-            self._x = x if training else None
             out = x @ W  # (batch, n_out)
             out += b
             return out
-        flat = x.reshape(-1, self.n_in) @ W + b  # (prod(leading), n_out)
+        flat = x.reshape(-1, self.n_in) @ W  # (prod(leading), n_out)
+        flat += b
         return flat.reshape(*x.shape[:-1], self.n_out)  # (..., batch, n_out)
 
     def backward(self, grad_out):
-        x = self._x  # (batch, n_in)
+        x = _training_cache(self, self._x)  # (batch, n_in)
         _xp(x).matmul(x.T, grad_out, out=self.grads["W"])  # (n_in, n_out)
         grad_out.sum(axis=0, out=self.grads["b"])  # (n_out,)
         if not self.needs_input_grad:
@@ -118,27 +128,34 @@ class Dense(Layer):
 class ReLU(Layer):
     """Rectified linear unit, ``y = max(x, 0)``; its gradient at 0 is taken as 0."""
 
+    def __init__(self):
+        super().__init__()
+        self._active = None
+
     def forward(self, x, *, training=False):
         y = _xp(x).maximum(x, 0)  # (batch, n)
-        if training:
-            self._active = y > 0  # (batch, n)
+        self._active = y > 0 if training else None  # (batch, n)
         return y
 
     def backward(self, grad_out):
-        return grad_out * self._active
+        return grad_out * _training_cache(self, self._active)
 
 
 class Tanh(Layer):
     """Hyperbolic tangent, with ``dy/dx = 1 - y**2``."""
 
+    def __init__(self):
+        super().__init__()
+        self._y = None
+
     def forward(self, x, *, training=False):
         y = _xp(x).tanh(x)
-        if training:
-            self._y = y
+        self._y = y if training else None
         return y
 
     def backward(self, grad_out):
-        return grad_out * (1 - self._y * self._y)
+        y = _training_cache(self, self._y)
+        return grad_out * (1 - y * y)
 
 
 class Sigmoid(Layer):
@@ -147,15 +164,19 @@ class Sigmoid(Layer):
     Computed as ``(1 + tanh(x / 2)) / 2``, which never overflows.
     """
 
+    def __init__(self):
+        super().__init__()
+        self._y = None
+
     def forward(self, x, *, training=False):
         xp = _xp(x)
         y = 0.5 * (1 + xp.tanh(0.5 * x))
-        if training:
-            self._y = y
+        self._y = y if training else None
         return y
 
     def backward(self, grad_out):
-        return grad_out * self._y * (1 - self._y)
+        y = _training_cache(self, self._y)
+        return grad_out * y * (1 - y)
 
 
 class Dropout(Layer):
@@ -194,17 +215,17 @@ class Dropout(Layer):
     def draw_mask(self, shape, rng):
         """Draw a boolean mask of ``shape`` with ``P(True) = keep_prob`` from ``rng``.
 
-        A NumPy generator supplies 32 random bits per entry, compared with
-        ``round(keep_prob * 2**32)`` (exact to 2**-33 in probability, and fast);
-        a CuPy generator compares uniform floats with ``keep_prob``.
+        A NumPy generator, whatever its bit generator, supplies 32 uniform random
+        bits per entry, kept when below ``t = round(keep_prob * 2**32)``: ``P(True)
+        = t / 2**32``, which is ``keep_prob`` to within ``2**-33`` (all entries are
+        kept when ``t = 2**32``). A CuPy generator compares uniform floats with
+        ``keep_prob``.
         """
-        if self.keep_prob == 1:
+        threshold = _keep_threshold(self.keep_prob)
+        if threshold == 2**32:
             return _xp_of_generator(rng).ones(shape, dtype=bool)
         if isinstance(rng, np.random.Generator):
-            n = math.prod(shape)
-            bits = rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]  # (n,)
-            threshold = np.uint32(min(round(self.keep_prob * 2.0**32), 2**32 - 1))
-            return (bits < threshold).reshape(shape)
+            return (_uniform_uint32(rng, math.prod(shape)) < np.uint32(threshold)).reshape(shape)
         return rng.random(shape) < self.keep_prob
 
     def forward(self, x, *, training=False, mask=None, rng=None):
@@ -312,6 +333,7 @@ class BatchNorm(Layer):
         self.grads = {name: xp.zeros_like(value) for name, value in self.params.items()}
         self.running_mean = xp.zeros(n_features, dtype=dtype)  # (n,)
         self.running_var = xp.ones(n_features, dtype=dtype)  # (n,)
+        self._x_hat = self._inv_std = None
 
     def forward(self, x, *, training=False):
         if x.shape[-1] != self.n_features:
@@ -349,9 +371,8 @@ class BatchNorm(Layer):
         self.running_var += weight_new * var
 
     def backward(self, grad_out):
-        gamma, inv_std, x_hat = self.params["gamma"], self._inv_std, self._x_hat
-        if x_hat is None:
-            raise RuntimeError("BatchNorm.backward needs a forward pass in training mode first.")
+        gamma, inv_std = self.params["gamma"], self._inv_std
+        x_hat = _training_cache(self, self._x_hat)
         self.grads["beta"][...] = grad_out.sum(axis=0)  # (n,)
         self.grads["gamma"][...] = (grad_out * x_hat).sum(axis=0)  # (n,)
         # dL/dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)), with g = gamma * grad_out
@@ -364,6 +385,38 @@ class BatchNorm(Layer):
 
     def __repr__(self):
         return f"BatchNorm({self.n_features}, convention={self.convention!r})"
+
+
+def _keep_threshold(keep_prob):
+    """``round(keep_prob * 2**32)``: a 32-bit uniform integer below it has probability
+    within ``2**-33`` of ``keep_prob`` (the product is exact, a power of two)."""
+    return round(keep_prob * 2.0**32)
+
+
+#: Bit generators whose ``random_raw`` words carry 64 random bits (MT19937's carry 32).
+_RAW_64_BIT = tuple(getattr(np.random, name) for name in ("PCG64", "PCG64DXSM", "Philox", "SFC64")
+                    if hasattr(np.random, name))
+
+
+def _uniform_uint32(rng, n):
+    """``n`` independent uniform 32-bit integers from the NumPy generator ``rng``.
+
+    For the bit generators known to give 64 random bits per raw word, both halves
+    of ``n / 2`` raw words are used (about twice as fast as ``Generator.integers``);
+    any other bit generator, MT19937 included, goes through ``Generator.integers``,
+    which draws 32 bits at a time whatever the word size.
+    """
+    if type(rng.bit_generator) in _RAW_64_BIT:
+        return rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]  # (n,)
+    return rng.integers(0, 2**32, size=n, dtype=np.uint32)  # (n,)
+
+
+def _training_cache(layer, cache):
+    """Return ``cache`` or raise: ``layer.backward`` needs a training forward pass first."""
+    if cache is None:
+        raise RuntimeError(f"{type(layer).__name__}.backward needs a forward pass in training "
+                           "mode first (an inference pass keeps nothing for backward).")
+    return cache
 
 
 def _xp_of_generator(rng):

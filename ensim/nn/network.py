@@ -21,6 +21,10 @@ __all__ = ["Network", "ThinnedPredictions", "build_mlp"]
 
 _ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 
+#: Working-memory entries a chunk of thinned sub-networks may use by default
+#: (see :meth:`Network.predict_thinned`).
+_THINNED_CHUNK_ENTRIES = 2**20
+
 
 @dataclasses.dataclass(frozen=True)
 class ThinnedPredictions:
@@ -60,6 +64,13 @@ class Network:
     ----------
     dropout_layers : list of Dropout
         The dropout layers, in order; a mask set has one entry for each.
+
+    Notes
+    -----
+    Layers with parameters may come before the first ``Dense`` layer (a
+    ``BatchNorm`` on the input, say); the backward pass runs down to the first
+    layer with parameters, and only when that layer is a ``Dense`` does it skip the
+    gradient with respect to the input data.
     """
 
     def __init__(self, layers, head):
@@ -77,7 +88,12 @@ class Network:
             width = getattr(layer, "n_out", width if n_in is None else n_in)
         self.n_inputs, self.n_outputs = dense[0].n_in, dense[-1].n_out
         self._first_dense = dense[0]
-        self._first_dense.needs_input_grad = False
+        # Backpropagation stops at the first layer with parameters: nothing before it
+        # has gradients to fill, so that layer needs no gradient for its input.
+        self._first_trainable = next(i for i, layer in enumerate(self.layers) if layer.params)
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                layer.needs_input_grad = i != self._first_trainable
         self.dropout_layers = [layer for layer in self.layers if isinstance(layer, Dropout)]
         self._dropout_widths = self._widths_at_dropout()
         self._flatten_parameters()
@@ -163,10 +179,8 @@ class Network:
     def backward(self, grad_z):
         """Backpropagate ``dL/dz`` through every layer, filling each layer's ``grads``."""
         g = grad_z
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[self._first_trainable:]):
             g = layer.backward(g)
-            if g is None:  # the first dense layer: what precedes it has no parameters
-                break
 
     def predict(self, X):
         """The full network's prediction at inference (the head applied to ``z``)."""
@@ -271,8 +285,15 @@ class Network:
             One array of shape ``(m, n_k)`` per dropout layer ``k``, in the
             parameters' namespace and dtype; row ``j`` of every array together is
             sub-network ``j``. Each entry is 1 with probability ``keep_prob``.
+
+        Raises
+        ------
+        ValueError
+            When the network has no dropout layer: its only sub-network is the full
+            network (:meth:`predict`).
         """
         from .._random import as_seed_sequence, numpy_generator
+        self._check_has_dropout("Network.sample_masks")
         m = check_int(m, "m", low=1, owner="Network.sample_masks")
         if not isinstance(rng, np.random.Generator):
             rng = numpy_generator(as_seed_sequence(rng))
@@ -285,10 +306,11 @@ class Network:
 
         Each sub-network is the network at inference with its dropout layers
         replaced by ``x * M_j / keep_prob``. Work that no mask precedes (the layers
-        before the first dropout layer) is computed once for all members; a mask
-        that directly precedes a dense layer is folded into that layer's weights
-        (``(x * s) W = x (diag(s) W)``), so that each member costs its matrix
-        products and little else.
+        before the first dropout layer) is computed once for all members. A mask
+        that directly precedes a dense layer ``(n_in, n_out)`` with ``n_out <
+        n_test`` is folded into that layer's weights (``(x * s) W = x (diag(s) W)``,
+        ``n_in * n_out`` products per member instead of ``n_test * n_in``); any
+        other mask scales the activations.
 
         Parameters
         ----------
@@ -297,26 +319,37 @@ class Network:
             As returned by :meth:`sample_masks`: one ``(m, n_k)`` array per dropout
             layer.
         chunk_size : int, optional
-            Members evaluated together (in batched matrix products); memory
-            grows as ``chunk_size * n_test * max_width``. By default, the most
-            members (at least 1) whose hidden activations fit in 2**19 entries
-            (2 MiB in float32): stacking more members into larger products was
-            measured slower than this cache-sized loop (``docs/benchmarks-nn.md``).
-            Larger ``n_test`` can be split by the caller.
+            Members evaluated together (in batched matrix products). A member's
+            working memory is counted as ``4 * n_test * max_width`` entries (the
+            activation arrays alive at once, ``max_width`` the widest layer or
+            input) plus the folded weights ``n_in * n_out`` of the widest dense
+            layer a mask is folded into. By default, the most members (at least 1)
+            whose working memory fits in 2**20 entries (8 MiB in float64): stacking
+            more members into larger products was measured slower than a
+            cache-sized loop (``docs/benchmarks-nn.md``). When one member needs
+            more, members are evaluated one at a time; a larger ``n_test`` can be
+            split by the caller. Beyond the chunks, the call holds the shared
+            and full-network passes on ``X`` and the result.
 
         Returns
         -------
         ThinnedPredictions
+
+        Raises
+        ------
+        ValueError
+            When the network has no dropout layer (its only sub-network is the full
+            network: use :meth:`predict`), or the masks do not match it.
         """
+        self._check_has_dropout("Network.predict_thinned")
         masks = self._check_mask_sets(masks)
-        m = masks[0].shape[0] if masks else 1
-        n_test = X.shape[0]
+        m, n_test = masks[0].shape[0], X.shape[0]
+        first = next(i for i, layer in enumerate(self.layers) if isinstance(layer, Dropout))
+        fold = self._folded_dense_layers(first, n_test)
         if chunk_size is None:
-            max_width = max(getattr(layer, "n_out", 1) for layer in self.layers)
-            chunk_size = max(1, 2**19 // max(1, n_test * max_width))
+            per_member = self._thinned_entries_per_member(n_test, fold)
+            chunk_size = max(1, _THINNED_CHUNK_ENTRIES // max(1, per_member))
         chunk_size = check_int(chunk_size, "chunk_size", low=1, owner="Network.predict_thinned")
-        first = next((i for i, layer in enumerate(self.layers) if isinstance(layer, Dropout)),
-                     len(self.layers))
         shared = X
         for layer in self.layers[:first]:
             shared = layer.forward(shared)  # (n_test, width)
@@ -324,20 +357,45 @@ class Network:
         for layer in self.layers[first:]:
             z_full = layer.forward(z_full)
         full = self.head.predict(z_full)  # (n_test, n_outputs)
+        del z_full
         xp = self.xp
         members = xp.empty((m, n_test, self.n_outputs), dtype=full.dtype)
         for start in range(0, m, chunk_size):
             chunk = [mask[start:start + chunk_size] for mask in masks]
-            z = self._forward_thinned(shared, self.layers[first:], chunk)
+            z = self._forward_thinned(shared, self.layers[first:], chunk, fold)
             members[start:start + chunk_size] = self.head.predict(z)
+            del z
         return ThinnedPredictions(members=members, full=full)
 
-    def _forward_thinned(self, h, layers, masks):
+    def _folded_dense_layers(self, first, n_test):
+        """Ids of the dense layers (from layer ``first`` on) a mask is folded into.
+
+        A mask directly before a dense layer is folded into its weights when that is
+        less work than scaling the activations, ``n_in * n_out < n_test * n_in``.
+        """
+        layers = self.layers
+        return {id(layers[i]) for i in range(first + 1, len(layers))
+                if isinstance(layers[i], Dense) and isinstance(layers[i - 1], Dropout)
+                and layers[i].n_out < n_test}
+
+    def _thinned_entries_per_member(self, n_test, fold):
+        """Working-memory entries of one member in :meth:`_forward_thinned`.
+
+        Up to four activation arrays of ``n_test * max_width`` entries are alive at
+        once (a layer's input, its output and temporaries; softmax's are the most),
+        plus the member's copy of the largest folded weight matrix.
+        """
+        max_width = max([self.n_inputs] + [getattr(layer, "n_out", 0) for layer in self.layers])
+        folded = [layer.n_in * layer.n_out for layer in self.layers if id(layer) in fold]
+        return 4 * n_test * max_width + max(folded, default=0)
+
+    def _forward_thinned(self, h, layers, masks, fold):
         """Inference pass of a chunk of ``c`` members from the shared input ``h``.
 
         ``h`` is ``(n, width)`` while it is shared and ``(c, n, width)`` once the
-        members diverge; ``scale`` is a pending ``(c, width)`` mask scale waiting
-        to be folded into the next dense layer.
+        members diverge (an array of this pass's own, so it may be scaled in place);
+        ``scale`` is a pending ``(c, width)`` mask scale, folded into the next dense
+        layer's weights when that layer is in ``fold`` and applied to ``h`` otherwise.
         """
         xp = self.xp
         k, scale = 0, None
@@ -347,20 +405,25 @@ class Network:
                 scale = new if scale is None else scale * new
                 k += 1
                 continue
-            if isinstance(layer, Dense) and scale is not None:
+            if scale is not None and id(layer) in fold:
                 W_members = scale[:, :, None] * layer.params["W"]  # (c, n_in, n_out)
-                h = xp.matmul(h, W_members) + layer.params["b"]  # (c, n, n_out)
+                h = xp.matmul(h, W_members)  # (c, n, n_out)
+                del W_members
+                h += layer.params["b"]
                 scale = None
                 continue
             if scale is not None:
-                h = h * scale[:, None, :]  # (c, n, width)
+                h = _scale_members(h, scale)  # (c, n, width)
                 scale = None
             h = layer.forward(h)
         if scale is not None:
-            h = h * scale[:, None, :]
-        if h.ndim == 2:  # no dropout layer at all: every member is the full network
-            h = xp.broadcast_to(h, (masks[0].shape[0] if masks else 1, *h.shape))
+            h = _scale_members(h, scale)
         return h
+
+    def _check_has_dropout(self, owner):
+        if not self.dropout_layers:
+            raise ValueError(f"{owner} needs a network with a Dropout layer; this one has none, "
+                             "so its only sub-network is the full network (Network.predict).")
 
     def _check_mask_sets(self, masks):
         xp = self.xp
@@ -382,6 +445,15 @@ class Network:
     def __repr__(self):
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
         return f"Network([\n  {inner}\n], head={type(self.head).__name__}())"
+
+
+def _scale_members(h, scale):
+    """``h * scale`` per member: ``h`` shared ``(n, width)`` or per member ``(c, n, width)``
+    (then scaled in place), ``scale`` ``(c, width)``."""
+    if h.ndim == 2:
+        return h * scale[:, None, :]  # (c, n, width)
+    h *= scale[:, None, :]
+    return h
 
 
 def build_mlp(n_inputs, hidden_layer_sizes, n_outputs, *, task="regression",

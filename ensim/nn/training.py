@@ -151,7 +151,7 @@ class TrainingConfig:
     """How to train a network. Every field has the default a user would expect."""
 
     max_epochs: int = 100          # passes over the training set (fewer if stopped early)
-    batch_size: int = 128          # examples per step; the last batch may be smaller
+    batch_size: int = 128          # examples per step (>= 2 with BatchNorm); last may be smaller
     optimizer: str = "adam"        # "adam" or "sgd"
     learning_rate: float = 1e-3    # initial learning rate
     momentum: float = 0.9          # SGD momentum (0 for plain SGD)
@@ -227,12 +227,23 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
     Returns
     -------
     History
+
+    Raises
+    ------
+    ValueError
+        For a bad configuration or data, before any training step; in particular
+        when the network has batch normalization and ``config.batch_size`` or the
+        number of rows is below 2 (batch statistics need two rows).
     """
     config = TrainingConfig() if config is None else config
     config.validate()
     n = X.shape[0]
     if y.shape[0] != n:
         raise ValueError(f"X and y must have the same number of rows; got {n} and {y.shape[0]}.")
+    has_batch_norm = any(isinstance(layer, BatchNorm) for layer in network.layers)
+    if has_batch_norm:
+        _check_batch_norm_batches(config.batch_size, n, owner="train",
+                                  condition="the network has BatchNorm")
     _check_finite(network.xp, X, "X")
     _check_targets(network, y, "y")
     if validation_data is not None:
@@ -263,7 +274,6 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
         from tqdm.auto import tqdm
         epochs = tqdm(epochs, desc="epochs", leave=False)
     batch_size = min(config.batch_size, n)
-    has_batch_norm = any(isinstance(layer, BatchNorm) for layer in network.layers)
     for epoch in epochs:
         lr = schedule(epoch)
         order = order_rng.permutation(n) if config.shuffle else np.arange(n)
@@ -273,7 +283,7 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
         n_seen = 0
         for start in range(0, n, batch_size):
             rows = order[start:start + batch_size]
-            if rows.shape[0] < 2 and n >= 2 and has_batch_norm:
+            if rows.shape[0] < 2 and has_batch_norm:
                 continue  # batch statistics need two examples; as drop_last for a lone row
             X_batch, y_batch = X[rows], y[rows]
             if config.augment is not None:
@@ -305,6 +315,16 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
         if stopper.restore_best_weights and stopper.best_weights is not None:
             network.set_weights(stopper.best_weights)
     return history
+
+
+def _check_batch_norm_batches(batch_size, n_samples, *, owner, condition):
+    """Batch statistics need two rows: refuse batches of one before any work."""
+    if batch_size < 2:
+        raise ValueError(f"The 'batch_size' parameter of {owner} must be >= 2 when {condition}; "
+                         f"got {batch_size}.")
+    if n_samples is not None and n_samples < 2:
+        raise ValueError(f"{owner} needs at least 2 training rows when {condition}; "
+                         f"got {n_samples}.")
 
 
 def _check_targets(network, y, name):
