@@ -37,16 +37,19 @@ __all__ = ["DISTS", "EquicorrelatedErrors", "ErrorModel", "GeneralErrors", "stan
 DISTS = ("gaussian", "student-t", "exponential", "rademacher")
 
 
-def standardized_draws(dist: str, gen, shape, xp=np, df: float = 5.0):
+def standardized_draws(dist: str, gen, shape, xp=np, df: float = 5.0, out=None):
     """Independent zero-mean, unit-variance draws of ``dist`` with ``shape``, as float64.
 
     ``gen`` is a NumPy or CuPy generator (see :func:`ensim._random.make_generator`);
     only methods that both offer are used, so the code is the same on both.
+    ``out`` (NumPy only) is a float64 buffer of ``shape`` to fill instead of
+    allocating; the Gaussian and exponential laws fill it in place.
     """
+    fill = {} if out is None or xp is not np else {"out": out}
     if dist == "gaussian":
-        return gen.standard_normal(shape, dtype=xp.float64)
+        return gen.standard_normal(shape, dtype=xp.float64, **fill)
     if dist == "exponential":
-        draws = gen.standard_exponential(shape, dtype=xp.float64)
+        draws = gen.standard_exponential(shape, dtype=xp.float64, **fill)
         draws -= 1.0
         return draws
     if dist == "rademacher":
@@ -84,8 +87,12 @@ class ErrorModel(abc.ABC):
     bias: np.ndarray
 
     @abc.abstractmethod
-    def sample(self, n: int, gen, xp=np):
-        """Draw ``n`` independent trials; returns an ``(n, k)`` float64 array."""
+    def sample(self, n: int, gen, xp=np, out=None):
+        """Draw ``n`` independent trials; returns an ``(n, k)`` float64 array.
+
+        ``out``, an optional ``(n, k)`` float64 NumPy buffer, may be used (and
+        returned) instead of a new array; the result is the same either way.
+        """
 
     @property
     @abc.abstractmethod
@@ -128,8 +135,8 @@ class ErrorModel(abc.ABC):
         self.df = check_real(df, "df", low=2.0, low_inclusive=False, owner=owner)
         self.bias = check_bias(bias, self.k, owner=owner)
 
-    def _draws(self, gen, shape, xp):
-        return standardized_draws(self.dist, gen, shape, xp=xp, df=self.df)
+    def _draws(self, gen, shape, xp, out=None):
+        return standardized_draws(self.dist, gen, shape, xp=xp, df=self.df, out=out)
 
     def _bias_on(self, xp):
         return xp.asarray(self.bias) if np.any(self.bias) else None
@@ -210,9 +217,9 @@ class EquicorrelatedErrors(ErrorModel):
             top = 0.0
         return top / self.k + self.mean_bias**2
 
-    def sample(self, n, gen, xp=np):
+    def sample(self, n, gen, xp=np, out=None):
         k, V, C = self.k, self.V, self.C
-        eps = self._draws(gen, (n, k), xp)           # (n, k): the Z_i
+        eps = self._draws(gen, (n, k), xp, out)      # (n, k): the Z_i
         shared = self._draws(gen, (n, 1), xp)        # (n, 1): W
         if C >= 0:
             eps *= np.sqrt(V - C)
@@ -262,8 +269,8 @@ class GeneralErrors(ErrorModel):
     def sigma(self) -> np.ndarray:
         return self._sigma.copy()
 
-    def sample(self, n, gen, xp=np):
-        z = self._draws(gen, (n, self.k), xp)        # (n, k)
+    def sample(self, n, gen, xp=np, out=None):
+        z = self._draws(gen, (n, self.k), xp)        # (n, k); the product allocates anyway
         eps = z @ xp.asarray(self._factor.T)         # (n, k): rows are L z
         bias = self._bias_on(xp)
         if bias is not None:
