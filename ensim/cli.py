@@ -84,14 +84,15 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(names, args) -> int:
+def _run(modules, args) -> int:
     from ensim.report import write_report
     from ensim.sweep import run_study
 
-    for name in names:
+    for module in modules:
+        name = module.NAME
         print(f"ensim: running {name} ({'quick' if args.quick else 'full'} scale)...",
               file=sys.stderr)
-        folder = run_study(name, quick=args.quick, out=args.out, seed=args.seed,
+        folder = run_study(module, quick=args.quick, out=args.out, seed=args.seed,
                            n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler,
                            dask_workers=args.dask_workers, fresh=args.fresh,
                            progress=False if args.no_progress else None, verbose=args.verbose)
@@ -122,14 +123,13 @@ def _dispatch(args, parser) -> int:
     studies = available_studies()
     names = list(studies) if args.study == "all" else [args.study]
     try:
-        for name in names:
-            load_study(name)
+        modules = [load_study(name) for name in names]
         check_options(n_jobs=args.n_jobs, backend=args.backend, seed=args.seed,
                       scheduler=args.scheduler, dask_workers=args.dask_workers)
-        for name in names:  # every study's folder, before any study runs
-            check_run_folder(load_study(name), quick=args.quick, out=args.out, seed=args.seed,
+        for module in modules:  # every study's folder, before any study runs
+            check_run_folder(module, quick=args.quick, out=args.out, seed=args.seed,
                              backend=args.backend, fresh=args.fresh)
-        return _run(names, args)
+        return _run(modules, args)
     except SweepError as exc:
         parser.exit(2, f"ensim: error: {exc}\n")
     except KeyboardInterrupt:
