@@ -344,7 +344,7 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
     root = as_seed_sequence(rng)
     get_namespace(backend)  # fail now, not in a worker, if CuPy is missing
 
-    n_jobs = os.cpu_count() or 1 if n_jobs == -1 else n_jobs
+    n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
     n_blocks = -(-n_trials // block_size)
     per_task = _blocks_per_task or max(1, _TASK_ELEMENTS // (block_size * model.k))
     if n_jobs > 1:  # enough tasks to keep every worker busy

@@ -134,7 +134,7 @@ def plot(table, config: Config):
     curves = table[table.k > 0]
     for model in MODELS:
         part = curves[curves.model == model]
-        for r, one in part.groupby("repeat"):
+        for _, one in part.groupby("repeat"):
             ax.plot(one.k, one.mse, color=colors[model], lw=0.5, alpha=0.5)
         mean = part.groupby("k")[["mse", "formula"]].mean()
         ax.plot(mean.index, mean.formula, color="k", ls="--", lw=0.9)
@@ -148,7 +148,7 @@ def plot(table, config: Config):
     summary = _per_model(table)
     for j, model in enumerate(MODELS):
         part = summary[summary.model == model]
-        for i, (fitted, measured, name) in enumerate(
+        for i, (fitted, measured, _) in enumerate(
                 ((part.fit_C, part.C, "C"), (part.fit_slope, part.V - part.C, "V − C"))):
             for x, values in ((2 * i, measured), (2 * i + 1, fitted)):
                 mean, _, low, high = _t_interval(values, config.alpha)

@@ -108,7 +108,7 @@ def plot(table, config: Config):
     fits = list(_series_fits(table, config))
     offsets = np.linspace(-0.3, 0.3, len(config.dists))
     dist_colors = dict(zip(config.dists, color_cycle(len(config.dists))))
-    for j, (dist, rho, fit) in enumerate(fits):
+    for dist, rho, fit in fits:
         x = list(config.rhos).index(rho) + offsets[list(config.dists).index(dist)]
         for which, marker, truth in (("covariance", "o", rho * V), ("variance", "s", V)):
             low, high = fit.conf_int(config.alpha, which)
@@ -127,7 +127,7 @@ def plot(table, config: Config):
     ax = axes.flat[5]
     z = table.z[(table.series == "rho") & (table.stderr > 0)].to_numpy()
     z = z[np.isfinite(z)]
-    ax.hist(z, bins=np.linspace(-4.5, 4.5, 31), density=True, color=PALETTE_GREY, alpha=0.8,
+    ax.hist(z, bins=np.linspace(-4.5, 4.5, 31), density=True, color="#999999", alpha=0.8,
             label=f"{z.size} cells")
     grid = np.linspace(-4.5, 4.5, 200)
     ax.plot(grid, sps.norm.pdf(grid), color="k", label="N(0, 1)")
@@ -136,8 +136,6 @@ def plot(table, config: Config):
     fig.suptitle("MSE of an average of k models: Monte Carlo against V/k + (k−1)/k·C")
     return fig
 
-
-PALETTE_GREY = "#999999"
 
 
 def _every_k_claim(statement, rows, targets, margins, config: Config) -> Claim:
