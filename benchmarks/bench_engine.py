@@ -14,7 +14,7 @@ side in one run, on this machine, and reported as ratios:
 Targets: (b) at k = 100 with one job >= 0.8 x the fastest raw fill; (b) >= 2x (c)
 at k = 100 and >= 5x at k = 1000; two jobs >= 1.7x one job.
 
-Run: ``python studies/bench_engine.py [--seconds S] [--billion]``. ``--billion``
+Run: ``python benchmarks/bench_engine.py [--seconds S] [--billion]``. ``--billion``
 also runs ``n_trials = 10**9`` at k = 1 and reports the peak memory.
 """
 

@@ -14,7 +14,7 @@ products could do), and on large square matrices (the machine's peak).
 Last, it evaluates 50 thinned sub-networks of the large network on 1,000 test points
 with :meth:`ensim.nn.Network.predict_thinned` and reports its sgemm fraction too.
 
-Run it alone on a quiet machine: ``python studies/bench_nn.py [--threads 1 2]``.
+Run it alone on a quiet machine: ``python benchmarks/bench_nn.py [--threads 1 2]``.
 PyTorch (``pip install torch``) is optional: without it the PyTorch columns are empty.
 """
 

@@ -12,7 +12,7 @@ Times, in one run on this machine:
    the decomposition is timed), with the peak memory it allocates beyond its
    input, traced by :mod:`tracemalloc`.
 
-Run it with ``python studies/bench_decompose.py`` (about a minute and 3 GB of
+Run it with ``python benchmarks/bench_decompose.py`` (about a minute and 3 GB of
 memory); ``--small`` runs a tenth of the repeats.
 """
 
