@@ -8,7 +8,8 @@ models, and reports every number with its interval and its theory.
 Subpackages and modules: :mod:`ensim.nn` (a from-scratch MLP with inverted
 dropout and batch normalization), :mod:`ensim.decompose` (measured ``V``, ``C``
 and error decompositions), :mod:`ensim.ensembles` (bagged scikit-learn models),
-:mod:`ensim.data`, :mod:`ensim.stats`, :mod:`ensim.sweep` and :mod:`ensim.plotting`.
+:mod:`ensim.data`, :mod:`ensim.stats`, :mod:`ensim.study` (studies: run one with
+:func:`ensim.run`) and :mod:`ensim.plotting`.
 """
 
 import importlib
@@ -17,6 +18,7 @@ from .claims import Claim
 from .errors import DISTS, EquicorrelatedErrors, ErrorModel, GeneralErrors
 from .montecarlo import SimulationResult, simulate
 from .stats import equivalence_test, fit_inverse_k
+from .study import Study, StudyResult, run
 from .theory import covariance_bounds, ensemble_mse, ensemble_mse_general, forest_variance
 
 __version__ = "0.1.0"
@@ -47,6 +49,8 @@ __all__ = [
     "GeneralErrors",
     "KnownTruth",
     "SimulationResult",
+    "Study",
+    "StudyResult",
     "__version__",
     "bias_variance",
     "build_mlp",
@@ -60,6 +64,7 @@ __all__ = [
     "load_dataset",
     "make_ensemble",
     "member_predictions",
+    "run",
     "simulate",
     "train",
 ]

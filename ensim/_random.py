@@ -21,6 +21,7 @@ import numpy as np
 __all__ = [
     "as_seed_sequence",
     "child_seed",
+    "key_from_name",
     "key_from_params",
     "make_generator",
     "numpy_generator",
@@ -71,6 +72,15 @@ def key_from_params(params: dict) -> tuple[int, ...]:
     """
     text = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    return tuple(int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4))
+
+
+def key_from_name(name: str) -> tuple[int, ...]:
+    """A stream key derived from a name (``"data"``, ``"init"``): BLAKE2b of its UTF-8 bytes."""
+    if not isinstance(name, str):
+        raise TypeError(f"A stream name must be a string; got {name!r} of type "
+                        f"{type(name).__name__}.")
+    digest = hashlib.blake2b(name.encode(), digest_size=16, person=b"ensim-stream").digest()
     return tuple(int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4))
 
 

@@ -1,9 +1,21 @@
 """Claims: one checked statement of a study, with its theory, measurement and verdict.
 
-A study ends by turning its table into a list of :class:`Claim`. The runner writes
-them to ``summary.md`` and ``claims.json``; ``ensim report`` gathers them into one
-page. A claim always carries the estimate's interval, so a reader can judge the
-verdict without trusting it.
+A study ends by turning its tables into a list of :class:`Claim`, built with the
+functions here, so that every verdict in ensim is reached by the same rules:
+
+* :func:`equivalence` — agreement with theory, shown by TOST within a stated margin
+  (never by a failure to reject);
+* :func:`direction` — a sign or an ordering, shown by an interval that excludes
+  the bound;
+* :func:`within` — an interval that lies inside a stated range;
+* :func:`identity` — an exact identity, up to rounding;
+* :func:`all_of` — one claim that every one of several parts holds
+  (intersection-union: no multiplicity correction is needed);
+* :func:`negative_control` — a wrong statement the same check must reject;
+* :func:`holm` — a family of claims with a family-wise correction.
+
+A claim always carries the estimate's interval, so a reader can judge the verdict
+without trusting it.
 """
 
 from __future__ import annotations
@@ -12,13 +24,17 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-__all__ = ["VERDICTS", "Claim", "claims_to_markdown", "count_verdicts", "negative_control"]
+__all__ = ["KINDS", "VERDICTS", "Claim", "all_of", "claims_to_markdown", "count_verdicts",
+           "direction", "equivalence", "holm", "identity", "negative_control", "within"]
 
 #: ``holds``: the measurement agrees with the claim (for an equality, the interval
 #: lies inside the stated margin; for an inequality, the interval lies on the
 #: claimed side). ``fails``: the interval excludes the claim. ``inconclusive``:
 #: neither, so more trials are needed.
 VERDICTS = ("holds", "fails", "inconclusive")
+
+#: How a claim was checked (see the builders of this module).
+KINDS = ("equivalence", "direction", "within", "identity", "all-of", "")
 
 
 @dataclass(frozen=True)
@@ -42,8 +58,14 @@ class Claim:
         One minus the interval's confidence level.
     expected : {"holds", "fails"}
         The verdict a correct theory and a working study give. Negative controls
-        (a wrong formula that the same check must reject) expect ``"fails"``; see
-        :func:`negative_control`.
+        (a wrong formula that the same check must reject) expect ``"fails"``.
+    kind : str
+        Which builder checked it (one of :data:`KINDS`).
+    p_value : float or None
+        The p-value behind a ``holds`` verdict, where one applies (after the
+        family-wise correction, for a claim in a family).
+    family : str or None
+        The family whose claims were corrected together (:func:`holm`).
     """
 
     statement: str
@@ -55,6 +77,9 @@ class Claim:
     method: str = ""
     alpha: float = 0.05
     expected: str = "holds"
+    kind: str = ""
+    p_value: float | None = None
+    family: str | None = None
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -63,11 +88,19 @@ class Claim:
         if self.expected not in ("holds", "fails"):
             raise ValueError("The 'expected' parameter of Claim must be 'holds' or 'fails'; "
                              f"got {self.expected!r}.")
+        if self.kind not in KINDS:
+            raise ValueError(f"The 'kind' parameter of Claim must be one of {KINDS}; "
+                             f"got {self.kind!r}.")
 
     @property
     def as_expected(self) -> bool:
         """True when the verdict is the expected one (inconclusive never is)."""
         return self.verdict == self.expected
+
+    @property
+    def is_control(self) -> bool:
+        """True for a negative control (a claim expected to fail)."""
+        return self.expected == "fails"
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (NaN becomes ``None``)."""
@@ -76,8 +109,150 @@ class Claim:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Claim":
+        known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: (math.nan if v is None and k in ("estimate", "conf_low", "conf_high")
-                          else v) for k, v in data.items()})
+                          else v) for k, v in data.items() if k in known})
+
+
+# ------------------------------------------------------------------- verdicts
+# Every verdict in ensim is made by one of these three rules.
+
+
+def _verdict_equivalence(p_value, tost_low, tost_high, target, margin, alpha) -> str:
+    """TOST: ``holds`` if ``p < alpha``; ``fails`` if the ``1 - 2 alpha`` interval lies
+    entirely outside ``target -/+ margin``; otherwise ``inconclusive``."""
+    if p_value < alpha:
+        return "holds"
+    if tost_high < target - margin or tost_low > target + margin:
+        return "fails"
+    return "inconclusive"
+
+
+def _verdict_interval(low, high, lower, upper) -> str:
+    """``holds`` if ``[low, high]`` lies inside ``(lower, upper)``, ``fails`` if it lies
+    entirely outside, otherwise ``inconclusive`` (either bound may be infinite)."""
+    if lower < low and high < upper:
+        return "holds"
+    if high < lower or low > upper:
+        return "fails"
+    return "inconclusive"
+
+
+def _with_p(method: str, p_value: float) -> str:
+    return f"{method}, p = {p_value:.2g}" if method else f"p = {p_value:.2g}"
+
+
+# ------------------------------------------------------------------- builders
+
+
+def equivalence(statement: str, estimate: float, stderr: float, target: float,
+                margin: float, *, alpha: float = 0.05, dof: float | None = None,
+                method: str = "", theory: float | None = None) -> Claim:
+    """Claim ``estimate == target`` within ``margin``, checked by TOST.
+
+    The claim holds when equivalence is shown at level ``alpha`` (both one-sided
+    tests reject), fails when the ``1 - 2 alpha`` interval lies outside the margin,
+    and is inconclusive otherwise. The reported interval is the two-sided
+    ``1 - alpha`` one. ``dof`` makes the tests Student-t (a standard error from few
+    independent units); ``theory`` is shown as the claim's theory (default
+    ``target``).
+    """
+    from .stats import equivalence_test, normal_conf_int
+
+    test = equivalence_test(estimate, stderr, target, margin, alpha, dof=dof)
+    tost_low, tost_high = normal_conf_int(test.estimate, test.stderr, 2 * alpha, dof)
+    low, high = normal_conf_int(test.estimate, test.stderr, alpha, dof)
+    verdict = _verdict_equivalence(test.p_value, tost_low, tost_high, test.target,
+                                   test.margin, alpha)
+    kind = "z" if dof is None else f"t, {dof:g} dof"
+    text = f"{method}; TOST ({kind})" if method else f"TOST ({kind}), margin {margin:.3g}"
+    return Claim(statement, float(target) if theory is None else theory, test.estimate,
+                 float(low), float(high), verdict, _with_p(text, test.p_value), alpha,
+                 kind="equivalence", p_value=test.p_value)
+
+
+def direction(statement: str, estimate: float, *, stderr: float | None = None,
+              dof: float | None = None, interval=None, p_value: float | None = None,
+              side: str = "above", bound: float = 0.0, alpha: float = 0.05,
+              method: str = "", theory: float | None = None) -> Claim:
+    """Claim that ``estimate`` lies above (or below) ``bound``.
+
+    The claim holds when the two-sided ``1 - alpha`` interval excludes ``bound`` on
+    the claimed side, fails when it excludes it on the other side, and is
+    inconclusive otherwise. Give ``stderr`` (and ``dof`` for Student-t), or an
+    ``interval`` computed elsewhere (e.g. Welch's t) with its two-sided
+    ``p_value``. The p-value reported is the two-sided one, so that ``p < alpha``
+    on the claimed side is the same as the interval criterion.
+    """
+    from scipy import stats as sps
+
+    from .stats import normal_conf_int
+
+    if side not in ("above", "below"):
+        raise ValueError(f"The 'side' parameter of direction must be 'above' or 'below'; "
+                         f"got {side!r}.")
+    if interval is None:
+        if stderr is None:
+            raise TypeError("direction needs either 'stderr' or 'interval'.")
+        low, high = normal_conf_int(estimate, stderr, alpha, dof)
+        if stderr > 0:
+            dist = sps.norm if dof is None else sps.t(dof)
+            p_value = float(min(1.0, 2 * dist.sf(abs(float(estimate) - bound) / stderr)))
+        else:
+            p_value = 0.0 if estimate != bound else 1.0
+    else:
+        low, high = (float(v) for v in interval)
+    verdict = (_verdict_interval(low, high, bound, math.inf) if side == "above"
+               else _verdict_interval(low, high, -math.inf, bound))
+    rule = f"holds if the interval is {side} {bound:g}"
+    text = f"{method}; {rule}" if method else rule
+    return Claim(statement, theory, float(estimate), float(low), float(high), verdict,
+                 text if p_value is None else _with_p(text, p_value), alpha,
+                 kind="direction", p_value=p_value)
+
+
+def within(statement: str, estimate: float, low: float, high: float, lower: float,
+           upper: float, *, theory: float | None = None, alpha: float = 0.05,
+           method: str = "") -> Claim:
+    """Claim that a quantity lies in ``(lower, upper)``: its interval ``[low, high]`` must."""
+    verdict = _verdict_interval(low, high, lower, upper)
+    rule = f"interval inside [{lower:g}, {upper:g}]"
+    return Claim(statement, theory, float(estimate), float(low), float(high), verdict,
+                 f"{method}, {rule}" if method else rule, alpha, kind="within")
+
+
+def identity(statement: str, residual: float, *, tol: float = 1e-10, alpha: float = 0.05,
+             method: str = "") -> Claim:
+    """Claim an exact identity: the largest relative ``residual`` must be below ``tol``."""
+    residual = float(residual)
+    verdict = "holds" if residual < tol else "fails"
+    rule = f"largest relative residual < {tol:g}"
+    return Claim(statement, 0.0, residual, 0.0, residual, verdict,
+                 f"{rule}; {method}" if method else rule, alpha, kind="identity")
+
+
+def all_of(statement: str, parts: list, *, method: str = "", labels=None) -> Claim:
+    """One claim that every one of ``parts`` holds (an intersection-union test).
+
+    "All of them" needs no multiplicity correction: the claim holds when every part
+    holds at level ``alpha``, fails when any part fails, and is inconclusive
+    otherwise. It reports the least favourable part (a failing one, else the one
+    with the largest p-value), named by ``labels`` when given.
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("all_of needs at least one part.")
+    verdicts = [p.verdict for p in parts]
+    verdict = ("holds" if all(v == "holds" for v in verdicts)
+               else "fails" if "fails" in verdicts else "inconclusive")
+    worst = max(range(len(parts)), key=lambda i: (verdicts[i] == "fails",
+                                                  parts[i].p_value or 0.0))
+    part = parts[worst]
+    where = f"; least favourable {labels[worst]}" if labels is not None else ""
+    largest = f"; largest p = {part.p_value:.2g}" if part.p_value is not None else ""
+    return Claim(f"{statement}{where}", part.theory, part.estimate, part.conf_low,
+                 part.conf_high, verdict, f"{method}{largest}", part.alpha, kind="all-of",
+                 p_value=part.p_value)
 
 
 def negative_control(claim: Claim) -> Claim:
@@ -85,24 +260,68 @@ def negative_control(claim: Claim) -> Claim:
     return dataclasses.replace(claim, expected="fails")
 
 
-def count_verdicts(claims) -> str:
-    """E.g. ``"12 hold, 0 fail, 1 inconclusive; negative controls failing as they should: 1 of 1"``."""
+def holm(claims: list, family: str, *, alpha: float | None = None) -> list:
+    """Apply Holm's family-wise correction (statsmodels' ``multipletests``) to ``claims``.
+
+    Each claim's p-value is replaced by its Holm-adjusted one; a claim holds only
+    if its adjusted p-value is below ``alpha`` (the claims' own, by default), so the
+    probability that any claim of the family holds wrongly stays below ``alpha``.
+    A ``fails`` verdict rests on the interval alone and is kept.
+    """
+    from statsmodels.stats.multitest import multipletests
+
     claims = list(claims)
-    controls = [c for c in claims if c.expected == "fails"]
-    checks = [c for c in claims if c.expected == "holds"]
+    if not claims:
+        return claims
+    missing = [c.statement for c in claims if c.p_value is None]
+    if missing:
+        raise ValueError(f"Every claim of a family needs a p-value; {missing[0]!r} has none.")
+    alpha = claims[0].alpha if alpha is None else alpha
+    _, adjusted, _, _ = multipletests([c.p_value for c in claims], alpha=alpha,
+                                      method="holm")
+    out = []
+    for claim, p in zip(claims, adjusted):
+        verdict = claim.verdict
+        if verdict == "holds" and not p < alpha:
+            verdict = "inconclusive"
+        out.append(dataclasses.replace(
+            claim, p_value=float(p), verdict=verdict, family=family,
+            method=f"{claim.method}; Holm-adjusted p = {p:.2g} over the {len(claims)} "
+                   f"claims of the family {family!r}"))
+    return out
+
+
+# -------------------------------------------------------------------- display
+
+
+def count_verdicts(claims) -> str:
+    """E.g. ``"12 hold, 0 fail, 1 inconclusive; negative controls rejected as expected: 1 of 1"``."""
+    claims = list(claims)
+    controls = [c for c in claims if c.is_control]
+    checks = [c for c in claims if not c.is_control]
     text = ", ".join(f"{sum(c.verdict == v for c in checks)} {w}"
                      for v, w in (("holds", "hold"), ("fails", "fail"),
                                   ("inconclusive", "inconclusive")))
     if controls:
         n_ok = sum(c.as_expected for c in controls)
-        text += f"; negative controls failing as they should: {n_ok} of {len(controls)}"
+        text += f"; negative controls rejected as expected: {n_ok} of {len(controls)}"
     return text
 
 
-def _fmt(value) -> str:
+def format_number(value) -> str:
+    """Four significant digits; ``—`` for a missing value."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:.4g}"
+
+
+def verdict_text(claim: Claim) -> str:
+    """The verdict as a reader should take it (a rejected negative control is good news)."""
+    if claim.is_control:
+        return {"fails": "rejected, as expected (negative control)",
+                "holds": "NOT rejected (negative control: the check is too weak)",
+                "inconclusive": "inconclusive (negative control not rejected)"}[claim.verdict]
+    return claim.verdict
 
 
 def claims_to_markdown(claims) -> str:
@@ -111,9 +330,8 @@ def claims_to_markdown(claims) -> str:
              "|---|---|---|---|---|---|"]
     for c in claims:
         level = f"{100 * (1 - c.alpha):g}%"
-        verdict = f"**{c.verdict}**" + (" (negative control: expected)" if c.expected == "fails"
-                                        and c.as_expected else "")
-        lines.append(f"| {c.statement} | {_fmt(c.theory)} | {_fmt(c.estimate)} | "
-                     f"{level} [{_fmt(c.conf_low)}, {_fmt(c.conf_high)}] | "
-                     f"{verdict} | {c.method} |")
+        lines.append(f"| {c.statement} | {format_number(c.theory)} | "
+                     f"{format_number(c.estimate)} | {level}&nbsp;[{format_number(c.conf_low)},"
+                     f"&nbsp;{format_number(c.conf_high)}] | **{verdict_text(c)}** | "
+                     f"{c.method} |")
     return "\n".join(lines) + "\n"

@@ -1,7 +1,11 @@
 """One page for every study in a results folder: ``report.html`` and ``report.md``.
 
-The HTML page is self-contained (figures embedded as PNG data), so it can be
-mailed or archived as one file; the Markdown twin links the figures next to it.
+The page reads only what publishing stored (each study's ``manifest.json``,
+``claims.json`` and figure), orders the studies as they declare (the formula
+check first, then the studies as the story goes), renders their stories with a
+Markdown library, and embeds the figures, so the HTML file can be mailed or
+archived on its own; links to the tables, PDF figures and manifests work next to
+the results folder. The Markdown twin links the figures instead.
 """
 
 from __future__ import annotations
@@ -10,120 +14,161 @@ import base64
 import datetime as _dt
 import html
 import json
-import re
 from pathlib import Path
 
-from .claims import Claim, claims_to_markdown, count_verdicts
+from .claims import Claim, claims_to_markdown, count_verdicts, format_number, verdict_text
 
-__all__ = ["collect_studies", "markdown_literals", "write_report"]
+__all__ = ["collect_studies", "find_result_folders", "render_markdown", "write_report"]
 
 _CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222;
+body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; color: #222;
        line-height: 1.45; padding: 0 1em; }
-table { border-collapse: collapse; margin: 0.8em 0 1.6em; font-size: 0.9em; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table { border-collapse: collapse; margin: 0.8em 0 1.6em; font-size: 0.88em; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left;
+         vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.interval { white-space: nowrap; font-variant-numeric: tabular-nums; }
 .holds { color: #007a4d; font-weight: 600; } .fails { color: #b00020; font-weight: 600; }
 .inconclusive { color: #8a6d00; font-weight: 600; }
-img { max-width: 100%; } .meta { color: #666; font-size: 0.85em; }
+.control-ok { color: #007a4d; } .control-bad { color: #b00020; font-weight: 600; }
+img { max-width: 100%; } .meta, .links, .top { color: #555; font-size: 0.85em; }
+.scale { background: #f4f4f4; border-left: 3px solid #999; padding: 0.4em 0.8em; }
+section { border-top: 1px solid #ccc; margin-top: 2.5em; }
+code { background: #f4f4f4; padding: 0 0.2em; border-radius: 3px; }
 """
 
 
-def markdown_literals(text: str) -> str:
-    """Docstring (reStructuredText) literals ````x```` as Markdown literals ```x```."""
-    return re.sub(r"``(.+?)``", r"`\1`", text, flags=re.S)
+def render_markdown(text: str) -> str:
+    """Markdown (lists, emphasis, code, tables) as HTML, with the Markdown library."""
+    import markdown
 
-
-def _html_paragraphs(text: str) -> str:
-    """Markdown-ish paragraphs as HTML: blank-line separated, `x` as <code>."""
-    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
-    out = []
-    for paragraph in paragraphs:
-        escaped = html.escape(" ".join(paragraph.split()))
-        out.append("<p>" + re.sub(r"`(.+?)`", r"<code>\1</code>", escaped) + "</p>")
-    return "\n".join(out)
+    return markdown.markdown(text, extensions=["tables", "sane_lists"])
 
 
 def collect_studies(out) -> list[dict]:
-    """Every finished study folder under ``out``: title, story, claims, figure, manifest."""
+    """Every published study folder directly under ``out``, in the declared order."""
     studies = []
-    for manifest_path in sorted(Path(out).glob("*/manifest.json")):
+    for manifest_path in Path(out).glob("*/manifest.json"):
         folder = manifest_path.parent
         try:
             manifest = json.loads(manifest_path.read_text())
             claims = [Claim.from_dict(c) for c in json.loads((folder / "claims.json").read_text())]
         except (OSError, ValueError, TypeError, KeyError):
             continue
-        summary = (folder / "summary.md").read_text() if (folder / "summary.md").exists() else ""
-        # The story: everything between the title line and the figure.
-        body = summary.split("\n", 1)[-1].split("![figure]", 1)[0]
-        story = markdown_literals(body).strip()
         studies.append({"name": manifest.get("study", folder.name), "folder": folder,
-                        "title": manifest.get("title", folder.name), "story": story,
-                        "claims": claims, "manifest": manifest,
-                        "figure": folder / "figure.png" if (folder / "figure.png").exists() else None})
-    return studies
+                        "title": manifest.get("title", folder.name),
+                        "story": manifest.get("story", ""), "claims": claims,
+                        "manifest": manifest, "order": manifest.get("order", 100),
+                        "figure": folder / "figure.png" if (folder / "figure.png").exists()
+                        else None})
+    return sorted(studies, key=lambda s: (s["order"], s["name"]))
 
 
-def _fmt(value) -> str:
-    return "—" if value is None or value != value else f"{value:.4g}"
+def find_result_folders(root) -> list[Path]:
+    """``root`` if it holds published studies, else its sub-folders that do (one level)."""
+    root = Path(root)
+    if any(root.glob("*/manifest.json")):
+        return [root]
+    return sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob("*/manifest.json"))) \
+        if root.is_dir() else []
+
+
+def _verdict_class(claim: Claim) -> str:
+    if claim.is_control:
+        return "control-ok" if claim.as_expected else "control-bad"
+    return claim.verdict
 
 
 def _html_claims(claims) -> str:
-    rows = ["<table><thead><tr><th>claim</th><th>theory</th><th>measured</th><th>interval</th>"
-            "<th>verdict</th><th>method</th></tr></thead><tbody>"]
+    rows = ["<table class='claims'><thead><tr><th>claim</th><th>theory</th><th>measured</th>"
+            "<th>interval</th><th>verdict</th><th>method</th></tr></thead><tbody>"]
     for c in claims:
         rows.append(
-            f"<tr><td>{html.escape(c.statement)}</td><td class='num'>{_fmt(c.theory)}</td>"
-            f"<td class='num'>{_fmt(c.estimate)}</td>"
-            f"<td class='num'>{100 * (1 - c.alpha):g}% [{_fmt(c.conf_low)}, {_fmt(c.conf_high)}]</td>"
-            f"<td class='{c.verdict}'>{c.verdict}"
-            f"{' (negative control: expected)' if c.expected == 'fails' and c.as_expected else ''}"
-            f"</td><td>{html.escape(c.method)}</td></tr>")
+            f"<tr><td>{html.escape(c.statement)}</td>"
+            f"<td class='num'>{format_number(c.theory)}</td>"
+            f"<td class='num'>{format_number(c.estimate)}</td>"
+            f"<td class='interval'>{100 * (1 - c.alpha):g}% [{format_number(c.conf_low)}, "
+            f"{format_number(c.conf_high)}]</td>"
+            f"<td class='verdict {_verdict_class(c)}' data-verdict='{c.verdict}' "
+            f"data-expected='{c.expected}'>{html.escape(verdict_text(c))}</td>"
+            f"<td>{html.escape(c.method)}</td></tr>")
     rows.append("</tbody></table>")
     return "\n".join(rows)
 
 
-def write_report(out="results") -> tuple[Path, Path]:
+def _meta(study) -> str:
+    m = study["manifest"]
+    return (f"study <code>{html.escape(study['name'])}</code>, {html.escape(str(m.get('scale')))}"
+            f" scale, seed {m.get('seed')}, backend {html.escape(str(m.get('backend')))}, "
+            f"{m.get('n_cells')} cells ({m.get('n_cells_loaded', 0)} loaded, "
+            f"{m.get('n_cells_computed', 0)} computed), "
+            f"{sum((m.get('cell_timings_s') or {}).values()):.1f} s of cell time, last run on "
+            f"{html.escape(str(m.get('scheduler')))}")
+
+
+def _links(study, out: Path) -> list[tuple[str, str]]:
+    rel = study["folder"].relative_to(out).as_posix()
+    tables = study["manifest"].get("tables") or {}
+    links = [(f"table {name}", f"{rel}/{file}") for name, file in tables.items()]
+    if (study["folder"] / "figure.pdf").exists():
+        links.append(("figure (PDF)", f"{rel}/figure.pdf"))
+    links += [("summary", f"{rel}/summary.md"), ("manifest", f"{rel}/manifest.json")]
+    return links
+
+
+def write_report(out) -> tuple[Path, Path]:
     """Write ``out/report.html`` and ``out/report.md``; returns their paths."""
+    from .study.store import write_atomic
+
     out = Path(out)
     studies = collect_studies(out)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body, markdown = [], ["# ensim report", "", f"Generated {stamp}.", ""]
     all_claims = [c for study in studies for c in study["claims"]]
     summary_line = (f"{len(studies)} stud{'y' if len(studies) == 1 else 'ies'}; claims: "
                     f"{count_verdicts(all_claims)}.")
-    markdown += [summary_line, ""]
-    toc = ["<ul>"]
+    scales = sorted({str(s["manifest"].get("scale")) for s in studies})
+    notes = sorted({s["manifest"].get("scale_note", "") for s in studies} - {""})
+    body, markdown = [], ["# ensim report", "", f"Generated {stamp}.", "", summary_line, ""]
+    markdown += [f"*{n}*" for n in notes] + [""]
+    toc = ["<nav id='contents'><h2>Contents</h2><ol>"]
     for study in studies:
-        toc.append(f"<li><a href='#{html.escape(study['name'])}'>{html.escape(study['title'])}</a>"
-                   f" — {html.escape(count_verdicts(study['claims']))}</li>")
-        markdown.append(f"* {study['title']} — {count_verdicts(study['claims'])}")
-    toc.append("</ul>")
+        toc.append(f"<li><a href='#{html.escape(study['name'])}'>{html.escape(study['title'])}"
+                   f"</a> — {html.escape(count_verdicts(study['claims']))}</li>")
+        markdown.append(f"1. [{study['title']}](#{study['name']}) — "
+                        f"{count_verdicts(study['claims'])}")
+    toc.append("</ol></nav>")
     markdown.append("")
     for study in studies:
-        m = study["manifest"]
-        meta = (f"study <code>{html.escape(study['name'])}</code>, scale {m.get('scale')}, "
-                f"seed {m.get('seed')}, backend {m.get('backend')}, {m.get('n_cells')} cells, "
-                f"{sum((m.get('cell_timings_s') or {}).values()):.1f} s of cell time, last run on "
-                f"{html.escape(str(m.get('scheduler')))}")
-        body.append(f"<section id='{html.escape(study['name'])}'><h2>{html.escape(study['title'])}</h2>")
-        body.append(f"<p class='meta'>{meta}</p>{_html_paragraphs(study['story'])}")
+        name = html.escape(study["name"])
+        links = _links(study, out)
+        body.append(f"<section id='{name}'><h2>{html.escape(study['title'])}</h2>")
+        body.append(f"<p class='meta'>{_meta(study)}</p>")
+        body.append(f"<p class='links'>{' · '.join(f'<a href={html.escape(h)!r}>{html.escape(t)}</a>' for t, h in links)}</p>")
+        body.append(render_markdown(study["story"]))
         if study["figure"] is not None:
             data = base64.b64encode(study["figure"].read_bytes()).decode()
-            body.append(f"<img alt='{html.escape(study['title'])}' src='data:image/png;base64,{data}'>")
-        body.append(_html_claims(study["claims"]) + "</section>")
-        rel = study["folder"].relative_to(out)
-        markdown += [f"## {study['title']}", "", meta.replace("<code>", "`").replace("</code>", "`"),
-                     "", study["story"], ""]
+            body.append(f"<img alt='{html.escape(study['title'])}' "
+                        f"src='data:image/png;base64,{data}'>")
+        body.append(f"<h3>Claims ({html.escape(count_verdicts(study['claims']))})</h3>")
+        body.append(_html_claims(study["claims"]))
+        body.append("<p class='top'><a href='#top'>back to the top</a></p></section>")
+        rel = study["folder"].relative_to(out).as_posix()
+        markdown += [f"## {study['title']}", "",
+                     _meta(study).replace("<code>", "`").replace("</code>", "`"), "",
+                     " · ".join(f"[{t}]({h})" for t, h in links), "", study["story"], ""]
         if study["figure"] is not None:
-            markdown += [f"![{study['title']}]({rel.as_posix()}/figure.png)", ""]
-        markdown += [claims_to_markdown(study["claims"]), ""]
-    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>ensim report</title>"
-            f"<style>{_CSS}</style></head><body><h1>ensim report</h1><p class='meta'>Generated "
-            f"{stamp}.</p><p>{summary_line}</p>{''.join(toc)}{''.join(body)}</body></html>\n")
+            markdown += [f"![{study['title']}]({rel}/figure.png)", ""]
+        markdown += [claims_to_markdown(study["claims"]), "[back to the top](#ensim-report)", ""]
+    scale_text = "".join(f"<p class='scale'>{html.escape(n)}</p>" for n in notes)
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>ensim report ({html.escape(', '.join(scales))})</title>"
+            f"<style>{_CSS}</style></head><body><h1 id='top'>ensim report</h1>"
+            f"<p class='meta'>Generated {stamp} from <code>{html.escape(str(out))}</code>.</p>"
+            f"<p>{html.escape(summary_line)}</p>{scale_text}{''.join(toc)}{''.join(body)}"
+            "</body></html>\n")
     out.mkdir(parents=True, exist_ok=True)
     html_path, md_path = out / "report.html", out / "report.md"
-    html_path.write_text(page)
-    md_path.write_text("\n".join(markdown))
+    write_atomic(html_path, page)
+    write_atomic(md_path, "\n".join(markdown))
     return html_path, md_path

@@ -1,41 +1,41 @@
 """How correlated are the trees of a random forest, and what does it cost?
 
-The question: a random forest tries ``max_features`` (``m``) randomly chosen
+The question: a random forest tries `max_features` (`m`) randomly chosen
 features at each split to decorrelate its trees. How correlated do they stay,
-and does the forest's variance follow ``rho sigma^2 + (1 - rho) / B sigma^2``?
+and does the forest's variance follow `rho sigma^2 + (1 - rho) / B sigma^2`?
 This is the experiment of ESL section 15.2 (Hastie, Tibshirani & Friedman,
-figures 15.9 and 15.10): ``Y = (1/sqrt(50)) sum_{j=1}^{50} X_j + noise`` with
-Gaussian ``X_j`` and noise, training sets of size 100, regression trees with at
-least 5 points per leaf. For each ``m``, forests of ``2B`` trees are retrained on
-many training sets; at each test point ``x``, ``rho(x)`` is the correlation,
-across training sets, between two trees of the same forest, and ``sigma^2(x)``
+figures 15.9 and 15.10): `Y = (1/sqrt(50)) sum_{j=1}^{50} X_j + noise` with
+Gaussian `X_j` and noise, training sets of size 100, regression trees with at
+least 5 points per leaf. For each `m`, forests of `2B` trees are retrained on
+many training sets; at each test point `x`, `rho(x)` is the correlation,
+across training sets, between two trees of the same forest, and `sigma^2(x)`
 the variance of one tree.
 
 Where does that correlation come from? ESL (exercise 15.5) argues that two trees
-of one forest are uncorrelated *given* the training set ``Z``, since each draws
-its own bootstrap sample and features, so that all of ``rho`` is variance between
-training sets: ``rho = Var_Z E[T|Z] / (Var_Z E[T|Z] + E_Z Var[T|Z])``. Repeats over
-training sets cannot test that premise (a covariance given ``Z`` moves the trees
-of one repeat together just as the training set does), so each ``m`` also
+of one forest are uncorrelated *given* the training set `Z`, since each draws
+its own bootstrap sample and features, so that all of `rho` is variance between
+training sets: `rho = Var_Z E[T|Z] / (Var_Z E[T|Z] + E_Z Var[T|Z])`. Repeats over
+training sets cannot test that premise (a covariance given `Z` moves the trees
+of one repeat together just as the training set does), so each `m` also
 retrains the forest on one fixed training set with fresh seeds and measures the
-correlation given ``Z`` directly. As a negative control, a forest whose trees
+correlation given `Z` directly. As a negative control, a forest whose trees
 share one bootstrap sample (drawn afresh for each forest) is measured the same
-way: its trees are correlated given ``Z``, and the check must say so. The
+way: its trees are correlated given `Z`, and the check must say so. The
 variance-ratio form, computed from the spread of the trees within and between
-training sets, then estimates the same ``rho`` as the direct measurement for any
+training sets, then estimates the same `rho` as the direct measurement for any
 forest; their agreement is a consistency check of the two estimators, not a test
 of ESL's premise.
 
-How to read the figure: left, box plots over test points of ``rho(x)`` against
-``m`` (ESL figure 15.9), with the variance-ratio form as diamonds and the pooled
+How to read the figure: left, box plots over test points of `rho(x)` against
+`m` (ESL figure 15.9), with the variance-ratio form as diamonds and the pooled
 correlation given the training set as triangles (with 95% intervals; the
 shared-bootstrap control as a cross); middle, the two variance components and
-their sum ``sigma^2`` against ``m`` (ESL figure 15.10): on this problem fewer
+their sum `sigma^2` against `m` (ESL figure 15.10): on this problem fewer
 features per split lower both, the variance between training sets by
-proportionally more, which is why ``rho`` falls; right, the measured variance of
-a forest of ``B`` trees against ``rho sigma^2 + (1 - rho) / B sigma^2`` with
-``rho`` and ``sigma^2`` measured on the forest's other ``B`` trees, and against
-``sigma^2 / B`` (independent trees).
+proportionally more, which is why `rho` falls; right, the measured variance of
+a forest of `B` trees against `rho sigma^2 + (1 - rho) / B sigma^2` with
+`rho` and `sigma^2` measured on the forest's other `B` trees, and against
+`sigma^2 / B` (independent trees).
 """
 
 from __future__ import annotations
@@ -44,13 +44,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensim.claims import Claim, negative_control
+from ensim.claims import direction, equivalence, holm, negative_control
 from ensim.decompose import decompose, jackknife
 from ensim.ensembles import KnownTruth, fit_repeats, make_ensemble
-from ensim.stats import equivalence_test, normal_conf_int, verdict_from_equivalence
+from ensim.stats import normal_conf_int
+from ensim.study import Study
 from ensim.theory import forest_variance
-
-NAME = "forest-correlation"
 
 
 @dataclass(frozen=True)
@@ -111,10 +110,11 @@ def _given_set(q, y, f):
     return d.covariance.mean() / d.variance.mean()
 
 
-def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
+def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
     from ensim._random import child_seed
     from ensim.ensembles import resample
 
+    seed = streams.seed
     truth = KnownTruth("esl_linear", config.noise_sd, n_features=config.n_features)
     test = truth.sample(config.n_test, rng=child_seed(seed, 0))
     B, m = config.n_trees, params["max_features"]
@@ -126,11 +126,11 @@ def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
     q = fit_repeats(make, lambda s: truth.sample(config.n_train, rng=s), test.X,
                     config.n_repeats, rng=child_seed(seed, 1))     # (R, 2B, n_test)
     d = decompose(q, test.y, test.f)
-    rows = [{"row": "x", "rho": float(d.rho[t]), "rho_ratio": float(d.rho_ratio[t]),
+    rows = [{"rho": float(d.rho[t]), "rho_ratio": float(d.rho_ratio[t]),
              "sigma2": float(d.variance[t]), "within": float(d.within_set_variance[t]),
              "between": float(d.between_set_variance[t])} for t in range(config.n_test)]
     stats = jackknife(lambda s: _pooled(s, test.y, test.f, B), q, n_groups=config.n_groups)
-    summary = {"row": "summary", "dof": stats.dof}
+    summary = {"dof": stats.dof}
     for name, value, se in zip(_POOLED, stats.estimate, stats.stderr):
         summary[name], summary[name + "_stderr"] = float(value), float(se)
     # View 3: one fixed training set, fresh seeds (bootstrap draws and features).
@@ -145,17 +145,17 @@ def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
                          rng=child_seed(seed, 3, j))              # (n_seeds, 2B, n_test)
         est = jackknife(lambda s: _given_set(s, test.y, test.f), q3, n_groups=config.n_groups)
         summary[name], summary[name + "_stderr"] = float(est.estimate[0]), float(est.stderr[0])
-    return rows + [summary]
+    return {"points": rows, "summary": summary}
 
 
-def plot(table, config: Config):
+def plot(tables, config: Config):
     from ensim.plotting import PALETTE, color_cycle, figure, plot_interval_points
 
     fig, axes = figure(1, 3, width=12, height_per_row=3.6)
     c1, c2, c3 = color_cycle(3)
-    ms = sorted(table.max_features.unique())
-    points = table[table.row == "x"]
-    summary = table[table.row == "summary"].set_index("max_features").loc[ms]
+    points = tables["points"]
+    ms = sorted(points.max_features.unique())
+    summary = tables["summary"].set_index("max_features").loc[ms]
     dof = float(summary.dof.iloc[0])
     positions = np.arange(len(ms))
     ax = axes[0, 0]
@@ -200,48 +200,55 @@ def plot(table, config: Config):
     return fig
 
 
-def claims(table, config: Config) -> list[Claim]:
+def claims(tables, config: Config) -> list:
     alpha, out = config.alpha, []
-    summary = table[table.row == "summary"].set_index("max_features").sort_index()
+    summary = tables["summary"].set_index("max_features").sort_index()
     dof = float(summary.dof.iloc[0])          # jackknife groups - 1
     low_m, high_m = summary.index.min(), summary.index.max()
-    diff = summary.rho[high_m] - summary.rho[low_m]
-    se = float(np.hypot(summary.rho_stderr[high_m], summary.rho_stderr[low_m]))
-    low, high = normal_conf_int(diff, se, alpha, dof=dof)
-    out.append(Claim(f"Trees decorrelate as max_features falls: ρ(m = {high_m}) − "
-                     f"ρ(m = {low_m}) > 0", None, float(diff), low, high,
-                     "holds" if low > 0 else "fails" if high < 0 else "inconclusive",
-                     f"pooled ρ, jackknife SEs over training sets, independent cells, t with "
-                     f"{dof:g} dof (conservative for a difference of two)", alpha))
+    out.append(direction(f"Trees decorrelate as max_features falls: ρ(m = {high_m}) − "
+                         f"ρ(m = {low_m}) > 0",
+                         float(summary.rho[high_m] - summary.rho[low_m]),
+                         stderr=float(np.hypot(summary.rho_stderr[high_m],
+                                               summary.rho_stderr[low_m])),
+                         dof=dof, side="above", alpha=alpha,
+                         method=f"pooled ρ, jackknife SEs over training sets, independent "
+                                f"cells, t with {dof:g} dof (conservative for a difference "
+                                "of two)"))
 
-    def tost(statement, estimate, stderr, target, margin, method):
-        test = equivalence_test(estimate, stderr, target, margin, alpha, dof=dof)
-        low, high = normal_conf_int(estimate, stderr, alpha, dof=dof)
-        return Claim(statement, target, float(estimate), low, high,
-                     verdict_from_equivalence(test),
-                     f"{method}; t-TOST ({dof:g} dof), p = {test.p_value:.2g}", alpha)
+    def tost(statement, estimate, stderr, margin, method):
+        return equivalence(statement, float(estimate), float(stderr), 0.0, margin,
+                           alpha=alpha, dof=dof, method=method)
 
     given_method = (f"pooled over x, one fixed training set and {config.n_seeds} seeds, "
                     f"jackknife; margin {config.given_set_margin:g}")
+    # Three families, one claim per m each: Holm keeps the chance that any claim of a
+    # family holds wrongly below alpha.
+    variance, given, ratio = [], [], []
     for m, row in summary.iterrows():
-        out.append(tost(f"Forest variance = ρσ² + (1−ρ)σ²/B (m = {m}, B = {config.n_trees})",
-                        row.forest_minus_formula, row.forest_minus_formula_stderr, 0.0,
-                        config.rel_margin * row.forest_variance,
-                        f"measured − formula, jackknife; margin {config.rel_margin:.0%}"
-                        " of the measured variance"))
-        out.append(tost(f"Two trees of one forest are uncorrelated given the training set: "
-                        f"ρ given Z = 0 (m = {m})", row.rho_given_set,
-                        row.rho_given_set_stderr, 0.0, config.given_set_margin, given_method))
-        out.append(tost(f"Consistency check: ρ measured directly = the variance-ratio form "
-                        f"(m = {m}); both estimate the same ρ for any forest",
-                        row.rho_minus_ratio, row.rho_minus_ratio_stderr, 0.0,
-                        config.ratio_rel_margin * row.rho,
-                        f"direct − ratio, jackknife; margin {config.ratio_rel_margin:.0%} of ρ"))
+        variance.append(tost(f"Forest variance = ρσ² + (1−ρ)σ²/B (m = {m}, B = "
+                             f"{config.n_trees})", row.forest_minus_formula,
+                             row.forest_minus_formula_stderr,
+                             config.rel_margin * row.forest_variance,
+                             f"measured − formula, jackknife; margin {config.rel_margin:.0%}"
+                             " of the measured variance"))
+        given.append(tost(f"Two trees of one forest are uncorrelated given the training set: "
+                          f"ρ given Z = 0 (m = {m})", row.rho_given_set,
+                          row.rho_given_set_stderr, config.given_set_margin, given_method))
+        ratio.append(tost(f"Consistency check: ρ measured directly = the variance-ratio form "
+                          f"(m = {m}); both estimate the same ρ for any forest",
+                          row.rho_minus_ratio, row.rho_minus_ratio_stderr,
+                          config.ratio_rel_margin * row.rho,
+                          f"direct − ratio, jackknife; margin {config.ratio_rel_margin:.0%} "
+                          "of ρ"))
+    for family in zip(holm(variance, "forest variance, every m"),
+                      holm(given, "uncorrelated given Z, every m"),
+                      holm(ratio, "ratio form, every m")):
+        out.extend(family)
     row = summary.loc[high_m]
     out.append(negative_control(tost(
         f"Negative control: forest variance = σ²/B, as if trees were independent "
         f"(m = {high_m}); expected to fail", row.forest_minus_independent,
-        row.forest_minus_independent_stderr, 0.0, config.rel_margin * row.forest_variance,
+        row.forest_minus_independent_stderr, config.rel_margin * row.forest_variance,
         f"measured − σ²/B, jackknifed as one statistic; margin {config.rel_margin:.0%} of "
         "the measured variance")))
     control_m = control_max_features(config)
@@ -249,17 +256,19 @@ def claims(table, config: Config) -> list[Claim]:
     out.append(negative_control(tost(
         f"Negative control: trees sharing one bootstrap sample are uncorrelated given the "
         f"training set (m = {control_m}); expected to fail", row.shared_rho_given_set,
-        row.shared_rho_given_set_stderr, 0.0, config.given_set_margin, given_method)))
+        row.shared_rho_given_set_stderr, config.given_set_margin, given_method)))
     row = summary.loc[high_m]
     out.append(negative_control(tost(
         f"Negative control: ρ = the swapped ratio E_Z Var[T|Z] / (Var_Z E[T|Z] + "
         f"E_Z Var[T|Z]) (m = {high_m}); expected to fail", row.rho_minus_swapped,
-        row.rho_minus_swapped_stderr, 0.0, config.ratio_rel_margin * row.rho,
+        row.rho_minus_swapped_stderr, config.ratio_rel_margin * row.rho,
         f"direct − swapped, jackknife; margin {config.ratio_rel_margin:.0%} of ρ")))
     return out
 
 
-if __name__ == "__main__":
-    from ensim.cli import main_for_study
+STUDY = Study(name="forest-correlation", doc=__doc__, config=Config, quick=QUICK, full=FULL,
+              cells=cells, run_cell=run_cell, plot=plot, claims=claims,
+              tables=("points", "summary"), order=30)
 
-    main_for_study(NAME)
+if __name__ == "__main__":
+    STUDY.main()

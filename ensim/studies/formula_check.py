@@ -1,20 +1,20 @@
 """Does averaging k models really give MSE_ens = V/k + (k-1)/k C?
 
-The primer derives the ensemble error of ``k`` members whose errors have variance
-``V`` and pairwise covariance ``C`` from second moments alone. This study samples
-such errors (Monte Carlo, no shortcut: every trial draws all ``k`` member errors)
-for ``k`` from 1 to 100, for error correlations ``rho = C/V`` that are negative,
+The primer derives the ensemble error of `k` members whose errors have variance
+`V` and pairwise covariance `C` from second moments alone. This study samples
+such errors (Monte Carlo, no shortcut: every trial draws all `k` member errors)
+for `k` from 1 to 100, for error correlations `rho = C/V` that are negative,
 zero, small, large and 1, and for four laws of the errors: Gaussian, heavy-tailed
 Student-t, skewed (centred exponential) and discrete (Rademacher). It also runs
-the lower edge ``C = -V/(k-1)``, where the errors cancel exactly.
+the lower edge `C = -V/(k-1)`, where the errors cancel exactly.
 
 How to read the figure: each of the first four panels is one law; points are the
-measured ``MSE_ens / V`` with 95% intervals, lines the formula. Correlated errors
-(``rho = 1``) gain nothing from averaging; uncorrelated ones fall as ``1/k``;
-negatively correlated ones fall faster. The fifth panel fits ``MSE_ens`` on
-``1/k`` by weighted least squares (intercept ``C``, slope ``V - C``) and shows
-the recovered ``C`` and ``V`` minus the truth, with 95% intervals. The last panel
-compares the z-scores ``(measured - theory) / SE`` of all cells with N(0, 1).
+measured `MSE_ens / V` with 95% intervals, lines the formula. Correlated errors
+(`rho = 1`) gain nothing from averaging; uncorrelated ones fall as `1/k`;
+negatively correlated ones fall faster. The fifth panel fits `MSE_ens` on
+`1/k` by weighted least squares (intercept `C`, slope `V - C`) and shows
+the recovered `C` and `V` minus the truth, with 95% intervals. The last panel
+compares the z-scores `(measured - theory) / SE` of all cells with N(0, 1).
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ import numpy as np
 from scipy import stats as sps
 
 from ensim import DISTS, EquicorrelatedErrors, simulate
-from ensim.claims import Claim, negative_control
-from ensim.stats import equivalence_test, fit_inverse_k, normal_conf_int, verdict_from_equivalence
-
-NAME = "formula-check"
+from ensim.claims import all_of, equivalence, negative_control, within
+from ensim.stats import fit_inverse_k, normal_conf_int
+from ensim.study import Study
 
 
 @dataclass(frozen=True)
@@ -59,11 +58,11 @@ def cells(config: Config) -> list[dict]:
     return grid
 
 
-def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
+def run_cell(config: Config, params: dict, streams, backend: str) -> list[dict]:
     V = config.variance
     model = EquicorrelatedErrors(params["k"], V, params["rho"] * V, dist=params["dist"],
                                  df=config.df)
-    result = simulate(model, config.n_trials, rng=seed, backend=backend)
+    result = simulate(model, config.n_trials, rng=streams.seed, backend=backend)
     row = result.to_row()
     keep = ("mse", "stderr", "theory", "z", "variance", "variance_stderr", "covariance",
             "covariance_stderr", "covariance_theory", "second_moment", "cross_moment",
@@ -83,9 +82,10 @@ def _series_fits(table, config):
             yield dist, rho, fit_inverse_k(group.k, group.mse, group.stderr)
 
 
-def plot(table, config: Config):
+def plot(tables, config: Config):
     from ensim.plotting import color_cycle, figure, plot_interval_points
 
+    table = tables["cells"]
     fig, axes = figure(2, 3, width=10.5, height_per_row=3.4)
     V = config.variance
     colors = dict(zip(config.rhos, color_cycle(len(config.rhos))))
@@ -138,7 +138,7 @@ def plot(table, config: Config):
 
 
 
-def _every_k_claim(statement, rows, targets, margins, config: Config) -> Claim:
+def _every_k_claim(statement, rows, targets, margins, config: Config):
     """One claim that ``mse == target`` at every ``k`` of a series.
 
     Intersection-union test: equivalence at every ``k`` is shown, at level
@@ -147,22 +147,15 @@ def _every_k_claim(statement, rows, targets, margins, config: Config) -> Claim:
     with the largest TOST p-value; it fails when any cell's interval lies outside
     that cell's margin.
     """
-    tests = [equivalence_test(r.mse, r.stderr, target, margin, config.alpha)
+    parts = [equivalence(statement, r.mse, r.stderr, target, margin, alpha=config.alpha)
              for r, target, margin in zip(rows.itertuples(), targets, margins)]
-    verdicts = [verdict_from_equivalence(t) for t in tests]
-    verdict = ("holds" if all(v == "holds" for v in verdicts)
-               else "fails" if "fails" in verdicts else "inconclusive")
-    worst = max(range(len(tests)), key=lambda i: (verdicts[i] == "fails", tests[i].p_value))
-    low, high = normal_conf_int(tests[worst].estimate, tests[worst].stderr, config.alpha)
-    k = int(rows.k.iloc[worst])
-    return Claim(f"{statement}; least favourable k = {k}", tests[worst].target,
-                 tests[worst].estimate, low, high, verdict,
-                 f"TOST at each of {len(tests)} k (intersection-union), margin "
-                 f"{config.rel_margin:.0%} of theory; largest p = {tests[worst].p_value:.2g}",
-                 config.alpha)
+    return all_of(statement, parts, labels=[f"k = {int(k)}" for k in rows.k],
+                  method=f"TOST at each of {len(parts)} k (intersection-union), margin "
+                         f"{config.rel_margin:.0%} of theory")
 
 
-def claims(table, config: Config) -> list[Claim]:
+def claims(tables, config: Config) -> list:
+    table = tables["cells"]
     out = []
     alpha, V = config.alpha, config.variance
     main = table[table.series == "rho"].sort_values("k")
@@ -186,13 +179,11 @@ def claims(table, config: Config) -> list[Claim]:
         if rho != config.fit_rho:
             continue
         for which, truth, name in (("covariance", rho * V, "C"), ("variance", V, "V")):
-            est, se = getattr(fit, which), getattr(fit, which + "_stderr")
-            test = equivalence_test(est, se, truth, config.rel_margin * V, alpha)
-            low, high = normal_conf_int(est, se, alpha)
-            out.append(Claim(f"WLS fit of MSE_ens on 1/k recovers {name} ({dist}, ρ = {rho:g})",
-                             truth, est, low, high, verdict_from_equivalence(test),
-                             f"TOST, margin {config.rel_margin:.0%} of V, p = {test.p_value:.2g}",
-                             alpha))
+            out.append(equivalence(
+                f"WLS fit of MSE_ens on 1/k recovers {name} ({dist}, ρ = {rho:g})",
+                getattr(fit, which), getattr(fit, which + "_stderr"), truth,
+                config.rel_margin * V, alpha=alpha,
+                method=f"margin {config.rel_margin:.0%} of V"))
     z = table.z[(table.series == "rho") & (table.stderr > 1e-8 * table.mse)].to_numpy()
     z = z[np.isfinite(z)]
     if z.size >= 2:
@@ -200,12 +191,9 @@ def claims(table, config: Config) -> list[Claim]:
         # n * mean(z^2) ~ chi2(n) when every z is N(0, 1): an exact interval for the scale.
         low = n * mean_z2 / sps.chi2.ppf(1 - alpha / 2, n)
         high = n * mean_z2 / sps.chi2.ppf(alpha / 2, n)
-        inside = 0.5 < low and high < 1.5
-        outside = high < 0.5 or low > 1.5
-        out.append(Claim(f"z-scores of all {n} random cells have unit variance (the SEs are right)",
-                         1.0, mean_z2, low, high,
-                         "holds" if inside else "fails" if outside else "inconclusive",
-                         "chi-square interval for mean z², inside [0.5, 1.5]", alpha))
+        out.append(within(f"z-scores of all {n} random cells have unit variance (the SEs "
+                          "are right)", mean_z2, low, high, 0.5, 1.5, theory=1.0, alpha=alpha,
+                          method="chi-square interval for mean z²"))
     # Negative controls: the same every-k check must reject formulas that ignore the
     # covariance (V/k) or weigh it wrongly (V/k + C).
     rows = main[(main.dist == config.dists[0]) & (main.rho == config.fit_rho)]
@@ -219,7 +207,9 @@ def claims(table, config: Config) -> list[Claim]:
     return out
 
 
-if __name__ == "__main__":
-    from ensim.cli import main_for_study
+STUDY = Study(name="formula-check", doc=__doc__, config=Config, quick=QUICK, full=FULL,
+              cells=cells, run_cell=run_cell, plot=plot, claims=claims, tables=("cells",),
+              backends=("numpy", "cupy"), order=0)
 
-    main_for_study(NAME)
+if __name__ == "__main__":
+    STUDY.main()

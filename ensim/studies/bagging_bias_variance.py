@@ -3,21 +3,21 @@
 The question: why does bagging help a decision tree, term by term? This study
 reproduces the setup of scikit-learn's gallery example "Single estimator versus
 bagging: bias-variance decomposition": a 1-D truth
-``f(x) = exp(-x^2) + 1.5 exp(-(x-2)^2)`` with Gaussian noise (sd 0.1), 50 training
+`f(x) = exp(-x^2) + 1.5 exp(-(x-2)^2)` with Gaussian noise (sd 0.1), 50 training
 points drawn uniformly on [-5, 5], and many independent training sets. At every
 test point the expected error of each model splits exactly into
-``bias^2 + variance + noise``. It then goes beyond the example: the variance of
-the bagged ensemble splits further into the variance ``sigma^2(x)`` of one
+`bias^2 + variance + noise`. It then goes beyond the example: the variance of
+the bagged ensemble splits further into the variance `sigma^2(x)` of one
 member and the covariance between two members across training sets, whose ratio
-is the sampling correlation ``rho(x)`` (ESL section 15.2), and
-``Var = rho sigma^2 + (1 - rho) / k sigma^2`` holds exactly.
+is the sampling correlation `rho(x)` (ESL section 15.2), and
+`Var = rho sigma^2 + (1 - rho) / k sigma^2` holds exactly.
 
 How to read the figure: the top row shows, for each model, the truth, one
 training set, the predictions after a few training sets and their mean. The
 bottom row shows the pointwise error and its terms, as in the gallery example.
 The third column shows, for the bagged trees, the member variance, the
 covariance between members and the ensemble variance it leaves (top), and
-``rho(x)`` (bottom): bagging removes only the ``(1 - rho)`` share of a member's
+`rho(x)` (bottom): bagging removes only the `(1 - rho)` share of a member's
 variance that is not shared.
 """
 
@@ -27,12 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensim.claims import Claim, negative_control
+from ensim.claims import direction, equivalence, identity, negative_control
 from ensim.decompose import bias_variance, decompose, jackknife
 from ensim.ensembles import KnownTruth, fit_repeats, make_ensemble
-from ensim.stats import equivalence_test, normal_conf_int, verdict_from_equivalence
-
-NAME = "bagging-bias-variance"
+from ensim.study import Study
 
 MODELS = ("tree", "bagged_trees")
 
@@ -67,7 +65,8 @@ def _integrated(d):
             d.ensemble_variance.mean() - d.variance.mean() / d.k]
 
 
-def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
+def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
+    seed = streams.seed
     truth = KnownTruth("sklearn_example", config.noise_sd)
     x = np.linspace(-5, 5, config.n_test)
     f = truth.f(x[:, None])
@@ -81,13 +80,13 @@ def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
     # Error against fresh noisy targets = error against f + noise variance.
     bv = bias_variance(ensemble, y=f)
     noise = config.noise_sd**2
-    rows = [{"row": "x", "x": float(x[t]), "f": float(f[t]),
+    rows = [{"x": float(x[t]), "f": float(f[t]),
              "mean_prediction": float(ensemble[:, t].mean()), "bias2": float(bv.bias2[t]),
              "variance": float(bv.variance[t]), "noise": noise,
              "error": float(bv.loss[t] + noise),
              **{f"prediction_{r}": float(ensemble[r, t]) for r in range(config.n_curves)}}
             for t in range(config.n_test)]
-    summary = {"row": "summary", "identity_error": bv.identities()[0].relative_error}
+    summary = {"identity_error": bv.identities()[0].relative_error}
     if k > 1:
         d = decompose(predictions, y=f)
         for row, t in zip(rows, range(config.n_test)):
@@ -108,19 +107,19 @@ def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
         summary[name], summary[name + "_stderr"] = float(value), float(se)
     summary["dof"] = stats.dof
     train = truth.sample(config.n_train, rng=seed)                 # one set, for the figure
-    rows += [{"row": "train", "x": float(a), "y": float(b)} for a, b in zip(train.X[:, 0], train.y)]
-    return rows + [summary]
+    return {"points": rows, "train": [{"x": float(a), "y": float(b)}
+                                      for a, b in zip(train.X[:, 0], train.y)],
+            "summary": summary}
 
 
-def plot(table, config: Config):
+def plot(tables, config: Config):
     from ensim.plotting import PALETTE, color_cycle, figure
 
     fig, axes = figure(2, 3, width=11, height_per_row=3.2)
     c_bias, c_var, c_noise, c_cov = color_cycle(4)
     for j, model in enumerate(MODELS):
-        part = table[table.model == model]
-        grid = part[part.row == "x"].sort_values("x")
-        train = part[part.row == "train"]
+        grid = tables["points"][tables["points"].model == model].sort_values("x")
+        train = tables["train"][tables["train"].model == model]
         ax = axes[0, j]
         ax.plot(grid.x, grid.f, color=PALETTE[0], label="f(x)")
         ax.scatter(train.x, train.y, s=6, color=c_var, label="one training set")
@@ -138,7 +137,8 @@ def plot(table, config: Config):
         ax.plot(grid.x, grid.noise, color=c_noise, label="noise")
         ax.set(xlabel="x", ylabel="squared error", ylim=(0, 0.1))
         ax.legend(loc="upper left")
-    bag = table[(table.model == "bagged_trees") & (table.row == "x")].sort_values("x")
+    points = tables["points"]
+    bag = points[points.model == "bagged_trees"].sort_values("x")
     ax = axes[0, 2]
     ax.plot(bag.x, bag.member_variance, color=c_var, label="member variance σ²(x)")
     ax.plot(bag.x, bag.covariance, color=c_cov, label="covariance of two members")
@@ -155,53 +155,43 @@ def plot(table, config: Config):
     return fig
 
 
-def claims(table, config: Config) -> list[Claim]:
+def claims(tables, config: Config) -> list:
     alpha = config.alpha
-    summary = table[table.row == "summary"].set_index("model")
+    summary = tables["summary"].set_index("model")
     tree, bag = summary.loc["tree"], summary.loc["bagged_trees"]
     dof = float(bag.dof)                  # jackknife groups - 1, the same for both models
-    out = []
-    worst = float(summary.identity_error.max())
-    out.append(Claim("Pointwise error = bias² + variance (+ noise), and for the bag also "
-                     "Ueda–Nakano, ESL's ρσ² + (1−ρ)σ²/k and Wood et al.: exact identities",
-                     0.0, worst, 0.0, worst, "holds" if worst < 1e-10 else "fails",
-                     "largest relative residual over all test points, < 1e-10; the two "
-                     "sides of each are measured apart", alpha))
+    out = [identity("Pointwise error = bias² + variance (+ noise), and for the bag also "
+                    "Ueda–Nakano, ESL's ρσ² + (1−ρ)σ²/k and Wood et al.: exact identities",
+                    float(summary.identity_error.max()), alpha=alpha,
+                    method="over all test points; the two sides of each are measured apart")]
 
-    def difference(name, statement):
-        diff = bag[name] - tree[name]
-        se = float(np.hypot(bag[name + "_stderr"], tree[name + "_stderr"]))
-        low, high = normal_conf_int(diff, se, alpha, dof=dof)
-        verdict = "holds" if high < 0 else "fails" if low > 0 else "inconclusive"
-        return Claim(statement, None, float(diff), low, high, verdict,
-                     f"bagged − tree, jackknife SEs over training sets, t with {dof:g} dof "
-                     "(conservative for a difference of two); holds if the interval is "
-                     "below 0", alpha)
+    def lower(name, statement):
+        return direction(statement, float(bag[name] - tree[name]),
+                         stderr=float(np.hypot(bag[name + "_stderr"], tree[name + "_stderr"])),
+                         dof=dof, side="below", alpha=alpha,
+                         method=f"bagged − tree, jackknife SEs over training sets, t with "
+                                f"{dof:g} dof (conservative for a difference of two)")
 
-    out.append(difference("ensemble_variance", "Bagging lowers the variance (mean over x)"))
-    out.append(difference("mse", "Bagging lowers the error against f (mean over x)"))
-    low, high = normal_conf_int(bag.pooled_rho, bag.pooled_rho_stderr, alpha, dof=dof)
-    out.append(Claim("Two members of the bag are positively correlated across training "
-                     "sets (pooled ρ), so bagging keeps a share ρ of σ²", None,
-                     float(bag.pooled_rho), low, high,
-                     "holds" if low > 0 else "fails" if high < 0 else "inconclusive",
-                     f"mean covariance / mean σ² over x, jackknife t interval ({dof:g} dof); "
-                     "holds if above 0, fails if below", alpha))
-    margin = config.rel_margin * float(bag.ensemble_variance)
-    test = equivalence_test(bag.minus_independent, bag.minus_independent_stderr, 0.0, margin,
-                            alpha, dof=dof)
-    low, high = normal_conf_int(bag.minus_independent, bag.minus_independent_stderr, alpha,
-                                dof=dof)
-    out.append(negative_control(Claim(
+    out.append(lower("ensemble_variance", "Bagging lowers the variance (mean over x)"))
+    out.append(lower("mse", "Bagging lowers the error against f (mean over x)"))
+    out.append(direction("Two members of the bag are positively correlated across training "
+                         "sets (pooled ρ), so bagging keeps a share ρ of σ²",
+                         float(bag.pooled_rho), stderr=float(bag.pooled_rho_stderr), dof=dof,
+                         side="above", alpha=alpha,
+                         method=f"mean covariance / mean σ² over x, jackknife t interval "
+                                f"({dof:g} dof)"))
+    out.append(negative_control(equivalence(
         "Negative control: the bag's variance is σ²/k, as if members were independent; "
-        "expected to fail", 0.0, float(bag.minus_independent), low, high,
-        verdict_from_equivalence(test),
-        f"variance − σ²/k, jackknifed as one statistic ({dof:g} dof); t-TOST, margin "
-        f"{config.rel_margin:.0%} of the variance, p = {test.p_value:.2g}", alpha)))
+        "expected to fail", float(bag.minus_independent), float(bag.minus_independent_stderr),
+        0.0, config.rel_margin * float(bag.ensemble_variance), alpha=alpha, dof=dof,
+        method=f"variance − σ²/k, jackknifed as one statistic ({dof:g} dof); margin "
+               f"{config.rel_margin:.0%} of the variance")))
     return out
 
 
-if __name__ == "__main__":
-    from ensim.cli import main_for_study
+STUDY = Study(name="bagging-bias-variance", doc=__doc__, config=Config, quick=QUICK, full=FULL,
+              cells=cells, run_cell=run_cell, plot=plot, claims=claims,
+              tables=("points", "train", "summary"), order=10)
 
-    main_for_study(NAME)
+if __name__ == "__main__":
+    STUDY.main()

@@ -1,30 +1,30 @@
 """Ensemble error against ensemble size k for bagged trees and a random forest.
 
 The question: does a real ensemble's held-out error follow the primer's
-``MSE_ens = V/k + (k-1)/k C`` as members are added, and what are ``V`` and ``C``?
+`MSE_ens = V/k + (k-1)/k C` as members are added, and what are `V` and `C`?
 Each cell trains one ensemble of 200 members on a fresh training set from
 Friedman's first regression problem (10 features, noise sd 1) and measures, on a
-fresh held-out set, the error of ``k`` of its members for every ``k`` from 1 to
+fresh held-out set, the error of `k` of its members for every `k` from 1 to
 200. On held-out data the members are biased, so the formula is used with the
-bias kept: ``V`` is the mean member second moment (its MSE) and ``C`` the mean
+bias kept: `V` is the mean member second moment (its MSE) and `C` the mean
 cross moment of two members' errors, both measured on all 200 members from
 products of pairs of members' errors (not from the ensemble's error), so the
-formula at ``k = 200`` is a check that can fail.
+formula at `k = 200` is a check that can fail.
 
-Which ``k`` members are averaged matters for one curve, so the curve is averaged
+Which `k` members are averaged matters for one curve, so the curve is averaged
 over orderings of the members: the 200 cyclic shifts of each of a few random
 orders, so that every member comes first equally often. Over random orders its
-expectation is exactly ``V/k + (k-1)/k C``, and an ordinary least-squares fit of
-it on ``1/k`` (``ensim.stats.fit_inverse_k`` with equal weights; intercept ``C``,
-slope ``V - C``) recovers them independently of their direct measurement.
+expectation is exactly `V/k + (k-1)/k C`, and an ordinary least-squares fit of
+it on `1/k` (`ensim.stats.fit_inverse_k` with equal weights; intercept `C`,
+slope `V - C`) recovers them independently of their direct measurement.
 
 How to read the figure: the left panel shows the measured error averaged over
 orderings (one thin line per training set) and the formula drawn from the
-measured ``V`` and ``C`` (dashed) for both ensembles; the curves flatten at
-``C``, the part of the error that averaging cannot remove. The right panel shows
-the fitted against the measured ``C`` and ``V - C`` with 95% Student-t intervals
+measured `V` and `C` (dashed) for both ensembles; the curves flatten at
+`C`, the part of the error that averaging cannot remove. The right panel shows
+the fitted against the measured `C` and `V - C` with 95% Student-t intervals
 over training sets. The random forest, whose members see fewer features at each
-split, has the lower error correlation ``rho = C/V`` of centred errors (a claim
+split, has the lower error correlation `rho = C/V` of centred errors (a claim
 below), but on this problem its members are also more biased, and a shared bias
 counts in the cross moment: decorrelating members pays only if it does not cost
 more bias than it saves.
@@ -37,12 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from ensim.claims import Claim, negative_control
+from ensim.claims import direction, equivalence, identity, negative_control
 from ensim.decompose import decompose
 from ensim.ensembles import KnownTruth, make_ensemble, member_predictions
-from ensim.stats import equivalence_test, fit_inverse_k, verdict_from_equivalence
-
-NAME = "ensemble-size"
+from ensim.stats import fit_inverse_k
+from ensim.study import Study
 
 MODELS = ("bagged_trees", "random_forest")
 
@@ -85,8 +84,10 @@ def _ordered_curves(errors, order):
     return out
 
 
-def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
+def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
     from ensim._random import child_seed, numpy_generator
+
+    seed = streams.seed
 
     truth = KnownTruth("friedman1", config.noise_sd)
     train = truth.sample(config.n_train, rng=child_seed(seed, 0))
@@ -103,17 +104,11 @@ def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
     averaged = np.mean([_ordered_curves(errors, gen.permutation(config.k_max))
                         for _ in range(config.n_orders)], axis=0)     # (k_max,)
     fit = fit_inverse_k(ks, averaged, np.ones_like(averaged))         # equal weights: OLS
-    rows = [{"k": int(k), "mse": float(m), "formula": float(V / k + (k - 1) / k * C)}
-            for k, m in zip(ks, averaged)]
-    rows.append({"k": 0, "V": V, "C": C, "variance": d.variance, "covariance": d.covariance,
+    curves = [{"k": int(k), "mse": float(m), "formula": float(V / k + (k - 1) / k * C)}
+              for k, m in zip(ks, averaged)]
+    return {"curves": curves, "ensembles": {"V": V, "C": C, "variance": d.variance, "covariance": d.covariance,
                  "bias": d.bias, "rho": d.rho, "fit_C": fit.covariance,
-                 "fit_slope": fit.slope, "mse_at_k_max": mse_at_k_max})
-    return rows
-
-
-def _per_model(table):
-    """One row per training set with the measured and fitted terms (the k = 0 rows)."""
-    return table[table.k == 0]
+                 "fit_slope": fit.slope, "mse_at_k_max": mse_at_k_max}}
 
 
 def _t_interval(values, alpha):
@@ -123,7 +118,7 @@ def _t_interval(values, alpha):
     return float(mean), float(se), float(mean - half), float(mean + half)
 
 
-def plot(table, config: Config):
+def plot(tables, config: Config):
     from ensim.plotting import color_cycle, figure, plot_interval_points
 
     fig, axes = figure(1, 2, width=10, height_per_row=3.8)
@@ -131,7 +126,7 @@ def plot(table, config: Config):
     labels = {"bagged_trees": "bagged trees", "random_forest":
               f"random forest (max_features = {config.max_features:g})"}
     ax = axes[0, 0]
-    curves = table[table.k > 0]
+    curves = tables["curves"]
     for model in MODELS:
         part = curves[curves.model == model]
         for _, one in part.groupby("repeat"):
@@ -145,7 +140,7 @@ def plot(table, config: Config):
            title="Error against ensemble size")
     ax.legend(loc="upper right")
     ax = axes[0, 1]
-    summary = _per_model(table)
+    summary = tables["ensembles"]
     for j, model in enumerate(MODELS):
         part = summary[summary.model == model]
         for i, (fitted, measured, _) in enumerate(
@@ -162,57 +157,50 @@ def plot(table, config: Config):
     return fig
 
 
-def claims(table, config: Config) -> list[Claim]:
+def claims(tables, config: Config) -> list:
     alpha, out = config.alpha, []
-    summary = _per_model(table)
+    summary = tables["ensembles"]
     k = config.k_max
 
     def tost(statement, differences, scale, method):
-        mean, se, low, high = _t_interval(differences, alpha)
-        test = equivalence_test(mean, se, 0.0, config.rel_margin * scale, alpha,
-                                dof=len(differences) - 1)
-        return Claim(statement, 0.0, mean, low, high, verdict_from_equivalence(test),
-                     method.format(config.rel_margin, test.p_value), alpha)
+        mean, se, _, _ = _t_interval(differences, alpha)
+        return equivalence(statement, mean, se, 0.0, config.rel_margin * scale, alpha=alpha,
+                           dof=len(differences) - 1, method=method.format(config.rel_margin))
 
     for model in MODELS:
         part = summary[summary.model == model]
         out.append(tost(f"OLS of MSE_ens (mean over orders) on 1/k recovers the measured C "
                         f"({model})", part.fit_C - part.C, part.C.mean(),
-                        "fitted − measured over training sets; t-TOST, margin {:.0%} of C, "
-                        "p = {:.2g}"))
+                        "fitted − measured over training sets; margin {:.0%} of C"))
         out.append(tost(f"OLS of MSE_ens (mean over orders) on 1/k recovers the measured "
                         f"V − C ({model})", part.fit_slope - (part.V - part.C),
                         (part.V - part.C).mean(),
-                        "fitted − measured over training sets; t-TOST, margin {:.0%} of V − C, "
-                        "p = {:.2g}"))
+                        "fitted − measured over training sets; margin {:.0%} of V − C"))
         formula = part.V / k + (k - 1) / k * part.C
         worst = float(np.max(np.abs(part.mse_at_k_max - formula) / formula))
-        out.append(Claim(f"At k = {k}, MSE_ens = V/k + (k−1)/k·C exactly, with the bias kept "
-                         f"({model})", 0.0, worst, 0.0, worst,
-                         "holds" if worst < 1e-10 else "fails",
-                         "largest relative residual over training sets, < 1e-10; MSE_ens "
-                         "from the ensemble's own predict, V and C from pairs of members",
-                         alpha))
+        out.append(identity(f"At k = {k}, MSE_ens = V/k + (k−1)/k·C exactly, with the bias "
+                            f"kept ({model})", worst, alpha=alpha,
+                            method="over training sets; MSE_ens from the ensemble's own "
+                                   "predict, V and C from pairs of members"))
     rho = {m: summary[summary.model == m].rho.to_numpy() for m in MODELS}
     result = sps.ttest_ind(rho["random_forest"], rho["bagged_trees"], equal_var=False)
-    low, high = result.confidence_interval(1 - alpha)
     diff = float(rho["random_forest"].mean() - rho["bagged_trees"].mean())
-    out.append(Claim("Feature sampling lowers the members' error correlation ρ = C/V on "
-                     "held-out data (random forest − bagged trees)", None, diff, float(low),
-                     float(high), "holds" if high < 0 else "fails" if low > 0 else
-                     "inconclusive",
-                     "Welch t interval over training sets; holds if below 0",
-                     alpha))
+    out.append(direction("Feature sampling lowers the members' error correlation ρ = C/V on "
+                         "held-out data (random forest − bagged trees)", diff,
+                         interval=result.confidence_interval(1 - alpha),
+                         p_value=float(result.pvalue), side="below", alpha=alpha,
+                         method="Welch t interval over training sets"))
     part = summary[summary.model == MODELS[0]]
     out.append(negative_control(tost(f"Negative control: the naive MSE_ens = V/k at k = {k} "
-                    f"({MODELS[0]}); expected to fail", part.mse_at_k_max - part.V / k,
-                    part.mse_at_k_max.mean(),
-                    "measured − naive over training sets; t-TOST, margin {:.0%}, "
-                    "p = {:.2g}")))
+                                     f"({MODELS[0]}); expected to fail",
+                                     part.mse_at_k_max - part.V / k, part.mse_at_k_max.mean(),
+                                     "measured − naive over training sets; margin {:.0%}")))
     return out
 
 
-if __name__ == "__main__":
-    from ensim.cli import main_for_study
+STUDY = Study(name="ensemble-size", doc=__doc__, config=Config, quick=QUICK, full=FULL,
+              cells=cells, run_cell=run_cell, plot=plot, claims=claims,
+              tables=("curves", "ensembles"), order=20)
 
-    main_for_study(NAME)
+if __name__ == "__main__":
+    STUDY.main()

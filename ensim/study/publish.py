@@ -1,0 +1,157 @@
+"""Publishing a result: tables, figure, summary, claims and manifest in the study's folder.
+
+``OUT/<study>/`` receives
+
+* ``table-<name>.csv`` — each declared table (tidy: a row per measurement);
+* ``figure.png`` and ``figure.pdf`` — with fixed metadata, so the same data give
+  the same files;
+* ``claims.json`` — every claim, machine-readable;
+* ``summary.md`` — the story, the figure and the claims, for a reader;
+* ``manifest.json`` — the title, story and order the report uses, the
+  configuration, seed entropy, versions, backend, scheduler, hardware, counts
+  and per-cell timings.
+
+Every file is written atomically with the same permissions (0644 under the usual
+umask). ``ensim report`` reads only ``manifest.json``, ``claims.json`` and the
+figures, never the Markdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from ..claims import claims_to_markdown, count_verdicts
+from .store import write_atomic
+
+__all__ = ["publish", "table_file"]
+
+_SCALE_NOTE = {
+    "quick": ("Quick scale: a small configuration meant to run every study in minutes. Its "
+              "intervals are wide, so some claims can be inconclusive that the full scale "
+              "settles; do not quote quick results as the study's findings."),
+    "full": "Full scale: the configuration the study's findings are quoted at.",
+    "custom": ("Custom configuration (the settings below differ from the named scales): "
+               "verdicts hold for this configuration only."),
+}
+
+
+def table_file(name: str) -> str:
+    """The file name of a table: ``table-<name>.csv``."""
+    return f"table-{name}.csv"
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("ensim-stats", "numpy", "scipy", "statsmodels", "pandas", "scikit-learn",
+                 "matplotlib", "joblib", "dask", "distributed", "cupy"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
+    from .. import __version__
+
+    out["ensim"] = __version__
+    return out
+
+
+def _hardware(backend) -> dict:
+    info = {"platform": platform.platform(), "machine": platform.machine(),
+            "processor": platform.processor() or None, "cpu_count": os.cpu_count()}
+    if backend == "cupy":
+        with contextlib.suppress(Exception):
+            import cupy
+
+            props = cupy.cuda.runtime.getDeviceProperties(0)
+            name = props["name"]
+            info["gpu"] = name.decode() if isinstance(name, bytes) else name
+    return info
+
+
+def _save_figure(figure, folder: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    png, pdf = io.BytesIO(), io.BytesIO()
+    figure.savefig(png, format="png", dpi=150, metadata={"Software": None})
+    figure.savefig(pdf, format="pdf", metadata={"CreationDate": None, "Creator": None,
+                                                "Producer": None})
+    plt.close(figure)
+    write_atomic(folder / "figure.png", png.getvalue())
+    write_atomic(folder / "figure.pdf", pdf.getvalue())
+
+
+def _changed_settings(result) -> dict:
+    """The settings that differ from the named scale the run is closest to."""
+    study, config = result.study, result.config
+    values = dataclasses.asdict(config)
+    diffs = {}
+    for scale in (study.quick, study.full):
+        base = dataclasses.asdict(scale)
+        changed = {k: v for k, v in values.items() if base[k] != v}
+        if not diffs or len(changed) < len(diffs):
+            diffs = changed
+    return diffs
+
+
+def summary_markdown(result) -> str:
+    """The study's page in Markdown: title, scale, story, figure, claims."""
+    study = result.study
+    note = _SCALE_NOTE[result.scale]
+    if result.scale == "custom":
+        note += " Settings: " + ", ".join(f"`{k} = {v!r}`" for k, v in
+                                          _changed_settings(result).items()) + "."
+    inconclusive = [c for c in result.claims if c.verdict == "inconclusive"]
+    why = ""
+    if inconclusive and result.scale != "full":
+        why = (f"\n\n{len(inconclusive)} claim(s) are inconclusive: at this scale their "
+               "intervals reach across the margin or the bound. More replicates "
+               "(`--set`, or the full scale) narrow the intervals.")
+    tables = ", ".join(f"[{table_file(name)}]({table_file(name)})" for name in study.tables)
+    return "\n".join([
+        f"# {study.title}", "", f"*{note}*{why}", "", study.story, "",
+        "![figure](figure.png)", "",
+        f"Tables: {tables}; figure as [PDF](figure.pdf); "
+        "[manifest](manifest.json) (configuration, versions, timings).", "",
+        f"## Claims ({count_verdicts(result.claims)})", "",
+        claims_to_markdown(result.claims)])
+
+
+def publish(result, folder=None) -> Path:
+    """Write a :class:`~ensim.study.StudyResult` into ``folder`` (its own by default)."""
+    folder = Path(folder if folder is not None else result.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    study = result.study
+    for name in study.tables:
+        write_atomic(folder / table_file(name), result.tables[name].to_csv(index=False))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _save_figure(result.figure(), folder)
+    write_atomic(folder / "claims.json",
+                 json.dumps([c.to_dict() for c in result.claims], indent=2) + "\n")
+    write_atomic(folder / "summary.md", summary_markdown(result))
+    manifest = {
+        "study": study.name, "title": study.title, "story": study.story,
+        "order": study.order, "scale": result.scale,
+        "scale_note": _SCALE_NOTE[result.scale],
+        "config": dataclasses.asdict(result.config),
+        "changed_settings": _changed_settings(result) if result.scale == "custom" else {},
+        "seed": result.seed, "seed_entropy": result.seed_entropy,
+        "backend": result.backend, "scheduler": result.where,
+        "tables": {name: table_file(name) for name in study.tables},
+        "figures": ["figure.png", "figure.pdf"],
+        "versions": _versions(), "hardware": _hardware(result.backend),
+        "n_cells": result.n_cells, "n_cells_loaded": result.n_loaded,
+        "n_cells_computed": result.n_computed, "n_cells_damaged": result.n_damaged,
+        "elapsed_s": result.elapsed_s, "cell_timings_s": result.cell_timings_s,
+        "claims_summary": count_verdicts(result.claims),
+        "command": " ".join(sys.argv),
+    }
+    write_atomic(folder / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+    return folder
