@@ -1,50 +1,50 @@
 """The three decomposition studies at a tiny scale: protocol, determinism, verdicts."""
 
-import dataclasses
-
 import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 
-from ensim._random import as_seed_sequence, child_seed, key_from_params
-from ensim.claims import Claim
+import ensim
 from ensim.decompose import jackknife
 from ensim.stats import normal_conf_int
-from ensim.studies import bagging_bias_variance, ensemble_size, forest_correlation
 
 matplotlib.use("Agg")
 
 TINY = {
-    bagging_bias_variance: dict(n_repeats=8, n_test=30, n_groups=4),
-    ensemble_size: dict(n_repeats=3, k_max=12, n_test=60),
-    forest_correlation: dict(max_features=(1, 10), n_features=10, n_trees=5, n_repeats=20,
-                             n_seeds=8, n_test=20, n_groups=5),
+    "bagging-bias-variance": dict(n_repeats=8, n_test=30, n_groups=4),
+    "ensemble-size": dict(n_repeats=3, k_max=12, n_test=60),
+    "forest-correlation": dict(max_features=(1, 10), n_features=10, n_trees=5, n_repeats=20,
+                               n_seeds=8, n_test=20, n_groups=5),
 }
 
 
-def run_tiny(module):
-    config = dataclasses.replace(module.QUICK, **TINY[module])
-    root = as_seed_sequence(0)
-    records = []
-    for params in module.cells(config):
-        seed = child_seed(root, *key_from_params(params))
-        rows = module.run_cell(config, params, seed, "numpy")
-        assert rows and all(isinstance(row, dict) for row in rows)
-        records += [{**params, **row} for row in rows]
-    return config, pd.DataFrame.from_records(records)
+def run_tiny(name):
+    """A tiny configuration of a study, run in memory: ``(study, config, tables)``."""
+    result = ensim.run(name, **TINY[name])
+    assert result.n_computed == result.n_cells and result.folder is None
+    assert all(len(table) for table in result.tables.values())
+    return result.study, result.config, result.tables
 
 
-@pytest.mark.parametrize("module", list(TINY))
-def test_study_runs_plots_and_claims(module):
+def changed(tables, name, rows, **values):
+    """A copy of ``tables`` with ``values`` written into ``rows`` of table ``name``."""
+    out = {key: table.copy() for key, table in tables.items()}
+    for column, value in values.items():
+        out[name].loc[rows(out[name]), column] = value
+    return out
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_study_runs_plots_and_claims(name):
     import matplotlib.pyplot as plt
 
-    config, table = run_tiny(module)
-    assert module.QUICK != module.FULL and module.NAME
-    figure = module.plot(table, config)
+    study, config, tables = run_tiny(name)
+    assert study.quick != study.full and study.name == name
+    figure = study.plot(tables, config)
     plt.close(figure)
-    claims = module.claims(table, config)
-    assert claims and all(isinstance(c, Claim) for c in claims)
+    claims = study.claims(tables, config)
+    assert claims and all(isinstance(c, ensim.Claim) for c in claims)
     # Exact identities hold at any scale. Each negative control is wrong by several
     # times its margin, so even this scale (chosen for it) has the power to reject it:
     # "inconclusive" would mean a check too weak to tell a wrong formula apart.
@@ -55,20 +55,21 @@ def test_study_runs_plots_and_claims(module):
         if claim.expected == "fails":
             assert claim.verdict == "fails", claim
     assert any(claim.expected == "fails" for claim in claims)
-    _, again = run_tiny(module)
-    pd.testing.assert_frame_equal(table, again)          # same seed, same numbers
+    _, _, again = run_tiny(name)
+    for key, table in tables.items():                     # same seed, same numbers
+        pd.testing.assert_frame_equal(table, again[key])
 
 
 def test_exact_formula_claim_of_ensemble_size_can_fail():
     # The claim at k = k_max compares the ensemble's own error with V and C measured
     # from pairs of members: one part in 10^8 off in C must turn it to "fails".
-    config, table = run_tiny(ensemble_size)
-    exact = [c for c in ensemble_size.claims(table, config) if "exactly" in c.statement]
+    study, config, tables = run_tiny("ensemble-size")
+    exact = [c for c in study.claims(tables, config) if "exactly" in c.statement]
     assert len(exact) == 2 and all(c.verdict == "holds" for c in exact)
-    wrong = table.copy()
-    rows = (wrong.k == 0) & (wrong.model == "random_forest")
-    wrong.loc[rows, "C"] = wrong.loc[rows, "C"] * (1 + 1e-8)
-    verdicts = {c.statement: c.verdict for c in ensemble_size.claims(wrong, config)
+    forest = tables["ensembles"].model == "random_forest"
+    wrong = changed(tables, "ensembles", lambda t: t.model == "random_forest",
+                    C=tables["ensembles"].C[forest] * (1 + 1e-8))
+    verdicts = {c.statement: c.verdict for c in study.claims(wrong, config)
                 if "exactly" in c.statement}
     assert sorted(verdicts.values()) == ["fails", "holds"], verdicts
 
@@ -77,15 +78,11 @@ def test_bagging_verdicts_can_go_either_way():
     # Each claim must be able to fail: a bag whose pooled correlation were clearly
     # negative fails the positive-correlation claim, and a bag whose variance were
     # sigma^2/k (independent members) makes the negative control hold.
-    config, table = run_tiny(bagging_bias_variance)
-    bag = (table.row == "summary") & (table.model == "bagged_trees")
+    study, config, tables = run_tiny("bagging-bias-variance")
 
     def verdict(word, **values):
-        changed = table.copy()
-        for name, value in values.items():
-            changed.loc[bag, name] = value
-        return next(c.verdict for c in bagging_bias_variance.claims(changed, config)
-                    if word in c.statement)
+        new = changed(tables, "summary", lambda t: t.model == "bagged_trees", **values)
+        return next(c.verdict for c in study.claims(new, config) if word in c.statement)
 
     assert verdict("positively correlated") == "holds"
     assert verdict("positively correlated", pooled_rho=-0.5, pooled_rho_stderr=0.01) == "fails"
@@ -98,10 +95,11 @@ def test_ensemble_size_fit_recovers_v_minus_c_in_every_training_set():
     # The curve is averaged over the cyclic shifts of random orders, so every member
     # comes first equally often: at k = 1 it is exactly the mean member MSE V, and at
     # k = k_max exactly the ensemble's MSE.
-    config, table = run_tiny(ensemble_size)
-    per_set = table[table.k == 0].set_index(["model", "repeat"])
-    first = table[table.k == 1].set_index(["model", "repeat"])
-    last = table[table.k == config.k_max].set_index(["model", "repeat"])
+    _, config, tables = run_tiny("ensemble-size")
+    per_set = tables["ensembles"].set_index(["model", "repeat"])
+    curves = tables["curves"]
+    first = curves[curves.k == 1].set_index(["model", "repeat"])
+    last = curves[curves.k == config.k_max].set_index(["model", "repeat"])
     np.testing.assert_allclose(first.mse, per_set.V, rtol=1e-12)
     np.testing.assert_allclose(last.mse, per_set.mse_at_k_max, rtol=1e-12)
     # The OLS slope then recovers V - C in every one of the 6 training sets within the

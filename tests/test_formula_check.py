@@ -5,26 +5,20 @@ import json
 import pandas as pd
 import pytest
 
-from ensim.sweep import load_study, run_study
+import ensim
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    study = load_study("formula-check")
-    config = study.Config(ks=(1, 2, 5, 20), rhos=(-0.05, 0.0, 0.5, 1.0),
-                          dists=("gaussian", "exponential"), n_trials=40_000, rel_margin=0.1)
-    original = study.QUICK
-    study.QUICK = config
-    try:
-        folder = run_study(study, out=tmp_path_factory.mktemp("fc"), quick=True, progress=False)
-    finally:
-        study.QUICK = original
-    return folder, config
+    result = ensim.run("formula-check", out=tmp_path_factory.mktemp("fc"),
+                       ks=(1, 2, 5, 20), rhos=(-0.05, 0.0, 0.5, 1.0),
+                       dists=("gaussian", "exponential"), n_trials=40_000, rel_margin=0.1)
+    return result.folder, result.config
 
 
 def test_table_has_every_cell_with_its_theory(small_run):
     folder, config = small_run
-    table = pd.read_csv(folder / "table.csv")
+    table = pd.read_csv(folder / "table-cells.csv")
     main = table[table.series == "rho"]
     assert len(main) == len(config.dists) * len(config.rhos) * len(config.ks)
     V = config.variance

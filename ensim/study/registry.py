@@ -34,8 +34,13 @@ def _load_file(path: Path) -> Study:
         raise StudyError(f"No study file at {path}.")
     digest = hashlib.blake2b(str(path.resolve()).encode(), digest_size=6).hexdigest()
     module_name = f"ensim_study_file_{digest}"
+    code = path.read_bytes()
+    loaded = sys.modules.get(module_name)
+    if loaded is not None and getattr(loaded, "__ensim_code__", None) == code:
+        return study_from_module(loaded)       # the same file, unchanged: the same classes
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
+    module.__ensim_code__ = code
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)

@@ -232,8 +232,12 @@ def _type_name(value) -> str:
     if isinstance(value, str):
         return "a string"
     if isinstance(value, tuple):
-        kinds = {_type_name(v) for v in value} or {"values"}
-        return f"a comma-separated list of {' or '.join(sorted(k.split(' ', 1)[1] for k in kinds))}"
+        plural = {"an integer": "integers", "a real number": "real numbers",
+                  "a string": "strings", "a boolean (true or false)": "booleans"}
+        kinds = sorted({plural.get(_type_name(v), "values") for v in value}) or ["values"]
+        if "integers" in kinds and "real numbers" in kinds:
+            kinds.remove("integers")
+        return f"a comma-separated list of {' or '.join(kinds)}"
     return type(value).__name__
 
 
