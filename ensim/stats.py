@@ -1,4 +1,4 @@
-"""Intervals, equivalence tests and fits that turn measurements into verdicts.
+"""Intervals, equivalence tests, jackknife errors and fits that turn measurements into verdicts.
 
 Conventions: an estimate always travels with its standard error; intervals are
 two-sided at level ``1 - alpha``; agreement with theory is shown by equivalence
@@ -16,13 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _sps
 
-from ._validation import check_array, check_real
+from ._validation import check_array, check_int, check_real
 
 __all__ = [
     "EquivalenceResult",
     "InverseKFit",
+    "JackknifeEstimate",
     "equivalence_test",
     "fit_inverse_k",
+    "jackknife",
     "normal_conf_int",
     "verdict_from_equivalence",
 ]
@@ -247,3 +249,99 @@ def fit_inverse_k(k, mse, stderr) -> InverseKFit:
         slope=float(params[1]), slope_stderr=math.sqrt(cov[1, 1]),
         variance=float(params[0] + params[1]), variance_stderr=variance_se,
         n_points=int(k.size), chi2=chi2)
+
+
+# ---------------------------------------------------------------------------------
+# Jackknife standard errors over repeats
+# ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JackknifeEstimate:
+    """Statistics of repeated measurements with delete-a-group jackknife standard errors.
+
+    Attributes
+    ----------
+    estimate : ndarray, shape (n_statistics,)
+        The statistics on all repeats.
+    stderr : ndarray, shape (n_statistics,)
+        Their jackknife standard errors.
+    n_groups : int
+        Groups of repeats left out in turn.
+    """
+
+    estimate: np.ndarray
+    stderr: np.ndarray
+    n_groups: int
+
+    @property
+    def dof(self) -> int:
+        """Degrees of freedom of the standard errors, ``n_groups - 1``: pass them to
+        :func:`normal_conf_int` and :func:`equivalence_test`."""
+        return self.n_groups - 1
+
+    def conf_int(self, alpha: float = 0.05):
+        """Student-t intervals ``(low, high)`` with :attr:`dof` degrees of freedom, each
+        of shape (n_statistics,).
+
+        With few groups the normal quantile is too small: at 10 groups a nominal 95%
+        normal interval covers about 92%.
+        """
+        return normal_conf_int(self.estimate, self.stderr, alpha, dof=self.dof)
+
+
+def jackknife(statistic, predictions, *, n_groups: int = 10) -> JackknifeEstimate:
+    """Jackknife standard errors, over repeats, of statistics of repeated predictions.
+
+    Repeats are independent, so leaving out one group of repeats at a time and
+    recomputing gives standard errors for any smooth statistic, such as a
+    sampling correlation pooled over test points (a ratio, which has no simple
+    standard error of its own).
+
+    Parameters
+    ----------
+    statistic : callable
+        ``statistic(predictions_subset) -> float or sequence of floats``, e.g.
+        ``lambda q: decompose(q, y).rho.mean()``.
+    predictions : array-like, shape (n_repeats, ...)
+        Repeats along the first axis.
+    n_groups : int, default=10
+        Contiguous groups of repeats left out in turn, in ``[2, n_repeats]``
+        (``n_repeats``: the delete-one jackknife).
+
+    Returns
+    -------
+    JackknifeEstimate
+        ``stderr^2 = (G-1)/G sum_g (theta_(g) - mean theta_(.))^2`` over the ``G``
+        leave-one-group-out values ``theta_(g)``. It has ``G - 1`` degrees of
+        freedom (:attr:`JackknifeEstimate.dof`): intervals and equivalence tests on
+        it use Student-t quantiles, as :meth:`JackknifeEstimate.conf_int` does.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ensim.decompose import decompose
+    >>> from ensim.stats import jackknife
+    >>> q = np.random.default_rng(0).normal(size=(20, 3, 5))
+    >>> est = jackknife(lambda s: decompose(s, np.zeros(5)).rho.mean(), q, n_groups=5)
+    >>> est.estimate.shape, bool(est.stderr[0] > 0)
+    ((1,), True)
+    """
+    owner = "jackknife"
+    if not callable(statistic):
+        raise TypeError(f"The 'statistic' parameter of {owner} must be callable; "
+                        f"got {type(statistic).__name__}.")
+    predictions = np.asarray(predictions)
+    if predictions.ndim < 1 or predictions.shape[0] < 4:
+        raise ValueError(f"The 'predictions' parameter of {owner} must hold at least 4 "
+                         f"repeats on its first axis; got shape {predictions.shape}.")
+    n_groups = check_int(n_groups, "n_groups", low=2, high=predictions.shape[0], owner=owner)
+
+    def evaluate(subset):
+        return np.atleast_1d(np.asarray(statistic(subset), dtype=float))
+
+    full = evaluate(predictions)
+    groups = np.array_split(np.arange(predictions.shape[0]), n_groups)
+    left_out = np.array([evaluate(np.delete(predictions, g, axis=0)) for g in groups])
+    spread = left_out - left_out.mean(axis=0)
+    stderr = np.sqrt((n_groups - 1) / n_groups * np.sum(spread**2, axis=0))
+    return JackknifeEstimate(estimate=full, stderr=stderr, n_groups=n_groups)
