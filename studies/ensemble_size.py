@@ -38,8 +38,9 @@ import numpy as np
 from scipy import stats as sps
 
 from ensim.claims import Claim, negative_control
+from ensim.data import KnownTruth
 from ensim.decompose import decompose
-from ensim.ensembles import KnownTruth, make_ensemble, member_predictions
+from ensim.ensembles import make_ensemble, member_predictions
 from ensim.stats import equivalence_test, fit_inverse_k, verdict_from_equivalence
 
 NAME = "ensemble-size"

@@ -45,8 +45,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ensim.claims import Claim, negative_control
+from ensim.data import KnownTruth
 from ensim.decompose import decompose
-from ensim.ensembles import KnownTruth, fit_repeats, make_ensemble
+from ensim.ensembles import fit_repeats, make_ensemble
 from ensim.stats import equivalence_test, jackknife, normal_conf_int, verdict_from_equivalence
 from ensim.theory import forest_variance
 
@@ -113,7 +114,7 @@ def _given_set(q, y, f):
 
 def run_cell(config: Config, params: dict, seed, backend: str) -> list[dict]:
     from ensim._random import child_seed
-    from ensim.ensembles import resample
+    from ensim.data import resample
 
     truth = KnownTruth("esl_linear", config.noise_sd, n_features=config.n_features)
     test = truth.sample(config.n_test, rng=child_seed(seed, 0))
