@@ -1,7 +1,8 @@
 """Intervals, equivalence tests, jackknife errors and fits that turn measurements into verdicts.
 
 Conventions: an estimate always travels with its standard error; intervals are
-two-sided at level ``1 - alpha``; agreement with theory is shown by equivalence
+two-sided at level ``1 - alpha``, and every result's ``conf_int(alpha=0.05)``
+returns them as an :class:`Interval` ``(low, high)``; agreement with theory is shown by equivalence
 (TOST: the interval lies inside a stated margin), never by a failure to reject.
 A standard error estimated from few independent units (training sets, jackknife
 groups) goes with its degrees of freedom ``dof``, which switch the normal
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats as _sps
@@ -20,6 +22,7 @@ from ._validation import check_array, check_int, check_real
 
 __all__ = [
     "EquivalenceResult",
+    "Interval",
     "InverseKFit",
     "JackknifeEstimate",
     "equivalence_test",
@@ -28,6 +31,17 @@ __all__ = [
     "normal_conf_int",
     "verdict_from_equivalence",
 ]
+
+
+class Interval(NamedTuple):
+    """A two-sided confidence interval: ``low, high = result.conf_int(alpha)``.
+
+    The bounds are floats, or arrays of one bound per statistic for a vector of
+    estimates (:class:`JackknifeEstimate`).
+    """
+
+    low: float
+    high: float
 
 
 def _check_dof(dof, owner):
@@ -42,7 +56,7 @@ def _quantile_distribution(dof):
 
 
 def normal_conf_int(estimate: float, stderr: float, alpha: float = 0.05,
-                    dof: float | None = None) -> tuple[float, float]:
+                    dof: float | None = None) -> Interval:
     """Two-sided interval ``estimate -/+ q_(1-alpha/2) * stderr``.
 
     ``q`` is the standard normal quantile, or with ``dof`` the Student-t quantile
@@ -54,7 +68,7 @@ def normal_conf_int(estimate: float, stderr: float, alpha: float = 0.05,
                        high_inclusive=False, owner="normal_conf_int")
     dof = _check_dof(dof, "normal_conf_int")
     half = _quantile_distribution(dof).ppf(1.0 - alpha / 2.0) * stderr
-    return estimate - half, estimate + half
+    return Interval(estimate - half, estimate + half)
 
 
 @dataclass(frozen=True)
@@ -91,12 +105,16 @@ class EquivalenceResult:
         """True when equivalence within ``margin`` is shown at level ``alpha``."""
         return self.p_value < self.alpha
 
-    def conf_int(self) -> tuple[float, float]:
-        """The ``1 - 2 alpha`` interval that TOST compares with the margin."""
-        return normal_conf_int(self.estimate, self.stderr, 2 * self.alpha, self.dof)
+    def conf_int(self, alpha: float = 0.05) -> Interval:
+        """The interval at level ``1 - alpha`` (Student-t with :attr:`dof`, if set).
+
+        TOST at level :attr:`alpha` shows equivalence exactly when
+        ``conf_int(2 * self.alpha)`` lies inside ``target -/+ margin``.
+        """
+        return normal_conf_int(self.estimate, self.stderr, alpha, self.dof)
 
     def summary(self) -> str:
-        low, high = self.conf_int()
+        low, high = self.conf_int(2 * self.alpha)
         kind = "z" if self.dof is None else f"t, {self.dof:g} dof"
         return (f"TOST ({kind}): estimate {self.estimate:.6g} (SE {self.stderr:.3g}), target "
                 f"{self.target:.6g} +/- {self.margin:.3g}; {100 * (1 - 2 * self.alpha):g}% CI "
@@ -142,7 +160,7 @@ def verdict_from_equivalence(result: EquivalenceResult) -> str:
     """``holds`` if equivalence is shown, ``fails`` if the interval lies outside the margin."""
     if result.equivalent:
         return "holds"
-    low, high = result.conf_int()
+    low, high = result.conf_int(2 * result.alpha)
     if high < result.target - result.margin or low > result.target + result.margin:
         return "fails"
     return "inconclusive"
@@ -180,22 +198,24 @@ class InverseKFit:
     n_points: int
     chi2: float
 
-    def conf_int(self, alpha: float = 0.05, which: str = "covariance") -> tuple[float, float]:
-        """Interval for ``"covariance"`` (C), ``"slope"`` (V - C) or ``"variance"`` (V)."""
+    def conf_int(self, alpha: float = 0.05, which: str = "covariance") -> Interval:
+        """Normal interval at level ``1 - alpha`` for ``"covariance"`` (C), ``"slope"``
+        (V - C) or ``"variance"`` (V)."""
         if which not in ("covariance", "slope", "variance"):
             raise ValueError("The 'which' parameter must be one of 'covariance', 'slope', "
                              f"'variance'; got {which!r}.")
         return normal_conf_int(getattr(self, which), getattr(self, which + "_stderr"), alpha)
 
-    def summary(self) -> str:
-        rows = [("C (intercept)", self.covariance, self.covariance_stderr),
-                ("V - C (slope)", self.slope, self.slope_stderr),
-                ("V", self.variance, self.variance_stderr)]
+    def summary(self, alpha: float = 0.05) -> str:
+        """A small table: each term with its standard error and ``1 - alpha`` interval."""
+        rows = [("C (intercept)", "covariance"), ("V - C (slope)", "slope"), ("V", "variance")]
+        level = f"{100 * (1 - alpha):g}% CI"
         lines = [f"WLS fit of MSE_ens on 1/k over {self.n_points} values of k "
                  f"(chi2 = {self.chi2:.3g} on {self.n_points - 2} dof)",
-                 f"{'term':<14}{'estimate':>12}{'SE':>12}{'95% CI':>28}"]
-        for name, value, se in rows:
-            low, high = normal_conf_int(value, se)
+                 f"{'term':<14}{'estimate':>12}{'SE':>12}{level:>28}"]
+        for name, which in rows:
+            value, se = getattr(self, which), getattr(self, which + "_stderr")
+            low, high = self.conf_int(alpha, which)
             lines.append(f"{name:<14}{value:>12.6g}{se:>12.3g}   [{low:.6g}, {high:.6g}]")
         return "\n".join(lines)
 
@@ -279,9 +299,9 @@ class JackknifeEstimate:
         :func:`normal_conf_int` and :func:`equivalence_test`."""
         return self.n_groups - 1
 
-    def conf_int(self, alpha: float = 0.05):
-        """Student-t intervals ``(low, high)`` with :attr:`dof` degrees of freedom, each
-        of shape (n_statistics,).
+    def conf_int(self, alpha: float = 0.05) -> Interval:
+        """Student-t intervals at level ``1 - alpha`` with :attr:`dof` degrees of
+        freedom: ``low`` and ``high`` each of shape (n_statistics,).
 
         With few groups the normal quantile is too small: at 10 groups a nominal 95%
         normal interval covers about 92%.
