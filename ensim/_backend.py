@@ -19,7 +19,7 @@ from ._validation import check_choice
 
 __all__ = [
     "BACKENDS", "array_namespace", "cupy_available", "generator_namespace", "get_namespace",
-    "is_cupy", "namespace_of", "to_numpy",
+    "namespace_of", "to_numpy",
 ]
 
 BACKENDS = ("numpy", "cupy")
@@ -94,11 +94,6 @@ def generator_namespace(rng):
     if isinstance(rng, np.random.Generator):
         return np
     return _cupy()
-
-
-def is_cupy(xp) -> bool:
-    """True when ``xp`` is the CuPy module."""
-    return getattr(xp, "__name__", "") == "cupy"
 
 
 def to_numpy(array) -> np.ndarray:

@@ -61,7 +61,6 @@ from ._validation import check_array, check_choice, check_int
 
 __all__ = [
     "REPEATS",
-    "VIEWS",
     "BiasVariance",
     "Identity",
     "RepeatedDecomposition",
@@ -69,9 +68,6 @@ __all__ = [
     "bias_variance",
     "decompose",
 ]
-
-#: The three named views of covariance between members' errors.
-VIEWS = ("test_points", "training_sets", "ensemble_randomness")
 
 #: What the first axis of a 3-D ``predictions`` array repeats: fresh training sets
 #: (with fresh ensemble randomness), or fresh ensemble randomness on one fixed

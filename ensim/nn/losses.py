@@ -22,8 +22,6 @@ class MSELoss:
 
     #: Name of the metric reported alongside the loss.
     metric_name = "mse"
-    #: Whether a larger metric is better.
-    metric_greater_is_better = False
 
     def predict(self, z):
         """The prediction: ``z`` itself, shape ``(..., batch, K)``."""
@@ -55,7 +53,6 @@ class SoftmaxCrossEntropy:
     """
 
     metric_name = "accuracy"
-    metric_greater_is_better = True
 
     def predict(self, z):
         """Class probabilities ``softmax(z)`` along the last axis, shape ``(..., B, K)``."""
