@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_array, check_covariance, check_int, check_real, covariance_range
+from ._validation import (
+    check_array,
+    check_covariance,
+    check_int,
+    check_real,
+    covariance_range,
+)
 
 __all__ = [
     "check_bias",

@@ -48,7 +48,12 @@ from ensim.claims import Claim, negative_control
 from ensim.data import KnownTruth
 from ensim.decompose import decompose
 from ensim.ensembles import fit_repeats, make_ensemble
-from ensim.stats import equivalence_test, jackknife, normal_conf_int, verdict_from_equivalence
+from ensim.stats import (
+    equivalence_test,
+    jackknife,
+    normal_conf_int,
+    verdict_from_equivalence,
+)
 from ensim.theory import forest_variance
 
 NAME = "forest-correlation"

@@ -2,7 +2,12 @@
 
 import numpy as np
 
-from ensim._backend import array_namespace, generator_namespace, get_namespace, namespace_of
+from ensim._backend import (
+    array_namespace,
+    generator_namespace,
+    get_namespace,
+    namespace_of,
+)
 
 
 def test_namespace_of_one_array_matches_array_namespace(xp):
