@@ -26,8 +26,9 @@ import tracemalloc
 
 import numpy as np
 
+from ensim.data import KnownTruth
 from ensim.decompose import decompose
-from ensim.ensembles import KnownTruth, make_ensemble, member_predictions
+from ensim.ensembles import make_ensemble, member_predictions
 
 
 def _best_of(function, repeat=3):

@@ -31,7 +31,7 @@ _LAZY = {
     "make_ensemble": "ensim.ensembles",
     "member_predictions": "ensim.ensembles",
     "fit_repeats": "ensim.ensembles",
-    "KnownTruth": "ensim.ensembles",
+    "KnownTruth": "ensim.data",
     "DropoutMLPRegressor": "ensim.nn",
     "DropoutMLPClassifier": "ensim.nn",
     "build_mlp": "ensim.nn",

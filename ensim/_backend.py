@@ -2,10 +2,11 @@
 
 Array code asks for its namespace once (``xp = get_namespace(backend)`` for code
 that creates arrays, ``xp = array_namespace(*arrays)`` for code that receives
-them) and then calls only ``xp.*``. CuPy is imported lazily, on first request, so
-NumPy users never pay for it and never need it installed. Arrays go back to NumPy
-once, at the edge (SciPy, statsmodels, scikit-learn, matplotlib), through
-:func:`to_numpy`.
+them, ``namespace_of(x)`` for one array on a hot path, ``generator_namespace(rng)``
+for a random generator) and then calls only ``xp.*``. CuPy is imported lazily, on
+first request, so NumPy users never pay for it and never need it installed.
+Arrays go back to NumPy once, at the edge (SciPy, statsmodels, scikit-learn,
+matplotlib), through :func:`to_numpy`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 from ._validation import check_choice
 
 __all__ = [
-    "BACKENDS", "array_namespace", "cupy_available", "get_namespace", "is_cupy", "to_numpy",
+    "BACKENDS", "array_namespace", "cupy_available", "generator_namespace", "get_namespace",
+    "namespace_of", "to_numpy",
 ]
 
 BACKENDS = ("numpy", "cupy")
@@ -76,9 +78,22 @@ def array_namespace(*arrays):
     return np
 
 
-def is_cupy(xp) -> bool:
-    """True when ``xp`` is the CuPy module."""
-    return getattr(xp, "__name__", "") == "cupy"
+def namespace_of(x):
+    """The namespace of one array ``x``: :func:`array_namespace` with a fast path.
+
+    A NumPy array is answered by one ``isinstance`` check, without the general
+    lookup: the network's layers, losses and optimizers ask once per call.
+    """
+    if isinstance(x, np.ndarray):
+        return np
+    return array_namespace(x)
+
+
+def generator_namespace(rng):
+    """The namespace (``numpy`` or ``cupy``) a random generator draws arrays in."""
+    if isinstance(rng, np.random.Generator):
+        return np
+    return _cupy()
 
 
 def to_numpy(array) -> np.ndarray:

@@ -19,8 +19,10 @@ import numpy as np
 __all__ = [
     "check_array",
     "check_choice",
+    "check_covariance",
     "check_int",
     "check_real",
+    "covariance_range",
 ]
 
 
@@ -105,6 +107,30 @@ def check_array(value, name: str, *, ndim: int | None = None, owner: str | None 
         raise ValueError(f"{_prefix(name, owner)} must hold only finite values; "
                          f"got {n_bad} NaN or infinite entr{'y' if n_bad == 1 else 'ies'}.")
     return array
+
+
+def covariance_range(variance: float, k: int) -> tuple[float, float]:
+    """``[-V/(k-1), V]``, or ``[-V, V]`` for ``k = 1``: the pairwise covariances of
+    ``k`` members of variance ``V`` (see :func:`ensim.theory.covariance_bounds`,
+    which checks its arguments and explains the bounds)."""
+    low = -variance if k == 1 else -variance / (k - 1)
+    return low, variance
+
+
+def check_covariance(variance: float, covariance, k: int, owner: str | None = None) -> float:
+    """Return ``covariance`` as a ``float`` in :func:`covariance_range` or raise.
+
+    ``variance`` and ``k`` must already be checked. A value within rounding of an
+    edge is accepted and clipped onto it.
+    """
+    low, high = covariance_range(variance, k)
+    text = f"[-V/(k-1), V] = [{low:g}, {high:g}]" if k > 1 else f"[-V, V] = [{low:g}, {high:g}]"
+    # Rounding in C = rho * V must not push a valid edge value out of range.
+    slack = 8 * np.finfo(float).eps * max(variance, 1e-300)
+    covariance = check_real(covariance, "covariance", range_text=text, owner=owner)
+    if not low - slack <= covariance <= high + slack:
+        raise ValueError(f"{_prefix('covariance', owner)} must be in {text}; got {covariance:g}.")
+    return min(max(covariance, low), high)
 
 
 def _interval(low, high, low_inclusive, high_inclusive) -> str:

@@ -1,4 +1,9 @@
-"""Data sets, seeded splits with train-only standardisation, and augmentation.
+"""Data: known truths to draw from, data sets, seeded splits, and augmentation.
+
+:class:`KnownTruth` draws fresh training and test sets from a regression truth
+with Gaussian noise (scikit-learn's bagging example, ESL's linear truth of
+section 15.2, Friedman #1), and :func:`resample` draws them from a fixed data set
+by the bootstrap or by subsampling; both return a :class:`Sample`.
 
 :func:`load_dataset` returns one of the data sets the studies use (the 8x8
 handwritten digits and the diabetes data shipped with scikit-learn, and
@@ -21,14 +26,146 @@ import math
 import numpy as np
 
 from ._backend import array_namespace, to_numpy
-from ._random import as_seed_sequence, child_seed
+from ._random import as_seed_sequence, child_seed, numpy_generator
 from ._validation import check_array, check_choice, check_int, check_real
 
-__all__ = ["DATASETS", "Dataset", "GaussianNoise", "ImageAugmenter", "load_dataset",
-           "split_and_standardize"]
+__all__ = ["DATASETS", "TRUTHS", "Dataset", "GaussianNoise", "ImageAugmenter", "KnownTruth",
+           "Sample", "load_dataset", "resample", "split_and_standardize"]
 
 #: Names accepted by :func:`load_dataset`, with their task.
 DATASETS = {"digits": "classification", "diabetes": "regression", "friedman1": "regression"}
+
+#: The known truths :class:`KnownTruth` draws from.
+TRUTHS = ("sklearn_example", "esl_linear", "friedman1")
+
+
+# ---------------------------------------------------------------------------------
+# Training sets drawn from a known truth or from a fixed data set
+# ---------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """A drawn data set: inputs ``X`` (n, n_features), noisy targets ``y`` (n,),
+    and the noise-free truth ``f`` (n,) where it is known (else ``None``)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    f: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class KnownTruth:
+    """A regression truth ``f`` with additive Gaussian noise, to draw fresh data sets.
+
+    Parameters
+    ----------
+    name : {"sklearn_example", "esl_linear", "friedman1"}
+        ``sklearn_example``: ``f(x) = exp(-x^2) + 1.5 exp(-(x-2)^2)``, ``x ~ U(-5, 5)``
+        (scikit-learn's "single estimator versus bagging" example);
+        ``esl_linear``: ``f(x) = sum_j x_j / sqrt(p)``, ``x ~ N(0, I_p)`` (ESL
+        section 15.2, ``p = 50``); ``friedman1``: ``f(x) = 10 sin(pi x_1 x_2) +
+        20 (x_3 - 0.5)^2 + 10 x_4 + 5 x_5``, ``x ~ U(0, 1)^p``
+        (the function of :func:`sklearn.datasets.make_friedman1`).
+    noise_sd : float
+        Standard deviation of the noise, ``sigma``.
+    n_features : int, optional
+        ``p``: 1 for ``sklearn_example``; default 50 for ``esl_linear`` and 10 for
+        ``friedman1`` (at least 5).
+    """
+
+    name: str
+    noise_sd: float
+    n_features: int | None = None
+
+    def __post_init__(self):
+        check_choice(self.name, "name", TRUTHS, owner="KnownTruth")
+        check_real(self.noise_sd, "noise_sd", low=0, owner="KnownTruth")
+        default, low = {"sklearn_example": (1, 1), "esl_linear": (50, 1),
+                        "friedman1": (10, 5)}[self.name]
+        p = default if self.n_features is None else self.n_features
+        high = 1 if self.name == "sklearn_example" else None
+        object.__setattr__(self, "n_features",
+                           check_int(p, "n_features", low=low, high=high, owner="KnownTruth"))
+
+    def f(self, X) -> np.ndarray:
+        """The noise-free truth at inputs ``X`` (n, n_features).
+
+        Raises
+        ------
+        ValueError
+            When ``X`` is not 2-D with ``n_features`` columns, or holds NaN or
+            infinite values.
+        TypeError
+            When ``X`` does not hold real numbers.
+        """
+        owner = "KnownTruth.f"
+        X = check_array(X, "X", ndim=2, owner=owner)
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"The 'X' parameter of {owner} must have n_features = "
+                             f"{self.n_features} columns for the {self.name!r} truth; "
+                             f"got shape {X.shape}.")
+        if self.name == "sklearn_example":
+            x = X[:, 0]
+            return np.exp(-(x**2)) + 1.5 * np.exp(-((x - 2) ** 2))
+        if self.name == "esl_linear":
+            return X.sum(axis=1) / np.sqrt(self.n_features)
+        return (10 * np.sin(np.pi * X[:, 0] * X[:, 1]) + 20 * (X[:, 2] - 0.5) ** 2
+                + 10 * X[:, 3] + 5 * X[:, 4])
+
+    def sample(self, n_samples: int, *, rng=None) -> Sample:
+        """Draw ``n_samples`` inputs and noisy targets (inputs sorted for 1-D truths)."""
+        n_samples = check_int(n_samples, "n_samples", low=1, owner="KnownTruth.sample")
+        gen = numpy_generator(as_seed_sequence(rng))
+        shape = (n_samples, self.n_features)
+        if self.name == "sklearn_example":
+            X = np.sort(gen.uniform(-5, 5, size=n_samples))[:, None]
+        elif self.name == "esl_linear":
+            X = gen.standard_normal(shape)
+        else:
+            X = gen.uniform(0, 1, size=shape)
+        f = self.f(X)
+        return Sample(X=X, y=f + self.noise_sd * gen.standard_normal(n_samples), f=f)
+
+
+def resample(X, y, n_samples: int | None = None, *, method: str = "bootstrap",
+             rng=None) -> Sample:
+    """Draw a training set from a fixed data set (e.g. the diabetes data).
+
+    Parameters
+    ----------
+    X : array-like, shape (n, n_features)
+    y : array-like, shape (n,)
+    n_samples : int, optional
+        Size of the drawn set; default ``n`` for ``"bootstrap"``.
+    method : {"bootstrap", "subsample"}
+        Draw rows with replacement, or ``n_samples < n`` rows without.
+    rng : None, int, SeedSequence or Generator
+
+    Returns
+    -------
+    Sample
+        With ``f=None``: the truth of a real data set is unknown.
+    """
+    owner = "resample"
+    check_choice(method, "method", ("bootstrap", "subsample"), owner=owner)
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError(f"The 'X' and 'y' parameters of {owner} must have shapes (n, p) and "
+                         f"(n,); got {X.shape} and {y.shape}.")
+    n = X.shape[0]
+    high = n - 1 if method == "subsample" else None
+    n_samples = n if n_samples is None and method == "bootstrap" else n_samples
+    n_samples = check_int(n_samples, "n_samples", low=1, high=high, owner=owner)
+    gen = numpy_generator(as_seed_sequence(rng))
+    rows = (gen.integers(0, n, size=n_samples) if method == "bootstrap"
+            else gen.choice(n, size=n_samples, replace=False))
+    return Sample(X=X[rows], y=y[rows])
+
+
+# ---------------------------------------------------------------------------------
+# Data sets split into training, validation and test parts
+# ---------------------------------------------------------------------------------
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +303,8 @@ def load_dataset(name, *, val_fraction=0.2, test_fraction=0.2, rng=None, n_sampl
         mean and one scale. ``"diabetes"``: 442 patients, 10
         features, a disease-progression target. ``"friedman1"``:
         ``y = 10 sin(pi x1 x2) + 20 (x3 - 0.5)**2 + 10 x4 + 5 x5 + noise * N(0, 1)``
-        with 10 features uniform on [0, 1] (5 of them unused).
+        with 10 features uniform on [0, 1] (5 of them unused), drawn by
+        ``KnownTruth("friedman1", noise)``.
     val_fraction, test_fraction : float in [0, 1)
     rng : None, int, SeedSequence or Generator
         Seeds the split and, for ``"friedman1"``, the data.
@@ -192,9 +330,8 @@ def load_dataset(name, *, val_fraction=0.2, test_fraction=0.2, rng=None, n_sampl
     else:
         n_samples = check_int(n_samples, "n_samples", low=3, owner="load_dataset")
         noise = check_real(noise, "noise", low=0.0, owner="load_dataset")
-        X, y = datasets.make_friedman1(
-            n_samples=n_samples, noise=noise,
-            random_state=int(child_seed(seed, 1).generate_state(1)[0]))
+        sample = KnownTruth("friedman1", noise).sample(n_samples, rng=child_seed(seed, 1))
+        X, y = sample.X, sample.y
     task = DATASETS[name]
     return split_and_standardize(
         X, y, val_fraction=val_fraction, test_fraction=test_fraction,

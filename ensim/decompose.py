@@ -61,19 +61,13 @@ from ._validation import check_array, check_choice, check_int
 
 __all__ = [
     "REPEATS",
-    "VIEWS",
     "BiasVariance",
     "Identity",
-    "JackknifeEstimate",
     "RepeatedDecomposition",
     "EnsembleDecomposition",
     "bias_variance",
     "decompose",
-    "jackknife",
 ]
-
-#: The three named views of covariance between members' errors.
-VIEWS = ("test_points", "training_sets", "ensemble_randomness")
 
 #: What the first axis of a 3-D ``predictions`` array repeats: fresh training sets
 #: (with fresh ensemble randomness), or fresh ensemble randomness on one fixed
@@ -794,100 +788,3 @@ def _repeated_decomposition(xp, q, y, f, repeats, matrices):
         n_repeats=n_repeats, k=k, n_test=n_test, repeats=repeats, test_points=test_points,
         covariance_matrix=_training_set_matrix(xp, q) if matrices else None,
         **{name: to_numpy(value) for name, value in pointwise.items()})
-
-
-# ---------------------------------------------------------------------------------
-# Uncertainty over repeats
-# ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class JackknifeEstimate:
-    """Statistics of a repeated decomposition with delete-a-group jackknife errors.
-
-    Attributes
-    ----------
-    estimate : ndarray, shape (n_statistics,)
-        The statistics on all repeats.
-    stderr : ndarray, shape (n_statistics,)
-        Their jackknife standard errors.
-    n_groups : int
-        Groups of repeats left out in turn.
-    """
-
-    estimate: np.ndarray
-    stderr: np.ndarray
-    n_groups: int
-
-    @property
-    def dof(self) -> int:
-        """Degrees of freedom of the standard errors, ``n_groups - 1``: pass them to
-        :func:`ensim.stats.normal_conf_int` and :func:`ensim.stats.equivalence_test`."""
-        return self.n_groups - 1
-
-    def conf_int(self, alpha: float = 0.05):
-        """Student-t intervals ``(low, high)`` with :attr:`dof` degrees of freedom, each
-        of shape (n_statistics,).
-
-        With few groups the normal quantile is too small: at 10 groups a nominal 95%
-        normal interval covers about 92%.
-        """
-        from .stats import normal_conf_int
-
-        return normal_conf_int(self.estimate, self.stderr, alpha, dof=self.dof)
-
-
-def jackknife(statistic, predictions, *, n_groups: int = 10) -> JackknifeEstimate:
-    """Jackknife standard errors, over repeats, of statistics of repeated predictions.
-
-    Repeats are independent, so leaving out one group of repeats at a time and
-    recomputing gives standard errors for any smooth statistic, such as a
-    sampling correlation pooled over test points (a ratio, which has no simple
-    standard error of its own).
-
-    Parameters
-    ----------
-    statistic : callable
-        ``statistic(predictions_subset) -> float or sequence of floats``, e.g.
-        ``lambda q: decompose(q, y).rho.mean()``.
-    predictions : array-like, shape (n_repeats, ...)
-        Repeats along the first axis.
-    n_groups : int, default=10
-        Contiguous groups of repeats left out in turn, in ``[2, n_repeats]``
-        (``n_repeats``: the delete-one jackknife).
-
-    Returns
-    -------
-    JackknifeEstimate
-        ``stderr^2 = (G-1)/G sum_g (theta_(g) - mean theta_(.))^2`` over the ``G``
-        leave-one-group-out values ``theta_(g)``. It has ``G - 1`` degrees of
-        freedom (:attr:`JackknifeEstimate.dof`): intervals and equivalence tests on
-        it use Student-t quantiles, as :meth:`JackknifeEstimate.conf_int` does.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from ensim.decompose import decompose, jackknife
-    >>> q = np.random.default_rng(0).normal(size=(20, 3, 5))
-    >>> est = jackknife(lambda s: decompose(s, np.zeros(5)).rho.mean(), q, n_groups=5)
-    >>> est.estimate.shape, bool(est.stderr[0] > 0)
-    ((1,), True)
-    """
-    owner = "jackknife"
-    if not callable(statistic):
-        raise TypeError(f"The 'statistic' parameter of {owner} must be callable; "
-                        f"got {type(statistic).__name__}.")
-    predictions = np.asarray(predictions)
-    if predictions.ndim < 1 or predictions.shape[0] < 4:
-        raise ValueError(f"The 'predictions' parameter of {owner} must hold at least 4 "
-                         f"repeats on its first axis; got shape {predictions.shape}.")
-    n_groups = check_int(n_groups, "n_groups", low=2, high=predictions.shape[0], owner=owner)
-
-    def evaluate(subset):
-        return np.atleast_1d(np.asarray(statistic(subset), dtype=float))
-
-    full = evaluate(predictions)
-    groups = np.array_split(np.arange(predictions.shape[0]), n_groups)
-    left_out = np.array([evaluate(np.delete(predictions, g, axis=0)) for g in groups])
-    spread = left_out - left_out.mean(axis=0)
-    stderr = np.sqrt((n_groups - 1) / n_groups * np.sum(spread**2, axis=0))
-    return JackknifeEstimate(estimate=full, stderr=stderr, n_groups=n_groups)

@@ -4,9 +4,9 @@ The measurements of :mod:`ensim.decompose` need member predictions in the layout
 ``(k, n_test)`` (one trained ensemble) and ``(n_repeats, k, n_test)`` (the same
 ensemble retrained). This module builds the ensembles (scikit-learn's bagged
 trees, random forests, extra trees, bagged or independently initialised
-multi-layer perceptrons), draws their training sets (from a known truth with
-noise, or by resampling a dataset shipped with scikit-learn), and collects the
-predictions of their members.
+multi-layer perceptrons), trains them on repeated training sets (drawn, for
+instance, by :class:`ensim.data.KnownTruth` or :func:`ensim.data.resample`), and
+collects the predictions of their members.
 
 Every stochastic function takes one ``rng`` argument (``None``, an int, a
 :class:`numpy.random.SeedSequence` or a :class:`numpy.random.Generator`). Repeat
@@ -17,31 +17,24 @@ run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from ._random import as_seed_sequence, child_seed, numpy_generator
-from ._validation import check_array, check_choice, check_int, check_real
+from ._random import as_seed_sequence, child_seed
+from ._validation import check_choice, check_int
+from .data import Sample
 
 __all__ = [
     "ENSEMBLES",
-    "TRUTHS",
-    "KnownTruth",
-    "Sample",
     "fit_repeats",
     "make_ensemble",
     "member_predictions",
     "random_state",
-    "resample",
 ]
 
 #: The ensemble kinds :func:`make_ensemble` builds.
 ENSEMBLES = ("bagged_trees", "random_forest", "extra_trees", "bagged_mlp", "independent_mlp")
-
-#: The known truths :class:`KnownTruth` draws from.
-TRUTHS = ("sklearn_example", "esl_linear", "friedman1")
 
 
 def random_state(rng) -> int:
@@ -187,129 +180,6 @@ def member_predictions(estimator, X) -> np.ndarray:
     for i, (member, columns) in enumerate(zip(members, features)):
         out[i] = member.predict(X[:, columns])
     return out
-
-
-# ---------------------------------------------------------------------------------
-# Training sets
-# ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Sample:
-    """A drawn data set: inputs ``X`` (n, n_features), noisy targets ``y`` (n,),
-    and the noise-free truth ``f`` (n,) where it is known (else ``None``)."""
-
-    X: np.ndarray
-    y: np.ndarray
-    f: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class KnownTruth:
-    """A regression truth ``f`` with additive Gaussian noise, to draw fresh data sets.
-
-    Parameters
-    ----------
-    name : {"sklearn_example", "esl_linear", "friedman1"}
-        ``sklearn_example``: ``f(x) = exp(-x^2) + 1.5 exp(-(x-2)^2)``, ``x ~ U(-5, 5)``
-        (scikit-learn's "single estimator versus bagging" example);
-        ``esl_linear``: ``f(x) = sum_j x_j / sqrt(p)``, ``x ~ N(0, I_p)`` (ESL
-        section 15.2, ``p = 50``); ``friedman1``: ``f(x) = 10 sin(pi x_1 x_2) +
-        20 (x_3 - 0.5)^2 + 10 x_4 + 5 x_5``, ``x ~ U(0, 1)^p``
-        (:func:`sklearn.datasets.make_friedman1`).
-    noise_sd : float
-        Standard deviation of the noise, ``sigma``.
-    n_features : int, optional
-        ``p``: 1 for ``sklearn_example``; default 50 for ``esl_linear`` and 10 for
-        ``friedman1`` (at least 5).
-    """
-
-    name: str
-    noise_sd: float
-    n_features: int | None = None
-
-    def __post_init__(self):
-        check_choice(self.name, "name", TRUTHS, owner="KnownTruth")
-        check_real(self.noise_sd, "noise_sd", low=0, owner="KnownTruth")
-        default, low = {"sklearn_example": (1, 1), "esl_linear": (50, 1),
-                        "friedman1": (10, 5)}[self.name]
-        p = default if self.n_features is None else self.n_features
-        high = 1 if self.name == "sklearn_example" else None
-        object.__setattr__(self, "n_features",
-                           check_int(p, "n_features", low=low, high=high, owner="KnownTruth"))
-
-    def f(self, X) -> np.ndarray:
-        """The noise-free truth at inputs ``X`` (n, n_features).
-
-        Raises
-        ------
-        ValueError
-            When ``X`` is not 2-D with ``n_features`` columns, or holds NaN or
-            infinite values.
-        TypeError
-            When ``X`` does not hold real numbers.
-        """
-        owner = "KnownTruth.f"
-        X = check_array(X, "X", ndim=2, owner=owner)
-        if X.shape[1] != self.n_features:
-            raise ValueError(f"The 'X' parameter of {owner} must have n_features = "
-                             f"{self.n_features} columns for the {self.name!r} truth; "
-                             f"got shape {X.shape}.")
-        if self.name == "sklearn_example":
-            x = X[:, 0]
-            return np.exp(-(x**2)) + 1.5 * np.exp(-((x - 2) ** 2))
-        if self.name == "esl_linear":
-            return X.sum(axis=1) / np.sqrt(self.n_features)
-        return (10 * np.sin(np.pi * X[:, 0] * X[:, 1]) + 20 * (X[:, 2] - 0.5) ** 2
-                + 10 * X[:, 3] + 5 * X[:, 4])
-
-    def sample(self, n_samples: int, *, rng=None) -> Sample:
-        """Draw ``n_samples`` inputs and noisy targets (inputs sorted for 1-D truths)."""
-        n_samples = check_int(n_samples, "n_samples", low=1, owner="KnownTruth.sample")
-        gen = numpy_generator(as_seed_sequence(rng))
-        shape = (n_samples, self.n_features)
-        if self.name == "sklearn_example":
-            X = np.sort(gen.uniform(-5, 5, size=n_samples))[:, None]
-        elif self.name == "esl_linear":
-            X = gen.standard_normal(shape)
-        else:
-            X = gen.uniform(0, 1, size=shape)
-        f = self.f(X)
-        return Sample(X=X, y=f + self.noise_sd * gen.standard_normal(n_samples), f=f)
-
-
-def resample(X, y, n_samples: int | None = None, *, method: str = "bootstrap",
-             rng=None) -> Sample:
-    """Draw a training set from a fixed data set (e.g. the diabetes data).
-
-    Parameters
-    ----------
-    X : array-like, shape (n, n_features)
-    y : array-like, shape (n,)
-    n_samples : int, optional
-        Size of the drawn set; default ``n`` for ``"bootstrap"``.
-    method : {"bootstrap", "subsample"}
-        Draw rows with replacement, or ``n_samples < n`` rows without.
-    rng : None, int, SeedSequence or Generator
-
-    Returns
-    -------
-    Sample
-        With ``f=None``: the truth of a real data set is unknown.
-    """
-    owner = "resample"
-    check_choice(method, "method", ("bootstrap", "subsample"), owner=owner)
-    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"The 'X' and 'y' parameters of {owner} must have shapes (n, p) and "
-                         f"(n,); got {X.shape} and {y.shape}.")
-    n = X.shape[0]
-    high = n - 1 if method == "subsample" else None
-    n_samples = n if n_samples is None and method == "bootstrap" else n_samples
-    n_samples = check_int(n_samples, "n_samples", low=1, high=high, owner=owner)
-    gen = numpy_generator(as_seed_sequence(rng))
-    rows = (gen.integers(0, n, size=n_samples) if method == "bootstrap"
-            else gen.choice(n, size=n_samples, replace=False))
-    return Sample(X=X[rows], y=y[rows])
 
 
 # ---------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ import abc
 
 import numpy as np
 
-from ._validation import check_choice, check_int, check_real
-from .theory import _check_covariance, check_bias, check_covariance_matrix
+from ._validation import check_choice, check_covariance, check_int, check_real
+from .theory import check_bias, check_covariance_matrix
 
 __all__ = ["DISTS", "EquicorrelatedErrors", "ErrorModel", "GeneralErrors", "standardized_draws"]
 
@@ -188,7 +188,7 @@ class EquicorrelatedErrors(ErrorModel):
         owner = type(self).__name__
         self.k = check_int(k, "k", low=1, owner=owner)
         self.V = check_real(variance, "variance", low=0.0, owner=owner)
-        self.C = _check_covariance(self.V, covariance, self.k, owner=owner)
+        self.C = check_covariance(self.V, covariance, self.k, owner=owner)
         self._init_dist_and_bias(dist, df, bias)
 
     def __repr__(self):

@@ -207,7 +207,8 @@ class SimulationResult:
         return float((self.mse - self.theory) / self.stderr)
 
     def conf_int(self, alpha: float = 0.05, which: str = "mse") -> tuple[float, float]:
-        """Normal interval at level ``1 - alpha`` for ``"mse"``, ``"variance"`` or ``"covariance"``."""
+        """Normal interval at level ``1 - alpha`` for ``"mse"``, ``"variance"`` or
+        ``"covariance"``: an :class:`ensim.stats.Interval` ``(low, high)``."""
         check_choice(which, "which", ("mse", "variance", "covariance"))
         se = self.stderr if which == "mse" else getattr(self, which + "_stderr")
         return normal_conf_int(getattr(self, which), se, alpha)

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_array, check_int, check_real
+from ._validation import (
+    check_array,
+    check_covariance,
+    check_int,
+    check_real,
+    covariance_range,
+)
 
 __all__ = [
     "check_bias",
@@ -34,20 +40,7 @@ def covariance_bounds(variance: float, k: int) -> tuple[float, float]:
     """
     k = check_int(k, "k", low=1)
     variance = check_real(variance, "variance", low=0.0)
-    low = -variance if k == 1 else -variance / (k - 1)
-    return low, variance
-
-
-def _check_covariance(variance: float, covariance, k: int, owner: str | None = None) -> float:
-    low, high = covariance_bounds(variance, k)
-    text = f"[-V/(k-1), V] = [{low:g}, {high:g}]" if k > 1 else f"[-V, V] = [{low:g}, {high:g}]"
-    # Rounding in C = rho * V must not push a valid edge value out of range.
-    slack = 8 * np.finfo(float).eps * max(variance, 1e-300)
-    covariance = check_real(covariance, "covariance", range_text=text, owner=owner)
-    if not low - slack <= covariance <= high + slack:
-        raise ValueError(f"The 'covariance' parameter{' of ' + owner if owner else ''} "
-                         f"must be in {text}; got {covariance:g}.")
-    return min(max(covariance, low), high)
+    return covariance_range(variance, k)
 
 
 def ensemble_mse(V: float, C: float, k: int) -> float:
@@ -86,7 +79,7 @@ def ensemble_mse(V: float, C: float, k: int) -> float:
     """
     k = check_int(k, "k", low=1)
     V = check_real(V, "V", low=0.0)
-    C = _check_covariance(V, C, k)
+    C = check_covariance(V, C, k)
     return V / k + (k - 1) / k * C
 
 

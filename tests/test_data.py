@@ -3,10 +3,14 @@
 import numpy as np
 import pytest
 
+from ensim._random import as_seed_sequence, child_seed
 from ensim.data import (
     GaussianNoise,
     ImageAugmenter,
+    KnownTruth,
+    Sample,
     load_dataset,
+    resample,
     split_and_standardize,
 )
 
@@ -18,12 +22,16 @@ def test_load_dataset_splits_every_row_once(name, n_rows, n_features):
     sizes = [data.X_train.shape[0], data.X_val.shape[0], data.X_test.shape[0]]
     assert sum(sizes) == n_rows and sizes[1] == sizes[2] == int(0.2 * n_rows)
     assert data.X_train.shape[1] == n_features
-    if name == "friedman1":
-        return
     # Undo the standardisation: the three parts together are the original rows, once each.
     from sklearn import datasets
 
-    original = (datasets.load_digits() if name == "digits" else datasets.load_diabetes(scaled=False)).data
+    if name == "friedman1":
+        # Friedman #1 is drawn by KnownTruth, from child 1 of the seed (child 0 splits).
+        seed = child_seed(as_seed_sequence(0), 1)
+        original = KnownTruth("friedman1", 1.0).sample(2000, rng=seed).X
+    else:
+        original = (datasets.load_digits() if name == "digits"
+                    else datasets.load_diabetes(scaled=False)).data
     raw = np.concatenate([data.X_train, data.X_val, data.X_test]) * data.feature_scale + data.feature_mean
 
     def sort_rows(a):
@@ -186,3 +194,59 @@ def test_augmenter_rejects_bad_parameters():
         ImageAugmenter(mean=np.zeros(10))
     with pytest.raises(ValueError, match=r"'std' parameter of GaussianNoise must be in \[0, inf\]"):
         GaussianNoise(-1.0)
+
+
+def test_known_truths_and_resampling():
+    sample = KnownTruth("sklearn_example", noise_sd=0.1).sample(50, rng=0)
+    assert sample.X.shape == (50, 1) and np.all(np.diff(sample.X[:, 0]) >= 0)
+    x = np.array([[0.0], [2.0]])
+    np.testing.assert_allclose(KnownTruth("sklearn_example", 0.1).f(x),
+                               [1 + 1.5 * np.exp(-4), np.exp(-4) + 1.5])
+    esl = KnownTruth("esl_linear", noise_sd=1.0)
+    np.testing.assert_allclose(esl.f(np.ones((1, 50))), [np.sqrt(50)])
+    from sklearn.datasets import make_friedman1
+    X, y = make_friedman1(n_samples=5, noise=0.0, random_state=0)
+    np.testing.assert_allclose(KnownTruth("friedman1", noise_sd=1.0).f(X), y)
+    boot = resample(sample.X, sample.y, rng=1)
+    assert isinstance(boot, Sample) and boot.f is None and boot.X.shape == (50, 1)
+    sub = resample(sample.X, sample.y, 20, method="subsample", rng=1)
+    assert len(np.unique(sub.X[:, 0])) == 20
+
+
+def test_known_truth_draws_are_golden():
+    # Golden values (NumPy backend, seed 0): the studies' training and test sets.
+    sample = KnownTruth("friedman1", 1.0).sample(37, rng=0)
+    assert sample.X.shape == (37, 10)
+    assert sample.X[0, :3].tolist() == [0.5686892493917326, 0.23483041728695253,
+                                        0.39642143170337907]
+    assert sample.y[:2].tolist() == [8.322804375899507, 9.889849752061432]
+    np.testing.assert_array_equal(sample.f, KnownTruth("friedman1", 0.0).f(sample.X))
+
+
+def test_known_truth_and_resample_refuse_bad_parameters():
+    with pytest.raises(ValueError, match="'name' parameter of KnownTruth"):
+        KnownTruth("sine", 0.1)
+    with pytest.raises(ValueError, match="'noise_sd' parameter of KnownTruth"):
+        KnownTruth("friedman1", -1.0)
+    with pytest.raises(ValueError, match=r"'n_features' parameter of KnownTruth must be in "
+                                         r"\[5, inf\]; got 3"):
+        KnownTruth("friedman1", 1.0, n_features=3)
+    with pytest.raises(ValueError, match="'n_samples' parameter of resample"):
+        resample(np.ones((150, 2)), np.ones(150), 150, method="subsample")
+    # Negative control: one row fewer is a valid subsample.
+    assert resample(np.ones((150, 2)), np.ones(150), 149, method="subsample").X.shape == (149, 2)
+
+
+@pytest.mark.parametrize("X, error, message", [
+    (np.ones((3, 4)), ValueError, r"'X' parameter of KnownTruth.f must have n_features = 50 "
+                                  r"columns .* got shape \(3, 4\)"),
+    (np.ones(50), ValueError, r"'X' parameter of KnownTruth.f must be a 2-D array"),
+    (np.full((2, 50), np.nan), ValueError, "finite"),
+    (np.ones((2, 50)) * 1j, TypeError, "real numbers; got complex"),
+])
+def test_known_truth_refuses_bad_inputs(X, error, message):
+    truth = KnownTruth("esl_linear", 1.0)
+    with pytest.raises(error, match=message):
+        truth.f(X)
+    # Negative control: the right shape is accepted.
+    assert truth.f(np.zeros((2, 50))).shape == (2,)

@@ -12,8 +12,9 @@ import pytest
 from scipy import stats
 
 from ensim._random import as_seed_sequence, child_seed
+from ensim.data import KnownTruth
 from ensim.decompose import decompose
-from ensim.ensembles import KnownTruth, fit_repeats, make_ensemble, member_predictions
+from ensim.ensembles import fit_repeats, make_ensemble, member_predictions
 from ensim.theory import forest_variance
 
 ALPHA = 1e-3

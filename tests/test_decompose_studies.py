@@ -6,8 +6,6 @@ import pandas as pd
 import pytest
 
 import ensim
-from ensim.decompose import jackknife
-from ensim.stats import normal_conf_int
 
 matplotlib.use("Agg")
 
@@ -108,42 +106,3 @@ def test_ensemble_size_fit_recovers_v_minus_c_in_every_training_set():
     # (The first k members in one fixed order missed by up to 80% here.)
     slope_error = (per_set.fit_slope - (per_set.V - per_set.C)) / (per_set.V - per_set.C)
     assert slope_error.abs().max() < 0.02, slope_error
-
-
-def test_jackknife_of_a_mean_is_its_standard_error(rng):
-    # The delete-one jackknife of a sample mean is exactly s / sqrt(n).
-    values = rng.normal(size=12)
-    est = jackknife(np.mean, values, n_groups=12)
-    assert est.estimate[0] == pytest.approx(values.mean(), rel=1e-12)
-    assert est.stderr[0] == pytest.approx(values.std(ddof=1) / np.sqrt(12), rel=1e-12)
-    low, high = est.conf_int(0.05)                       # Student-t, 11 dof
-    assert est.dof == 11
-    assert high[0] - low[0] == pytest.approx(2 * 2.200985 * est.stderr[0], rel=1e-6)
-    # Negative control: the population sd (ddof=0) is not what it gives.
-    assert est.stderr[0] != pytest.approx(values.std() / np.sqrt(12), rel=1e-3)
-
-
-def test_jackknife_intervals_cover_at_their_level():
-    # 10^4 samples of 50 normal values (the columns), a nominal 95% jackknife interval of
-    # each mean with G = 10 groups. For a mean over equal groups the t interval with
-    # G - 1 dof is exact, so the number covering the true mean is binomial(10^4, 0.95):
-    # sd 0.0022, and the band 0.95 +/- 0.01 fails by chance with probability 7e-6.
-    samples = np.random.default_rng(7).normal(size=(50, 10_000))
-    est = jackknife(lambda q: q.mean(axis=0), samples, n_groups=10)
-    low, high = est.conf_int(0.05)
-    t_coverage = np.mean((low < 0) & (0 < high))
-    assert abs(t_coverage - 0.95) < 0.01, t_coverage
-    # Negative control: the normal interval covers P(|T_9| < 1.96) = 0.918; the same
-    # band rejects it (it would reach 0.94 by chance with probability 3e-17).
-    low, high = normal_conf_int(est.estimate, est.stderr, 0.05)
-    z_coverage = np.mean((low < 0) & (0 < high))
-    assert z_coverage < 0.94, z_coverage
-
-
-def test_jackknife_refuses_bad_input():
-    with pytest.raises(TypeError, match="'statistic' parameter of jackknife must be callable"):
-        jackknife(3, np.ones((5, 2)))
-    with pytest.raises(ValueError, match="at least 4 repeats"):
-        jackknife(np.mean, np.ones((3, 2)))
-    with pytest.raises(ValueError, match=r"'n_groups' parameter of jackknife must be in \[2, 5\]"):
-        jackknife(np.mean, np.ones((5, 2)), n_groups=6)

@@ -8,9 +8,9 @@ from sklearn.ensemble import BaggingRegressor, VotingRegressor
 from sklearn.exceptions import NotFittedError
 from sklearn.tree import DecisionTreeRegressor
 
+from ensim.data import KnownTruth
 from ensim.decompose import decompose
-from ensim.ensembles import (ENSEMBLES, KnownTruth, Sample, fit_repeats, make_ensemble,
-                             member_predictions, resample)
+from ensim.ensembles import ENSEMBLES, fit_repeats, make_ensemble, member_predictions
 
 # Small MLPs stop before converging on purpose (they only need to differ), so their
 # ConvergenceWarning is expected here and is not a failure.
@@ -166,23 +166,6 @@ def test_fixed_training_set_redraws_only_the_ensemble():
     assert len(set(seen)) == 1
 
 
-def test_known_truths_and_resampling():
-    sample = KnownTruth("sklearn_example", noise_sd=0.1).sample(50, rng=0)
-    assert sample.X.shape == (50, 1) and np.all(np.diff(sample.X[:, 0]) >= 0)
-    x = np.array([[0.0], [2.0]])
-    np.testing.assert_allclose(KnownTruth("sklearn_example", 0.1).f(x),
-                               [1 + 1.5 * np.exp(-4), np.exp(-4) + 1.5])
-    esl = KnownTruth("esl_linear", noise_sd=1.0)
-    np.testing.assert_allclose(esl.f(np.ones((1, 50))), [np.sqrt(50)])
-    from sklearn.datasets import make_friedman1
-    X, y = make_friedman1(n_samples=5, noise=0.0, random_state=0)
-    np.testing.assert_allclose(TRUTH.f(X), y)
-    boot = resample(sample.X, sample.y, rng=1)
-    assert isinstance(boot, Sample) and boot.f is None and boot.X.shape == (50, 1)
-    sub = resample(sample.X, sample.y, 20, method="subsample", rng=1)
-    assert len(np.unique(sub.X[:, 0])) == 20
-
-
 def test_bad_input_is_refused(data):
     train, test = data
     with pytest.raises(NotFittedError):
@@ -204,27 +187,3 @@ def test_bad_input_is_refused(data):
         make_ensemble("boosted_trees")
     with pytest.raises(ValueError, match=r"'n_estimators' .* must be in \[1, inf\]; got 0"):
         make_ensemble("random_forest", 0)
-    with pytest.raises(ValueError, match="'name' parameter of KnownTruth"):
-        KnownTruth("sine", 0.1)
-    with pytest.raises(ValueError, match="'noise_sd' parameter of KnownTruth"):
-        KnownTruth("friedman1", -1.0)
-    with pytest.raises(ValueError, match=r"'n_features' parameter of KnownTruth must be in "
-                                         r"\[5, inf\]; got 3"):
-        KnownTruth("friedman1", 1.0, n_features=3)
-    with pytest.raises(ValueError, match="'n_samples' parameter of resample"):
-        resample(train.X, train.y, 150, method="subsample")
-
-
-@pytest.mark.parametrize("X, error, message", [
-    (np.ones((3, 4)), ValueError, r"'X' parameter of KnownTruth.f must have n_features = 50 "
-                                  r"columns .* got shape \(3, 4\)"),
-    (np.ones(50), ValueError, r"'X' parameter of KnownTruth.f must be a 2-D array"),
-    (np.full((2, 50), np.nan), ValueError, "finite"),
-    (np.ones((2, 50)) * 1j, TypeError, "real numbers; got complex"),
-])
-def test_known_truth_refuses_bad_inputs(X, error, message):
-    truth = KnownTruth("esl_linear", 1.0)
-    with pytest.raises(error, match=message):
-        truth.f(X)
-    # Negative control: the right shape is accepted.
-    assert truth.f(np.zeros((2, 50))).shape == (2,)

@@ -6,8 +6,8 @@ from scipy import stats as sps
 from statsmodels.stats.weightstats import DescrStatsW
 
 from ensim import EquicorrelatedErrors, simulate
-from ensim.stats import (equivalence_test, fit_inverse_k, normal_conf_int,
-                         verdict_from_equivalence)
+from ensim.claims import equivalence
+from ensim.stats import Interval, equivalence_test, fit_inverse_k, jackknife, normal_conf_int
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_t_tost_is_statsmodels_ttost(sample):
     assert result.p_value == pytest.approx(d.ttost_mean(-0.5, 0.5)[0], rel=1e-12)
     np.testing.assert_allclose(normal_conf_int(sample.mean(), d.std_mean, 0.1, dof=dof),
                                d.tconfint_mean(0.1), rtol=1e-12)
-    np.testing.assert_allclose(result.conf_int(), d.tconfint_mean(0.1), rtol=1e-12)
+    np.testing.assert_allclose(result.conf_int(0.1), d.tconfint_mean(0.1), rtol=1e-12)
     assert "t, 11 dof" in result.summary()
     # Negative control: the z-test on the same numbers is a different (smaller) p-value.
     assert equivalence_test(sample.mean(), d.std_mean, 0.0, 0.5).p_value < result.p_value
@@ -40,9 +40,8 @@ def test_t_tost_is_statsmodels_ttost(sample):
 def test_few_degrees_of_freedom_turn_a_z_verdict_inconclusive():
     # Estimate 0 with SE 1 and margin 2.2: z_0.95 = 1.64 puts the 90% interval inside
     # the margin, t_0.95 with 3 dof = 2.35 does not.
-    assert verdict_from_equivalence(equivalence_test(0.0, 1.0, 0.0, 2.2)) == "holds"
-    assert verdict_from_equivalence(equivalence_test(0.0, 1.0, 0.0, 2.2, dof=3)) == \
-        "inconclusive"
+    assert equivalence("c", 0.0, 1.0, 0.0, 2.2).verdict == "holds"
+    assert equivalence("c", 0.0, 1.0, 0.0, 2.2, dof=3).verdict == "inconclusive"
     low, high = normal_conf_int(0.0, 1.0, 0.05, dof=3)
     assert high == pytest.approx(sps.t.ppf(0.975, 3), rel=1e-12) and low == -high
 
@@ -60,9 +59,9 @@ def test_tost_verdicts_and_interval():
     inside = equivalence_test(1.01, 0.01, 1.0, 0.1)
     outside = equivalence_test(1.5, 0.01, 1.0, 0.1)
     unclear = equivalence_test(1.05, 0.2, 1.0, 0.1)
-    assert (verdict_from_equivalence(inside), verdict_from_equivalence(outside),
-            verdict_from_equivalence(unclear)) == ("holds", "fails", "inconclusive")
-    low, high = inside.conf_int()                     # the 90% interval TOST uses
+    assert [equivalence("c", r.estimate, r.stderr, r.target, r.margin).verdict
+            for r in (inside, outside, unclear)] == ["holds", "fails", "inconclusive"]
+    low, high = inside.conf_int(2 * inside.alpha)     # the 90% interval TOST uses
     assert (high - low) / 2 == pytest.approx(1.6448536 * 0.01, rel=1e-6)
     assert equivalence_test(1.0, 0.0, 1.0, 0.1).p_value == 0.0
     assert equivalence_test(1.2, 0.0, 1.0, 0.1).p_value == 1.0
@@ -129,3 +128,81 @@ def test_tost_bad_input(kwargs, words):
         equivalence_test(**kwargs)
     for word in words:
         assert word in str(info.value)
+
+
+def test_jackknife_of_a_mean_is_its_standard_error(rng):
+    # The delete-one jackknife of a sample mean is exactly s / sqrt(n).
+    values = rng.normal(size=12)
+    est = jackknife(np.mean, values, n_groups=12)
+    assert est.estimate[0] == pytest.approx(values.mean(), rel=1e-12)
+    assert est.stderr[0] == pytest.approx(values.std(ddof=1) / np.sqrt(12), rel=1e-12)
+    low, high = est.conf_int(0.05)                       # Student-t, 11 dof
+    assert est.dof == 11
+    assert high[0] - low[0] == pytest.approx(2 * 2.200985 * est.stderr[0], rel=1e-6)
+    # Negative control: the population sd (ddof=0) is not what it gives.
+    assert est.stderr[0] != pytest.approx(values.std() / np.sqrt(12), rel=1e-3)
+
+
+def test_jackknife_intervals_cover_at_their_level():
+    # 10^4 samples of 50 normal values (the columns), a nominal 95% jackknife interval of
+    # each mean with G = 10 groups. For a mean over equal groups the t interval with
+    # G - 1 dof is exact, so the number covering the true mean is binomial(10^4, 0.95):
+    # sd 0.0022, and the band 0.95 +/- 0.01 fails by chance with probability 7e-6.
+    samples = np.random.default_rng(7).normal(size=(50, 10_000))
+    est = jackknife(lambda q: q.mean(axis=0), samples, n_groups=10)
+    low, high = est.conf_int(0.05)
+    t_coverage = np.mean((low < 0) & (0 < high))
+    assert abs(t_coverage - 0.95) < 0.01, t_coverage
+    # Negative control: the normal interval covers P(|T_9| < 1.96) = 0.918; the same
+    # band rejects it (it would reach 0.94 by chance with probability 3e-17).
+    low, high = normal_conf_int(est.estimate, est.stderr, 0.05)
+    z_coverage = np.mean((low < 0) & (0 < high))
+    assert z_coverage < 0.94, z_coverage
+
+
+def test_jackknife_refuses_bad_input():
+    with pytest.raises(TypeError, match="'statistic' parameter of jackknife must be callable"):
+        jackknife(3, np.ones((5, 2)))
+    with pytest.raises(ValueError, match="at least 4 repeats"):
+        jackknife(np.mean, np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"'n_groups' parameter of jackknife must be in \[2, 5\]"):
+        jackknife(np.mean, np.ones((5, 2)), n_groups=6)
+
+
+def _interval_results():
+    """One result of each class that has ``conf_int``, with its normal or t quantile's
+    degrees of freedom (``None``: normal) and the standard error of the interval."""
+    sim = simulate(EquicorrelatedErrors(5, 1.0, 0.2), 4_000, rng=3)
+    tost = equivalence_test(0.1, 0.05, 0.0, 0.5, dof=7)
+    fit = fit_inverse_k([1, 2, 4, 8], [1.0, 0.6, 0.4, 0.3], [0.01, 0.01, 0.01, 0.01])
+    est = jackknife(np.mean, np.arange(12.0) ** 2, n_groups=6)
+    return [(sim, None, sim.stderr), (tost, 7, tost.stderr),
+            (fit, None, fit.covariance_stderr), (est, est.dof, est.stderr[0])]
+
+
+@pytest.mark.parametrize("index", range(4),
+                         ids=["SimulationResult", "EquivalenceResult", "InverseKFit",
+                              "JackknifeEstimate"])
+def test_every_result_gives_a_named_interval_whose_width_follows_alpha(index):
+    result, dof, stderr = _interval_results()[index]
+    interval = result.conf_int()
+    assert isinstance(interval, Interval) and Interval._fields == ("low", "high")
+    low, high = interval                                    # it unpacks as a pair
+    assert (low, high) == (interval.low, interval.high)
+    np.testing.assert_array_equal(result.conf_int(0.05), interval)   # the default is 0.05
+    # The width is 2 q_(1 - alpha/2) SE: alpha = 0.01 widens it by q_0.995 / q_0.975.
+    dist = sps.norm if dof is None else sps.t(dof)
+    for alpha in (0.05, 0.01, 0.3):
+        width = np.ravel(np.subtract(result.conf_int(alpha).high, result.conf_int(alpha).low))
+        assert width[0] == pytest.approx(2 * dist.ppf(1 - alpha / 2) * stderr, rel=1e-12)
+    # Negative control: a different alpha gives a different width.
+    assert np.ravel(result.conf_int(0.01).high)[0] > np.ravel(interval.high)[0]
+
+
+def test_inverse_k_summary_prints_the_level_it_uses():
+    fit = fit_inverse_k([1, 2, 4, 8], [1.0, 0.6, 0.4, 0.3], [0.01, 0.01, 0.01, 0.01])
+    assert "95% CI" in fit.summary()
+    text = fit.summary(0.1)
+    low, high = fit.conf_int(0.1, "variance")
+    assert "90% CI" in text and f"[{low:.6g}, {high:.6g}]" in text
+    assert "95% CI" not in text                             # negative control

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from .._backend import generator_namespace, namespace_of
 from .._validation import check_choice, check_int, check_real
 
 __all__ = ["BatchNorm", "Dense", "Dropout", "Layer", "ReLU", "Sigmoid", "Tanh"]
@@ -115,7 +116,7 @@ class Dense(Layer):
 
     def backward(self, grad_out):
         x = _training_cache(self, self._x)  # (batch, n_in)
-        _xp(x).matmul(x.T, grad_out, out=self.grads["W"])  # (n_in, n_out)
+        namespace_of(x).matmul(x.T, grad_out, out=self.grads["W"])  # (n_in, n_out)
         grad_out.sum(axis=0, out=self.grads["b"])  # (n_out,)
         if not self.needs_input_grad:
             return None
@@ -133,7 +134,7 @@ class ReLU(Layer):
         self._active = None
 
     def forward(self, x, *, training=False):
-        y = _xp(x).maximum(x, 0)  # (batch, n)
+        y = namespace_of(x).maximum(x, 0)  # (batch, n)
         self._active = y > 0 if training else None  # (batch, n)
         return y
 
@@ -149,7 +150,7 @@ class Tanh(Layer):
         self._y = None
 
     def forward(self, x, *, training=False):
-        y = _xp(x).tanh(x)
+        y = namespace_of(x).tanh(x)
         self._y = y if training else None
         return y
 
@@ -169,7 +170,7 @@ class Sigmoid(Layer):
         self._y = None
 
     def forward(self, x, *, training=False):
-        xp = _xp(x)
+        xp = namespace_of(x)
         y = 0.5 * (1 + xp.tanh(0.5 * x))
         self._y = y if training else None
         return y
@@ -223,7 +224,7 @@ class Dropout(Layer):
         """
         threshold = _keep_threshold(self.keep_prob)
         if threshold == 2**32:
-            return _xp_of_generator(rng).ones(shape, dtype=bool)
+            return generator_namespace(rng).ones(shape, dtype=bool)
         if isinstance(rng, np.random.Generator):
             return (_uniform_uint32(rng, math.prod(shape)) < np.uint32(threshold)).reshape(shape)
         return rng.random(shape) < self.keep_prob
@@ -263,7 +264,7 @@ class Dropout(Layer):
         return grad_in
 
     def _check_mask(self, mask, x):
-        xp = _xp(x)
+        xp = namespace_of(x)
         mask = xp.asarray(mask)
         if mask.shape not in (x.shape, x.shape[-1:]):
             raise ValueError(f"The 'mask' parameter of Dropout must have shape {tuple(x.shape)} "
@@ -341,7 +342,7 @@ class BatchNorm(Layer):
                              f"{self.n_features} columns; got shape {tuple(x.shape)}.")
         gamma, beta = self.params["gamma"], self.params["beta"]
         if not training:
-            inv_std = 1 / _xp(x).sqrt(self.running_var + self.eps)  # (n,)
+            inv_std = 1 / namespace_of(x).sqrt(self.running_var + self.eps)  # (n,)
             self._x_hat = None
             return (x - self.running_mean) * (gamma * inv_std) + beta
         m = x.shape[0]
@@ -417,19 +418,3 @@ def _training_cache(layer, cache):
         raise RuntimeError(f"{type(layer).__name__}.backward needs a forward pass in training "
                            "mode first (an inference pass keeps nothing for backward).")
     return cache
-
-
-def _xp_of_generator(rng):
-    """The namespace (``numpy`` or ``cupy``) a random generator draws arrays in."""
-    if isinstance(rng, np.random.Generator):
-        return np
-    import cupy
-    return cupy
-
-
-def _xp(x):
-    """The namespace of ``x`` without the cost of a general lookup for NumPy arrays."""
-    if isinstance(x, np.ndarray):
-        return np
-    from .._backend import array_namespace
-    return array_namespace(x)

@@ -8,7 +8,7 @@ PyTorch's ``reduction="mean"``.
 
 from __future__ import annotations
 
-from .layers import _xp
+from .._backend import namespace_of
 
 __all__ = ["MSELoss", "SoftmaxCrossEntropy"]
 
@@ -22,8 +22,6 @@ class MSELoss:
 
     #: Name of the metric reported alongside the loss.
     metric_name = "mse"
-    #: Whether a larger metric is better.
-    metric_greater_is_better = False
 
     def predict(self, z):
         """The prediction: ``z`` itself, shape ``(..., batch, K)``."""
@@ -55,23 +53,22 @@ class SoftmaxCrossEntropy:
     """
 
     metric_name = "accuracy"
-    metric_greater_is_better = True
 
     def predict(self, z):
         """Class probabilities ``softmax(z)`` along the last axis, shape ``(..., B, K)``."""
-        xp = _xp(z)
+        xp = namespace_of(z)
         shifted = z - z.max(axis=-1, keepdims=True)
         e = xp.exp(shifted)
         return e / e.sum(axis=-1, keepdims=True)
 
     def _log_softmax(self, z):
-        xp = _xp(z)
+        xp = namespace_of(z)
         shifted = z - z.max(axis=-1, keepdims=True)  # (B, K)
         return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
     def loss_and_grad(self, z, y):
         """Return ``(L, dL/dz)`` for logits ``z`` ``(B, K)`` and integer labels ``y`` ``(B,)``."""
-        xp = _xp(z)
+        xp = namespace_of(z)
         log_p = self._log_softmax(z)  # (B, K)
         rows = xp.arange(z.shape[0])
         loss = float(-log_p[rows, y].mean())
@@ -82,7 +79,7 @@ class SoftmaxCrossEntropy:
 
     def loss(self, z, y):
         """The loss ``L`` alone."""
-        xp = _xp(z)
+        xp = namespace_of(z)
         return float(-self._log_softmax(z)[xp.arange(z.shape[0]), y].mean())
 
     def metric(self, z, y):

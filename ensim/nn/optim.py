@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from .._backend import namespace_of
 from .._validation import check_int, check_real
-from .layers import _xp as _xp_of
 
 __all__ = ["SGD", "Adam", "ConstantLR", "ExponentialLR", "StepLR"]
 
@@ -54,11 +54,11 @@ class SGD:
                 v += grad
         for v, work, (param, grad) in zip(self._velocity, self._work, pairs):
             if self.nesterov:  # work = g + mu v
-                _xp_of(v).multiply(v, self.momentum, out=work)
+                namespace_of(v).multiply(v, self.momentum, out=work)
                 work += grad
                 work *= lr
             else:
-                _xp_of(v).multiply(v, lr, out=work)
+                namespace_of(v).multiply(v, lr, out=work)
             param -= work
 
 

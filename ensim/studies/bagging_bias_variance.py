@@ -28,8 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ensim.claims import direction, equivalence, identity, negative_control
-from ensim.decompose import bias_variance, decompose, jackknife
-from ensim.ensembles import KnownTruth, fit_repeats, make_ensemble
+from ensim.data import KnownTruth
+from ensim.decompose import bias_variance, decompose
+from ensim.ensembles import fit_repeats, make_ensemble
+from ensim.stats import jackknife
 from ensim.study import Study
 
 MODELS = ("tree", "bagged_trees")

@@ -38,8 +38,9 @@ import numpy as np
 from scipy import stats as sps
 
 from ensim.claims import direction, equivalence, identity, negative_control
+from ensim.data import KnownTruth
 from ensim.decompose import decompose
-from ensim.ensembles import KnownTruth, make_ensemble, member_predictions
+from ensim.ensembles import make_ensemble, member_predictions
 from ensim.stats import fit_inverse_k
 from ensim.study import Study
 

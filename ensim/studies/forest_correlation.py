@@ -45,9 +45,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ensim.claims import direction, equivalence, holm, negative_control
-from ensim.decompose import decompose, jackknife
-from ensim.ensembles import KnownTruth, fit_repeats, make_ensemble
-from ensim.stats import normal_conf_int
+from ensim.data import KnownTruth
+from ensim.decompose import decompose
+from ensim.ensembles import fit_repeats, make_ensemble
+from ensim.stats import jackknife, normal_conf_int
 from ensim.study import Study
 from ensim.theory import forest_variance
 
@@ -112,7 +113,7 @@ def _given_set(q, y, f):
 
 def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
     from ensim._random import child_seed
-    from ensim.ensembles import resample
+    from ensim.data import resample
 
     seed = streams.seed
     truth = KnownTruth("esl_linear", config.noise_sd, n_features=config.n_features)
