@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -286,15 +287,15 @@ def _connect_client(address: str, deadline_s: float):
 
 
 @contextlib.contextmanager
-def connect(*, n_jobs=1, scheduler=None, dask_workers=None,
-            deadline_s: float = CONNECT_DEADLINE_S):
+def connect(*, n_jobs=1, scheduler=None, dask_workers=None, deadline_s: float | None = None):
     """Where cells run: this process, ``n_jobs`` local processes, or a Dask cluster.
 
     A scheduler that cannot be reached, never answers, or is not a Dask scheduler
-    is a :class:`StudyError` within ``deadline_s`` seconds; so is one without
-    workers.
+    is a :class:`StudyError` within ``deadline_s`` seconds (default
+    :data:`CONNECT_DEADLINE_S`); so is one without workers.
     """
     check_options(n_jobs=n_jobs, scheduler=scheduler, dask_workers=dask_workers)
+    deadline_s = CONNECT_DEADLINE_S if deadline_s is None else deadline_s
     if scheduler is None and dask_workers is None:
         yield _Local(n_jobs)
         return
@@ -355,8 +356,9 @@ def execute(plan: Plan, executor, *, progress=None, verbose=False) -> StudyResul
     if store is not None:
         store.open(fresh=plan.fresh)
         finished, damaged = store.load(grid)
-        for item in damaged:
-            log.warning("%s: damaged cell file %s; recomputing it.", study.name, item)
+        for item in damaged:      # said even without logging: data was damaged on disk
+            print(f"ensim: {study.name}: damaged cell file {item}; set aside as .damaged, "
+                  "recomputing it.", file=sys.stderr)
     root = as_seed_sequence(plan.seed)
     pending = [(p, Streams.for_cell(root, p, study.pairing))
                for p in grid if cell_id(p) not in finished]
