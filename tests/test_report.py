@@ -1,4 +1,4 @@
-"""The report gathers every study: parse the HTML, check figures and claim tables."""
+"""The report gathers every study: parse the HTML, check order, figures, links and claims."""
 
 import base64
 import dataclasses
@@ -8,81 +8,124 @@ from pathlib import Path
 
 import pytest
 
-from ensim.claims import Claim, claims_to_markdown, count_verdicts, negative_control
+import ensim
+from ensim.claims import (Claim, claims_to_markdown, count_verdicts, direction, equivalence,
+                          holm, identity, negative_control, within)
 from ensim.report import write_report
-from ensim.sweep import load_study, run_study
 
 TINY = str(Path(__file__).parent / "data" / "tiny_study.py")
 
 
 class ReportParser(HTMLParser):
-    """Collects, per <section id=...>: images, and the cells of each table row."""
+    """Collects, per <section id=...>: images, links, story tags, and each table row's cells
+    (with the verdict cells' classes)."""
 
     def __init__(self):
         super().__init__()
-        self.sections, self.current, self.row, self.in_cell = {}, None, None, False
+        self.sections, self.order, self.current, self.row, self.cell = {}, [], None, None, None
+        self.in_claims = False
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "section":
-            self.current = self.sections.setdefault(attrs["id"], {"images": [], "rows": []})
-        elif tag == "img" and self.current is not None:
+            self.order.append(attrs["id"])
+            self.current = self.sections.setdefault(
+                attrs["id"], {"images": [], "rows": [], "links": [], "tags": [], "classes": []})
+        elif self.current is None:
+            return
+        elif tag == "img":
             self.current["images"].append(attrs["src"])
-        elif tag == "tr" and self.current is not None:
+        elif tag == "a":
+            self.current["links"].append(attrs["href"])
+        elif tag == "table" and attrs.get("class") == "claims":
+            self.in_claims = True
+            self.current["tags"].append(tag)
+        elif tag == "tr" and self.in_claims:
             self.row = []
         elif tag == "td" and self.row is not None:
-            self.in_cell = True
+            self.cell = attrs.get("class", "")
             self.row.append("")
+            if "verdict" in self.cell:
+                self.current["classes"].append(self.cell)
+        else:
+            self.current["tags"].append(tag)
 
     def handle_endtag(self, tag):
         if tag == "tr" and self.row:
             self.current["rows"].append(self.row)
             self.row = None
         elif tag == "td":
-            self.in_cell = False
+            self.cell = None
+        elif tag == "table":
+            self.in_claims = False
         elif tag == "section":
             self.current = None
 
     def handle_data(self, data):
-        if self.in_cell:
+        if self.cell is not None:
             self.row[-1] += data
+
+
+STORY = """A test story.
+
+* a list item with *emphasis*
+* and a second one
+
+| a | b |
+|---|---|
+| 1 | 2 |
+"""
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    run_study(load_study(TINY), out=out, seed=0, progress=False)
-    formula = load_study("formula-check")
-    tiny_config = formula.Config(ks=(1, 2, 5), rhos=(0.0, 0.5), dists=("gaussian", "rademacher"),
-                                 n_trials=3000, rel_margin=0.2)
-    original = formula.QUICK
-    formula.QUICK = tiny_config
-    try:
-        run_study(formula, out=out, quick=True, progress=False)
-    finally:
-        formula.QUICK = original
+    tiny = ensim.study.load_study(TINY)
+    story_study = dataclasses.replace(tiny, doc="A tiny study for testing the runner.\n\n" + STORY)
+    ensim.run(story_study, scale="full", out=out)
+    ensim.run("formula-check", out=out, ks=(1, 2, 5), rhos=(0.0, 0.5),
+              dists=("gaussian", "rademacher"), n_trials=3000, rel_margin=0.2)
     return out
 
 
-def test_report_holds_every_study_figure_and_claims(results):
+def test_report_holds_every_study_in_order_with_figures_links_and_claims(results):
     html_path, md_path = write_report(results)
+    page = html_path.read_text()
     parser = ReportParser()
-    parser.feed(html_path.read_text())
-    assert set(parser.sections) == {"tiny", "formula-check"}
+    parser.feed(page)
+    assert parser.order == ["formula-check", "tiny"]        # declared order, not alphabetical
     for name, section in parser.sections.items():
         claims = json.loads((results / name / "claims.json").read_text())
         assert len(section["rows"]) == len(claims)
         assert [row[0] for row in section["rows"]] == [c["statement"] for c in claims]
-        assert [row[4].split(" ")[0] for row in section["rows"]] == [c["verdict"] for c in claims]
+        for row, claim, cls in zip(section["rows"], claims, section["classes"]):
+            if claim["expected"] == "fails" and claim["verdict"] == "fails":
+                # A rejected negative control is the expected outcome, not a failure.
+                assert "control-ok" in cls and "fails" not in cls.split()
+                assert row[4].startswith("rejected, as expected")
+            else:
+                assert row[4].split(" ")[0] == claim["verdict"] and claim["verdict"] in cls
+            assert "\n" not in row[3] and row[3].startswith("95% [")   # interval on one line
         (image,) = section["images"]
         prefix = "data:image/png;base64,"
         assert image.startswith(prefix)
         png = base64.b64decode(image[len(prefix):])
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         assert png == (results / name / "figure.png").read_bytes()
+        links = section["links"]
+        assert "#top" in links
+        manifest = json.loads((results / name / "manifest.json").read_text())
+        for target in [*manifest["tables"].values(), "figure.pdf", "manifest.json"]:
+            assert f"{name}/{target}" in links and (results / name / target).exists()
+    assert "white-space: nowrap" in page
+    tags = parser.sections["tiny"]["tags"]
+    assert {"ul", "li", "em", "th"} <= set(tags)            # the story's Markdown, rendered
+    assert "*emphasis*" not in page
+    assert "<code>" in page                                 # formula-check's `literals`
     markdown = md_path.read_text()
     assert "formula-check/figure.png" in markdown and "tiny/figure.png" in markdown
     assert markdown.count("| claim | theory |") == 2
+    assert markdown.index("## Does averaging") < markdown.index("## A tiny study")
 
 
 def test_claims_round_trip_and_counts():
@@ -92,8 +135,9 @@ def test_claims_round_trip_and_counts():
     assert Claim.from_dict(json.loads(json.dumps(control.to_dict()))) == control
     assert control.expected == "fails" and control.as_expected and not unclear.as_expected
     assert count_verdicts([ok, control, unclear]) == (
-        "1 hold, 0 fail, 1 inconclusive; negative controls failing as they should: 1 of 1")
+        "1 hold, 0 fail, 1 inconclusive; negative controls rejected as expected: 1 of 1")
     table = claims_to_markdown([ok, control])
-    assert "negative control: expected" in table and "95% [0.99, 1.03]" in table
+    assert "rejected, as expected (negative control)" in table
+    assert "95%&nbsp;[0.99,&nbsp;1.03]" in table
     with pytest.raises(ValueError, match="'verdict' parameter of Claim"):
         dataclasses.replace(ok, verdict="maybe")

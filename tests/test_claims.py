@@ -1,0 +1,75 @@
+"""Claim builders: every verdict rule, the p-values behind them, Holm families."""
+
+import math
+
+import pytest
+from scipy import stats as sps
+
+from ensim.claims import all_of, direction, equivalence, holm, identity, negative_control, within
+
+
+def test_equivalence_verdicts():
+    # z TOST, margin 0.1: the 90% interval inside the margin holds, wholly outside fails.
+    assert equivalence("c", 1.01, 0.01, 1.0, 0.1).verdict == "holds"
+    assert equivalence("c", 1.5, 0.01, 1.0, 0.1).verdict == "fails"
+    assert equivalence("c", 1.05, 0.2, 1.0, 0.1).verdict == "inconclusive"
+    claim = equivalence("c", 1.01, 0.01, 1.0, 0.1, dof=4)
+    assert claim.kind == "equivalence" and "t, 4 dof" in claim.method
+    half = (claim.conf_high - claim.conf_low) / 2
+    assert half == pytest.approx(sps.t.ppf(0.975, 4) * 0.01, rel=1e-12)   # 1 - alpha interval
+    # The larger one-sided p-value is the upper test's, H0: diff >= +margin.
+    assert claim.p_value == pytest.approx(sps.t.cdf((0.01 - 0.1) / 0.01, 4), rel=1e-9)
+
+
+def test_direction_verdicts_and_p_value():
+    above = direction("d", 0.5, stderr=0.1, side="above")
+    assert above.verdict == "holds"
+    assert above.p_value == pytest.approx(2 * sps.norm.sf(5.0), rel=1e-9)
+    assert direction("d", -0.5, stderr=0.1, side="above").verdict == "fails"
+    assert direction("d", 0.1, stderr=0.1, side="above").verdict == "inconclusive"
+    assert direction("d", -0.5, stderr=0.1, side="below").verdict == "holds"
+    assert direction("d", 2.0, interval=(1.5, 2.5), p_value=0.01, bound=1.0).verdict == "holds"
+    with pytest.raises(ValueError, match="'side'"):
+        direction("d", 1.0, stderr=1.0, side="up")
+    with pytest.raises(TypeError, match="stderr"):
+        direction("d", 1.0)
+
+
+def test_within_identity_and_all_of():
+    assert within("w", 1.0, 0.8, 1.2, 0.5, 1.5).verdict == "holds"
+    assert within("w", 2.0, 1.8, 2.2, 0.5, 1.5).verdict == "fails"
+    assert within("w", 1.4, 1.2, 1.6, 0.5, 1.5).verdict == "inconclusive"
+    assert identity("i", 1e-14).verdict == "holds"
+    assert identity("i", 1e-6).verdict == "fails"          # negative control of the rule
+    good = [equivalence("p", 1.0 + e, 0.01, 1.0, 0.1) for e in (0.0, 0.02)]
+    unclear = equivalence("p", 1.05, 0.2, 1.0, 0.1)
+    wrong = equivalence("p", 1.5, 0.01, 1.0, 0.1)
+    assert all_of("all", good).verdict == "holds"
+    combined = all_of("all", [*good, unclear], labels=["a", "b", "c"])
+    assert combined.verdict == "inconclusive" and combined.statement.endswith("least favourable c")
+    assert all_of("all", [*good, unclear, wrong]).verdict == "fails"
+
+
+def test_holm_adjusts_p_values_as_by_hand():
+    # p = 0.01, 0.04, 0.03 over 3 claims: Holm multiplies the sorted p-values by 3, 2, 1
+    # and keeps them monotone: 0.03, max(0.06, 0.03) = 0.06, max(0.04, 0.06) = 0.06.
+    claims = [direction(f"c{i}", 1.0, interval=(0.5, 1.5), p_value=p)
+              for i, p in enumerate((0.01, 0.04, 0.03))]
+    assert [c.verdict for c in claims] == ["holds"] * 3
+    adjusted = holm(claims, "family")
+    assert [c.p_value for c in adjusted] == pytest.approx([0.03, 0.06, 0.06], rel=1e-12)
+    assert [c.verdict for c in adjusted] == ["holds", "inconclusive", "inconclusive"]
+    assert all(c.family == "family" and "Holm-adjusted" in c.method for c in adjusted)
+    # A failing claim stays failed (its verdict rests on the interval alone).
+    failed = direction("f", -1.0, stderr=0.1, side="above")
+    assert holm([failed], "one")[0].verdict == "fails"
+    with pytest.raises(ValueError, match="needs a p-value"):
+        holm([within("w", 1.0, 0.8, 1.2, 0.5, 1.5)], "bad")
+
+
+def test_negative_control_and_round_trip():
+    control = negative_control(equivalence("wrong", 1.5, 0.01, 1.0, 0.1))
+    assert control.is_control and control.as_expected
+    assert not negative_control(equivalence("weak", 1.05, 0.2, 1.0, 0.1)).as_expected
+    data = control.to_dict()
+    assert data["kind"] == "equivalence" and not math.isnan(data["p_value"])
