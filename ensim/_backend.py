@@ -49,8 +49,9 @@ def _cupy():
     except ImportError as exc:
         raise RuntimeError(
             "backend='cupy' needs CuPy, which is not installed. Install the wheel "
-            "matching your CUDA driver: pip install 'ensim[gpu]' (CUDA 12) or "
-            "pip install 'ensim[gpu-cuda13]' (CUDA 13).") from exc
+            "matching your CUDA driver: pip install 'ensim-stats[gpu]' (CUDA 12) or "
+            "pip install 'ensim-stats[gpu-cuda13]' (CUDA 13); from a checkout, "
+            "pip install '.[gpu]' or '.[gpu-cuda13]'.") from exc
     try:
         n_devices = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA raises its own error types
