@@ -108,7 +108,7 @@ class Claim:
                 for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Claim":
+    def from_dict(cls, data: dict) -> Claim:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: (math.nan if v is None and k in ("estimate", "conf_low", "conf_high")
                           else v) for k, v in data.items() if k in known})

@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 
 import ensim
-from ensim.claims import (Claim, claims_to_markdown, count_verdicts, direction, equivalence,
-                          holm, identity, negative_control, within)
+from ensim.claims import (
+    Claim,
+    claims_to_markdown,
+    count_verdicts,
+    negative_control,
+)
 from ensim.report import write_report
 
 TINY = str(Path(__file__).parent / "data" / "tiny_study.py")

@@ -13,16 +13,17 @@ import inspect
 import json
 import numbers
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .._backend import BACKENDS
 from .._random import child_seed, key_from_name, key_from_params
 
-__all__ = ["Study", "StudyError", "Streams", "apply_overrides", "parse_override"]
+__all__ = ["Streams", "Study", "StudyError", "apply_overrides", "parse_override"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -55,7 +56,7 @@ class Streams:
     arm_seed: np.random.SeedSequence
 
     @classmethod
-    def for_cell(cls, root: np.random.SeedSequence, params: dict, pairing) -> "Streams":
+    def for_cell(cls, root: np.random.SeedSequence, params: dict, pairing) -> Streams:
         shared = params if pairing is None else {k: params[k] for k in pairing}
         return cls(child_seed(root, *key_from_params(shared)),
                    child_seed(root, *key_from_params(params)))
