@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -48,3 +49,27 @@ def test_claims_hold_and_negative_controls_fail(small_run):
     assert len(controls) == 2 and all(c["verdict"] == "fails" for c in controls)
     assert checks and all(c["verdict"] == "holds" for c in checks), [
         (c["statement"], c["verdict"]) for c in checks if c["verdict"] != "holds"]
+
+
+def test_the_z_histogram_counts_only_random_cells():
+    # Rademacher factors make some cells deterministic (every trial the same squared
+    # error: k = 1, and rho = 1): their z is rounding noise and must not be drawn.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    result = ensim.run("formula-check", ks=(1, 2, 5), rhos=(0.0, 1.0), dists=("rademacher",),
+                       n_trials=2000, lower_edge=False)
+    cells = result.tables["cells"]
+    random = cells[cells.stderr / cells.mse > 1e-6]
+    assert len(random) == 2 and len(cells) == 6
+    figure = result.figure()
+    ax = figure.axes[-1]
+    (label,) = [t.get_text() for t in ax.get_legend().get_texts() if "cells" in t.get_text()]
+    assert label.startswith("2 random cells") and "4 deterministic" in label
+    heights = np.array([p.get_height() for p in ax.patches])
+    widths = np.array([p.get_width() for p in ax.patches])
+    assert np.sum(heights * widths) == pytest.approx(1.0)        # a density of the 2 z-scores
+    assert "WLS" in figure.axes[-2].get_title() and "V = 2" in figure._suptitle.get_text()
+    plt.close(figure)

@@ -75,6 +75,19 @@ def _margin(config: Config, theory: float, k: int) -> float:
     return config.rel_margin * max(theory, config.variance / k)
 
 
+def _random_cells(table):
+    """The z-scores of the main series' random cells, and how many were left out.
+
+    Some cells are deterministic (Rademacher factors at some rho give every trial
+    the same squared error): their standard error is rounding noise (about 1e-15)
+    and so is their z, which says nothing about the standard errors.
+    """
+    main = table[table.series == "rho"]
+    random = main.stderr > 1e-8 * main.mse
+    z = main.z[random].to_numpy()
+    return z[np.isfinite(z)], int((~random).sum())
+
+
 def _series_fits(table, config):
     main = table[table.series == "rho"]
     for (dist, rho), group in main.groupby(["dist", "rho"], sort=False):
@@ -91,18 +104,25 @@ def plot(tables, config: Config):
     colors = dict(zip(config.rhos, color_cycle(len(config.rhos))))
     k_line = np.geomspace(1, max(config.ks), 200)
     main = table[table.series == "rho"]
+    widest = 0.0
     for ax, dist in zip(axes.flat, config.dists):
         for rho in config.rhos:
             rows = main[(main.dist == dist) & (main.rho == rho)].sort_values("k")
             low, high = normal_conf_int(rows.mse, rows.stderr, config.alpha)
+            widest = max(widest, float(np.max((high - low) / rows.mse)))
             plot_interval_points(rows.k, rows.mse / V, np.maximum(low / V, 1e-6), high / V,
                                  ax=ax, color=colors[rho], label=f"ρ = {rho:g}")
             k_valid = k_line if rho >= 0 else k_line[k_line <= 1 - 1 / rho]
             ax.plot(k_valid, 1 / k_valid + (k_valid - 1) / k_valid * rho, color=colors[rho],
                     lw=0.9, alpha=0.8)
-        ax.set(xscale="log", yscale="log", xlabel="ensemble size k", ylabel="MSE_ens / V",
+        ax.set(xscale="log", yscale="log", xlabel="ensemble size k",
+               ylabel=f"MSE_ens / V   (V = {V:g})",
                title=f"{dist}" + (f" (df = {config.df:g})" if dist == "student-t" else ""))
-    axes.flat[0].legend(loc="lower left", ncols=2, title="lines: V/k + (k−1)/k·C")
+    level = f"{1 - config.alpha:.0%}"
+    bars = (f"points: measured, {level} intervals\n(narrower than the markers)" if widest < 0.1
+            else f"points: measured, {level} intervals")
+    axes.flat[0].legend(loc="lower left", ncols=2,
+                        title=f"{bars}\nlines: V/k + (k−1)/k·C")
 
     ax = axes.flat[4]
     fits = list(_series_fits(table, config))
@@ -121,21 +141,24 @@ def plot(tables, config: Config):
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(range(len(config.rhos)), [f"{r:g}" for r in config.rhos])
     ax.set(xlabel="true ρ", ylabel="(estimate − truth) / V",
-           title="OLS on 1/k: C (●) and V (■) recovered")
+           title=f"Fit on 1/k (WLS): C ● and V ■, {level} intervals")
     ax.legend(loc="lower left", ncols=2)
 
     ax = axes.flat[5]
-    z = table.z[(table.series == "rho") & (table.stderr > 0)].to_numpy()
-    z = z[np.isfinite(z)]
-    ax.hist(z, bins=np.linspace(-4.5, 4.5, 31), density=True, color="#999999", alpha=0.8,
-            label=f"{z.size} cells")
+    z, n_deterministic = _random_cells(table)
+    left_out = (f"\n({n_deterministic} deterministic cells\nleft out: their SE is 0)"
+                if n_deterministic else "")
+    counts, _, _ = ax.hist(z, bins=np.linspace(-4.5, 4.5, 31), density=True, color="#999999",
+                           alpha=0.8, label=f"{z.size} random cells{left_out}")
     grid = np.linspace(-4.5, 4.5, 200)
     ax.plot(grid, sps.norm.pdf(grid), color="k", label="N(0, 1)")
-    ax.set(xlabel="z = (measured − theory) / SE", ylabel="density", title="All cells")
+    ax.set(xlabel="z = (measured − theory) / SE", ylabel="density",
+           ylim=(0, 1.7 * max(counts.max(), sps.norm.pdf(0))),
+           title="Are the standard errors right?")
     ax.legend(loc="upper right")
-    fig.suptitle("MSE of an average of k models: Monte Carlo against V/k + (k−1)/k·C")
+    fig.suptitle(f"MSE of an average of k models: Monte Carlo against V/k + (k−1)/k·C "
+                 f"(V = {V:g}, {config.n_trials:,} trials per point)")
     return fig
-
 
 
 def _every_k_claim(statement, rows, targets, margins, config: Config):
@@ -184,8 +207,7 @@ def claims(tables, config: Config) -> list:
                 getattr(fit, which), getattr(fit, which + "_stderr"), truth,
                 config.rel_margin * V, alpha=alpha,
                 method=f"margin {config.rel_margin:.0%} of V"))
-    z = table.z[(table.series == "rho") & (table.stderr > 1e-8 * table.mse)].to_numpy()
-    z = z[np.isfinite(z)]
+    z, _ = _random_cells(table)
     if z.size >= 2:
         n, mean_z2 = z.size, float(np.mean(z**2))
         # n * mean(z^2) ~ chi2(n) when every z is N(0, 1): an exact interval for the scale.
