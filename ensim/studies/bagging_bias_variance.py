@@ -119,8 +119,11 @@ def plot(tables, config: Config):
 
     fig, axes = figure(2, 3, width=11, height_per_row=3.2)
     c_bias, c_var, c_noise, c_cov = color_cycle(4)
+    points, k = tables["points"], config.n_estimators
+    # One scale for both models' error panels, fitted to the data.
+    error_top = 1.15 * float(points.error.max())
     for j, model in enumerate(MODELS):
-        grid = tables["points"][tables["points"].model == model].sort_values("x")
+        grid = points[points.model == model].sort_values("x")
         train = tables["train"][tables["train"].model == model]
         ax = axes[0, j]
         ax.plot(grid.x, grid.f, color=PALETTE[0], label="f(x)")
@@ -129,29 +132,34 @@ def plot(tables, config: Config):
             ax.plot(grid.x, grid[f"prediction_{r}"], color=c_noise, lw=0.5, alpha=0.6,
                     label="predictions" if r == 0 else None)
         ax.plot(grid.x, grid.mean_prediction, color=c_bias, ls="--", label="mean prediction")
-        ax.set(title="Decision tree" if model == "tree" else
-               f"Bagged trees (k = {config.n_estimators})", xlabel="x", ylabel="y")
-        ax.legend(loc="upper left")
+        top = max(float(train.y.max()), float(grid.f.max()))
+        ax.set(title="Decision tree" if model == "tree" else f"Bagged trees (k = {k})",
+               xlabel="x", ylabel="y", ylim=(None, top + 0.9))   # room above for the legend
+        ax.legend(loc="upper left", ncols=2, fontsize=7)
         ax = axes[1, j]
         ax.plot(grid.x, grid.error, color=PALETTE[0], label="error")
         ax.plot(grid.x, grid.bias2, color=c_bias, label="bias²")
         ax.plot(grid.x, grid.variance, color=c_var, label="variance")
         ax.plot(grid.x, grid.noise, color=c_noise, label="noise")
-        ax.set(xlabel="x", ylabel="squared error", ylim=(0, 0.1))
-        ax.legend(loc="upper left")
-    points = tables["points"]
+        ax.set(xlabel="x", ylabel="squared error", ylim=(0, error_top))
+        ax.legend(loc="upper left", ncols=2, fontsize=7)
     bag = points[points.model == "bagged_trees"].sort_values("x")
     ax = axes[0, 2]
-    ax.plot(bag.x, bag.member_variance, color=c_var, label="member variance σ²(x)")
-    ax.plot(bag.x, bag.covariance, color=c_cov, label="covariance of two members")
-    ax.plot(bag.x, bag.variance, color=PALETTE[0], label="ensemble variance")
+    ax.plot(bag.x, bag.member_variance, color=c_var, label="member σ²(x)")
+    ax.plot(bag.x, bag.covariance, color=c_cov, label="covariance")
+    ax.plot(bag.x, bag.variance, color=PALETTE[0], label="bag, measured")
+    formula = bag.rho * bag.member_variance + (1 - bag.rho) * bag.member_variance / k
+    ax.plot(bag.x, formula, color=c_bias, ls=(0, (2, 3)), lw=1.6,
+            label="ρσ² + (1−ρ)σ²/k")
+    ax.plot(bag.x, bag.member_variance / k, color=c_noise, ls=":", lw=1.0,
+            label="σ²/k (independent)")
     ax.set(xlabel="x", ylabel="variance across training sets",
-           title="Inside the bagged variance")
-    ax.legend(loc="upper left")
+           ylim=(0, 1.6 * float(bag.member_variance.max())), title="Inside the bagged variance")
+    ax.legend(loc="upper left", ncols=2, fontsize=7)
     ax = axes[1, 2]
     ax.plot(bag.x, bag.rho, color=c_cov)
     ax.set(xlabel="x", ylabel="ρ(x) = covariance / σ²(x)", ylim=(0, 1),
-           title="Sampling correlation of two members")
+           title="Correlation of two members ρ(x)")
     fig.suptitle("Single tree vs bagged trees: error = bias² + variance + noise, "
                  "and variance = ρσ² + (1−ρ)σ²/k")
     return fig

@@ -120,12 +120,15 @@ def _t_interval(values, alpha):
 
 
 def plot(tables, config: Config):
+    from matplotlib.lines import Line2D
+
     from ensim.plotting import color_cycle, figure, plot_interval_points
 
-    fig, axes = figure(1, 2, width=10, height_per_row=3.8)
+    fig, axes = figure(1, 2, width=10.5, height_per_row=4.0)
     colors = dict(zip(MODELS, color_cycle(len(MODELS))))
     labels = {"bagged_trees": "bagged trees", "random_forest":
               f"random forest (max_features = {config.max_features:g})"}
+    noise = config.noise_sd**2
     ax = axes[0, 0]
     curves = tables["curves"]
     for model in MODELS:
@@ -134,26 +137,41 @@ def plot(tables, config: Config):
             ax.plot(one.k, one.mse, color=colors[model], lw=0.5, alpha=0.5)
         mean = part.groupby("k")[["mse", "formula"]].mean()
         ax.plot(mean.index, mean.formula, color="k", ls="--", lw=0.9)
-        ax.plot([], [], color=colors[model], label=labels[model])
+        ax.plot([], [], color=colors[model], label=f"{labels[model]}, one line per set")
     ax.plot([], [], color="k", ls="--", label="V/k + (k−1)/k·C, measured V, C")
-    ax.set(xscale="log", xlabel="ensemble size k",
+    ax.axhline(noise, color="0.5", lw=0.8, ls=":")
+    ax.text(1.1, noise, f"noise σ² = {noise:g}", va="bottom", fontsize=7, color="0.35")
+    ax.set(xscale="log", xlabel="ensemble size k", ylim=(0, 1.45 * float(curves.mse.max())),
            ylabel="held-out MSE of k members (mean over orders)",
-           title="Error against ensemble size")
+           title="Error against ensemble size: it flattens at C")
     ax.legend(loc="upper right")
     ax = axes[0, 1]
     summary = tables["ensembles"]
     for j, model in enumerate(MODELS):
         part = summary[summary.model == model]
-        for i, (fitted, measured, _) in enumerate(
-                ((part.fit_C, part.C, "C"), (part.fit_slope, part.V - part.C, "V − C"))):
+        for i, (fitted, measured) in enumerate(((part.fit_C, part.C),
+                                                (part.fit_slope, part.V - part.C))):
             for x, values in ((2 * i, measured), (2 * i + 1, fitted)):
                 mean, _, low, high = _t_interval(values, config.alpha)
-                plot_interval_points([x + 0.15 * j], [mean], [low], [high], ax=ax,
-                                     color=colors[model], marker="o" if x % 2 == 0 else "s",
-                                     label=labels[model] if x == 0 else None)
+                plot_interval_points([x + 0.2 * (j - 0.5)], [mean], [low], [high], ax=ax,
+                                     color=colors[model], marker="o" if x % 2 == 0 else "s")
     ax.set_xticks(range(4), ["C measured", "C fitted", "V − C measured", "V − C fitted"])
-    ax.set(ylabel="squared error", title="OLS fit on 1/k against the measured moments")
-    ax.legend(loc="upper left")
+    top = float(np.max([summary.C.max(), (summary.V - summary.C).max()]))
+    ax.set(ylabel="squared error", ylim=(0, 1.55 * top),
+           title=f"Fitted on 1/k vs measured ({1 - config.alpha:.0%} t intervals)")
+    handles = [Line2D([], [], color=colors[m], marker="o", ls="", label=labels[m])
+               for m in MODELS]
+    handles += [Line2D([], [], color="0.3", marker="o", ls="", label="measured from pairs of "
+                       "members"),
+                Line2D([], [], color="0.3", marker="s", ls="", label="fitted on 1/k (OLS)")]
+    ax.legend(handles=handles, loc="upper left", ncols=2, fontsize=7)
+    # Why the forest's C is higher: C is the error that averaging cannot remove, the
+    # noise plus the squared bias of the averaged member, and its members are more biased.
+    floor = summary.groupby("model").C.mean() - noise
+    ax.text(0.5, 0.04, "C − noise ≈ squared bias of the averaged member: "
+            + ", ".join(f"{labels[m].split(' (')[0]} {floor[m]:.2g}" for m in MODELS)
+            + ";\nthe forest's members are more biased, so averaging them leaves more",
+            transform=ax.transAxes, ha="center", fontsize=7)
     fig.suptitle("Held-out error of bagged trees and a random forest against k (Friedman #1)")
     return fig
 

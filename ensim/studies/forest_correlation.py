@@ -150,53 +150,70 @@ def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
 
 
 def plot(tables, config: Config):
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     from ensim.plotting import PALETTE, color_cycle, figure, plot_interval_points
 
-    fig, axes = figure(1, 3, width=12, height_per_row=3.6)
+    fig, axes = figure(1, 3, width=12.5, height_per_row=3.9)
     c1, c2, c3 = color_cycle(3)
     points = tables["points"]
     ms = sorted(points.max_features.unique())
     summary = tables["summary"].set_index("max_features").loc[ms]
     dof = float(summary.dof.iloc[0])
+    level = f"{1 - config.alpha:.0%}"
+    # One categorical axis for m in every panel: position i is the i-th m.
     positions = np.arange(len(ms))
+
+    def m_axis(ax):
+        ax.set_xticks(positions, [str(m) for m in ms])
+        ax.set_xlim(-0.6, len(ms) - 0.4)
+        ax.set_xlabel("max_features m (features tried at each split)")
+
     ax = axes[0, 0]
-    ax.boxplot([points[points.max_features == m].rho for m in ms], positions=positions,
-               widths=0.5, showfliers=False)
-    ax.scatter(positions, summary.rho_ratio, marker="D", color=c1, zorder=3,
-               label="variance-ratio form (pooled)")
+    ax.boxplot([points[points.max_features == m].rho for m in ms], positions=positions - 0.12,
+               widths=0.3, showfliers=False, medianprops={"color": PALETTE[0]})
+    ax.scatter(positions - 0.12, summary.rho_ratio, marker="D", color=c1, zorder=3, s=22)
     low, high = normal_conf_int(summary.rho_given_set, summary.rho_given_set_stderr,
                                 config.alpha, dof=dof)
-    plot_interval_points(positions + 0.3, summary.rho_given_set, low, high, ax=ax, color=c2,
-                         marker="^", label="given the training set (pooled)")
+    plot_interval_points(positions + 0.2, summary.rho_given_set, low, high, ax=ax, color=c2,
+                         marker="^")
     control = summary.shared_rho_given_set.dropna()
-    ax.scatter([positions[ms.index(m)] + 0.3 for m in control.index], control, marker="x",
-               color=c3, zorder=3, label="given the set, trees sharing a bootstrap")
-    ax.set_xticks(positions, [str(m) for m in ms])
+    ax.scatter([positions[ms.index(m)] + 0.2 for m in control.index], control, marker="x",
+               color=c3, zorder=3)
     top = max(points.rho.quantile(0.95), control.max())       # room for the legend
-    ax.set(xlabel="max_features m", ylabel="ρ(x) between two trees", ylim=(None, 1.7 * top),
+    handles = [Patch(facecolor="white", edgecolor="k", label="ρ(x) over test points (box)"),
+               Line2D([], [], marker="D", color=c1, ls="", label="variance-ratio form, pooled"),
+               Line2D([], [], marker="^", color=c2, label=f"given the training set, pooled "
+                      f"({level})"),
+               Line2D([], [], marker="x", color=c3, ls="", label="negative control: given the "
+                      "set, one shared bootstrap")]
+    ax.legend(handles=handles, loc="upper left", fontsize=7)
+    ax.set(ylabel="ρ(x) between two trees", ylim=(None, 1.8 * top),
            title="Correlation between trees (ESL fig. 15.9)")
-    ax.legend(loc="upper left")
+    m_axis(ax)
     ax = axes[0, 1]
     means = points.groupby("max_features")[["within", "between", "sigma2"]].mean().loc[ms]
-    ax.plot(ms, means.within, "o-", color=c1, label="within training set  E_Z Var[T|Z]")
-    ax.plot(ms, means.between, "s-", color=c2, label="between training sets  Var_Z E[T|Z]")
-    ax.plot(ms, means.sigma2, "^-", color=PALETTE[0], label="total σ² of one tree")
-    ax.set(xlabel="max_features m", ylabel="variance (mean over x)", yscale="log",
+    ax.plot(positions, means.within, "o-", color=c1, label="within training set  E_Z Var[T|Z]")
+    ax.plot(positions, means.between, "s-", color=c2, label="between training sets  Var_Z E[T|Z]")
+    ax.plot(positions, means.sigma2, "^-", color=PALETTE[0], label="total σ² of one tree")
+    ax.set(ylabel="variance (mean over x)", yscale="log",
            title="Variance components (ESL fig. 15.10)")
-    ax.legend(loc="best")
+    ax.legend(loc="lower right", fontsize=7)
+    m_axis(ax)
     ax = axes[0, 2]
     for name, color, label, shift in (
-            ("forest_variance", PALETTE[0], f"measured, forest of B = {config.n_trees}", 0.0),
-            ("formula", c1, "ρσ² + (1−ρ)σ²/B", 0.25),
-            ("independent", c3, "σ²/B (independent trees)", 0.5)):
+            ("forest_variance", PALETTE[0], f"measured, forest of B = {config.n_trees}", -0.15),
+            ("formula", c1, "ρσ² + (1−ρ)σ²/B (ESL eq. 15.1)", 0.0),
+            ("independent", c3, "σ²/B (independent trees)", 0.15)):
         low, high = normal_conf_int(summary[name], summary[name + "_stderr"], config.alpha,
                                     dof=dof)
-        plot_interval_points(np.log(ms) + shift * 0.1, summary[name], low, high, ax=ax,
-                             color=color, label=label)
-    ax.set_xticks(np.log(ms), [str(m) for m in ms])
-    ax.set(xlabel="max_features m", ylabel="variance of the forest (mean over x)",
-           title="Forest variance against ESL eq. 15.1")
-    ax.legend(loc="upper left")
+        plot_interval_points(positions + shift, summary[name], low, high, ax=ax, color=color,
+                             label=label)
+    ax.set(ylabel="variance of the forest (mean over x)",
+           title=f"Forest variance vs ESL eq. 15.1 ({level} intervals)")
+    ax.legend(loc="upper left", fontsize=7)
+    m_axis(ax)
     fig.suptitle("Random forests on ESL's additive model: tree correlation and forest variance")
     return fig
 
