@@ -106,3 +106,32 @@ def test_ensemble_size_fit_recovers_v_minus_c_in_every_training_set():
     # (The first k members in one fixed order missed by up to 80% here.)
     slope_error = (per_set.fit_slope - (per_set.V - per_set.C)) / (per_set.V - per_set.C)
     assert slope_error.abs().max() < 0.02, slope_error
+
+
+def test_figures_draw_what_they_say():
+    import matplotlib.pyplot as plt
+
+    # Bagging: the formula curve is drawn, and it lies on the measured ensemble variance
+    # (an exact identity); the error panels end near the data, not at a fixed 0.1.
+    study, config, tables = run_tiny("bagging-bias-variance")
+    figure = study.plot(tables, config)
+    lines = {line.get_label(): line for line in figure.axes[2].get_lines()}
+    np.testing.assert_allclose(lines["ρσ² + (1−ρ)σ²/k"].get_ydata(),
+                               lines["bag, measured"].get_ydata(), rtol=1e-10)
+    top = figure.axes[3].get_ylim()[1]
+    assert top == pytest.approx(1.15 * tables["points"].error.max())
+    plt.close(figure)
+    # Forest: one categorical axis for m in all three panels, every marker in a legend.
+    study, config, tables = run_tiny("forest-correlation")
+    figure = study.plot(tables, config)
+    ticks = [[t.get_text() for t in ax.get_xticklabels()] for ax in figure.axes]
+    assert ticks[0] == ticks[1] == ticks[2] == [str(m) for m in config.max_features]
+    legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert any("box" in t for t in legend) and any("negative control" in t for t in legend)
+    plt.close(figure)
+    # Ensemble size: measured (circles) and fitted (squares) are both in the legend.
+    study, config, tables = run_tiny("ensemble-size")
+    figure = study.plot(tables, config)
+    legend = [t.get_text() for t in figure.axes[1].get_legend().get_texts()]
+    assert any("measured" in t for t in legend) and any("fitted" in t for t in legend)
+    plt.close(figure)
