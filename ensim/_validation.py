@@ -122,8 +122,7 @@ def check_mask(value, name: str, *, shape=None, shape_text: str | None = None,
         fits = array.ndim == len(shape) and all(
             want is None or got == want for got, want in zip(array.shape, shape))
         if not fits:
-            expected = shape_text or "(" + ", ".join(
-                "any" if n is None else str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+            expected = shape_text or _shape_text(shape)
             raise ValueError(f"{_prefix(name, owner)} must have shape {expected}; "
                              f"got shape {tuple(array.shape)}.")
     if array.dtype.kind != "b":
@@ -133,6 +132,12 @@ def check_mask(value, name: str, *, shape=None, shape_text: str | None = None,
             _raise_entries(name, owner, "must hold only 0 or 1 (a keep/drop mask)",
                            xp.asarray(array, dtype=xp.float64), bad, n_bad)
     return xp.asarray(array, dtype=xp.float64 if dtype is None else dtype)
+
+
+def _shape_text(shape) -> str:
+    """``(any, 3)`` for the expected shape ``(None, 3)``; ``(4,)`` for ``(4,)``."""
+    names = ["any" if n is None else str(n) for n in shape]
+    return "(" + ", ".join(names) + ("," if len(names) == 1 else "") + ")"
 
 
 def _raise_entries(name, owner, requirement, array, bad, n_bad):
