@@ -613,9 +613,9 @@ def decompose(predictions, y, f=None, *, repeats=None, matrices=None):
     Raises
     ------
     ValueError
-        For a wrong shape, fewer than two repeats, no test points, a ``y`` or ``f``
-        of the wrong shape, NaN or infinite values, or ``f``, ``repeats`` or
-        several targets given with a 2-D array.
+        For a wrong shape, no members, fewer than two repeats, no test points, a
+        ``y`` or ``f`` of the wrong shape, NaN or infinite values, or ``f``,
+        ``repeats`` or several targets given with a 2-D array.
     TypeError
         For values that are not real numbers (complex ones included), or a
         ``matrices`` that is not a bool.
