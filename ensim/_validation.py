@@ -21,7 +21,9 @@ __all__ = [
     "check_choice",
     "check_covariance",
     "check_int",
+    "check_mask",
     "check_real",
+    "check_real_array",
     "covariance_range",
 ]
 
@@ -66,6 +68,90 @@ def check_real(value, name: str, *, low: float | None = None, high: float | None
     if too_low or too_high:
         raise ValueError(f"{_prefix(name, owner)} must be in {text}; got {value:g}.")
     return value
+
+
+def check_real_array(value, name: str, *, low: float | None = None, high: float | None = None,
+                     low_inclusive: bool = True, high_inclusive: bool = True,
+                     owner: str | None = None, xp=None):
+    """Return ``value`` as a float64 array whose every entry is finite and in range, or raise.
+
+    The elementwise :func:`check_real`, for a scalar or an array (NumPy unless ``xp``
+    is given). The error names the first bad entry, its index and how many there
+    are, so a bad standard error in a long vector can be found.
+    """
+    xp = np if xp is None else xp
+    array = xp.asarray(value)
+    if array.dtype.kind == "b" or array.dtype.kind not in "iuf":
+        kind = "boolean" if array.dtype.kind == "b" else f"dtype {array.dtype}"
+        raise TypeError(f"{_prefix(name, owner)} must be a real number or an array of real "
+                        f"numbers; got {kind} values.")
+    array = xp.asarray(array, dtype=xp.float64)
+    text = _interval(low, high, low_inclusive, high_inclusive)
+    bad = ~xp.isfinite(array)
+    if low is not None:
+        bad |= (array < low) if low_inclusive else (array <= low)
+    if high is not None:
+        bad |= (array > high) if high_inclusive else (array >= high)
+    n_bad = int(xp.sum(bad))
+    if n_bad:
+        _raise_entries(name, owner, f"must be finite and in {text}", array, bad, n_bad)
+    return array
+
+
+def check_mask(value, name: str, *, shape=None, shape_text: str | None = None,
+               owner: str | None = None, xp=None, dtype=None):
+    """Return ``value`` as a 0/1 mask array of ``dtype`` (default float64), or raise.
+
+    A mask is boolean, or numeric with every entry exactly 0 or 1 (a dropout
+    mask keeps a unit or drops it; 0.5 or NaN is neither). ``shape`` is the
+    expected shape, ``None`` for an axis of any length; ``shape_text`` is how the
+    error prints it (``"(m, 4)"``). ``TypeError`` for a non-numeric array,
+    ``ValueError`` for a wrong shape or a value other than 0 and 1.
+    """
+    xp = np if xp is None else xp
+    try:
+        array = xp.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{_prefix(name, owner)} must be a 0/1 mask array; "
+                        f"got {type(value).__name__}.") from exc
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{_prefix(name, owner)} must be a 0/1 mask array of booleans or "
+                        f"numbers; got dtype {array.dtype}.")
+    if shape is not None:
+        shape = tuple(shape)
+        fits = array.ndim == len(shape) and all(
+            want is None or got == want for got, want in zip(array.shape, shape))
+        if not fits:
+            expected = shape_text or _shape_text(shape)
+            raise ValueError(f"{_prefix(name, owner)} must have shape {expected}; "
+                             f"got shape {tuple(array.shape)}.")
+    if array.dtype.kind != "b":
+        bad = ~((array == 0) | (array == 1))          # NaN compares unequal to both
+        n_bad = int(xp.sum(bad))
+        if n_bad:
+            _raise_entries(name, owner, "must hold only 0 or 1 (a keep/drop mask)",
+                           xp.asarray(array, dtype=xp.float64), bad, n_bad)
+    return xp.asarray(array, dtype=xp.float64 if dtype is None else dtype)
+
+
+def _shape_text(shape) -> str:
+    """``(any, 3)`` for the expected shape ``(None, 3)``; ``(4,)`` for ``(4,)``."""
+    names = ["any" if n is None else str(n) for n in shape]
+    return "(" + ", ".join(names) + ("," if len(names) == 1 else "") + ")"
+
+
+def _raise_entries(name, owner, requirement, array, bad, n_bad):
+    """``ValueError`` naming the first bad entry of ``array``, its index and the count."""
+    if array.ndim == 0:
+        raise ValueError(f"{_prefix(name, owner)} {requirement}; got {float(array):g}.")
+    from ._backend import to_numpy            # imported here: _backend imports this module
+
+    first = int(np.argmax(to_numpy(bad).ravel()))
+    index = tuple(int(i) for i in np.unravel_index(first, array.shape))
+    where = index[0] if len(index) == 1 else index
+    more = f" ({n_bad} such entries)" if n_bad > 1 else ""
+    raise ValueError(f"{_prefix(name, owner)} {requirement}; got "
+                     f"{float(array.ravel()[first]):g} at index {where}{more}.")
 
 
 def check_choice(value, name: str, choices, *, owner: str | None = None):

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats as _sps
 
-from ._validation import check_array, check_int, check_real
+from ._validation import check_array, check_int, check_real, check_real_array
 
 __all__ = [
     "EquivalenceResult",
@@ -62,10 +62,16 @@ def normal_conf_int(estimate: float, stderr: float, alpha: float = 0.05,
     with ``dof`` degrees of freedom: use it when ``stderr`` is estimated from few
     independent units (``n - 1`` for a mean of ``n`` values, ``G - 1`` for a
     jackknife over ``G`` groups).
+
+    ``estimate`` and ``stderr`` may be scalars or arrays (pandas Series too) of
+    matching shape: the bounds are then arrays of the same kind. Every ``stderr``
+    must be finite and non-negative (a negative one would invert the interval).
     """
+    owner = "normal_conf_int"
     alpha = check_real(alpha, "alpha", low=0.0, high=1.0, low_inclusive=False,
-                       high_inclusive=False, owner="normal_conf_int")
-    dof = _check_dof(dof, "normal_conf_int")
+                       high_inclusive=False, owner=owner)
+    dof = _check_dof(dof, owner)
+    check_real_array(stderr, "stderr", low=0.0, owner=owner)
     half = _quantile_distribution(dof).ppf(1.0 - alpha / 2.0) * stderr
     return Interval(estimate - half, estimate + half)
 
@@ -135,15 +141,18 @@ def equivalence_test(estimate: float, stderr: float, target: float, margin: floa
     agree with statsmodels on raw samples.
 
     A zero standard error (a deterministic estimate) gives p = 0 inside the margin
-    and p = 1 outside it.
+    and p = 1 outside it. ``estimate`` and ``target`` must be finite: a NaN or an
+    infinity has no distance to the margin.
     """
     owner = "equivalence_test"
+    estimate = check_real(estimate, "estimate", owner=owner)
+    target = check_real(target, "target", owner=owner)
     stderr = check_real(stderr, "stderr", low=0.0, owner=owner)
     margin = check_real(margin, "margin", low=0.0, low_inclusive=False, owner=owner)
     alpha = check_real(alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
                        high_inclusive=False, owner=owner)
     dof = _check_dof(dof, owner)
-    diff = float(estimate) - float(target)
+    diff = estimate - target
     if stderr == 0.0:
         p_value = 0.0 if abs(diff) < margin else 1.0
     else:
@@ -151,8 +160,7 @@ def equivalence_test(estimate: float, stderr: float, target: float, margin: floa
         p_lower = dist.sf((diff + margin) / stderr)   # H0: diff <= -margin
         p_upper = dist.cdf((diff - margin) / stderr)  # H0: diff >= +margin
         p_value = float(max(p_lower, p_upper))
-    return EquivalenceResult(float(estimate), stderr, float(target), margin, p_value, alpha,
-                             dof)
+    return EquivalenceResult(estimate, stderr, target, margin, p_value, alpha, dof)
 
 
 @dataclass(frozen=True)
@@ -231,17 +239,17 @@ def fit_inverse_k(k, mse, stderr) -> InverseKFit:
     """
     import statsmodels.api as sm
 
-    k = check_array(k, "k", ndim=1)
-    mse = check_array(mse, "mse", ndim=1)
-    stderr = check_array(stderr, "stderr", ndim=1)
+    owner = "fit_inverse_k"
+    k = check_array(k, "k", ndim=1, owner=owner)
+    mse = check_array(mse, "mse", ndim=1, owner=owner)
+    stderr = check_array(stderr, "stderr", ndim=1, owner=owner)
     if not (k.shape == mse.shape == stderr.shape):
         raise ValueError("The 'k', 'mse' and 'stderr' parameters must have the same length; "
                          f"got {k.size}, {mse.size} and {stderr.size}.")
     if np.unique(k).size < 2 or np.any(k < 1):
         raise ValueError("The 'k' parameter must hold at least two distinct values >= 1; "
                          f"got {np.unique(k).tolist()}.")
-    if np.any(stderr < 0):
-        raise ValueError("The 'stderr' parameter must be non-negative.")
+    check_real_array(stderr, "stderr", low=0.0, owner=owner)
     design = np.column_stack([np.ones_like(k), 1.0 / k])          # (n, 2): [1, 1/k]
     if stderr.max() == 0.0:
         # Deterministic points: an exact least-squares solve, with zero uncertainty.

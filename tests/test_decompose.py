@@ -15,7 +15,7 @@ from ensim.decompose import (RepeatedDecomposition, EnsembleDecomposition, bias_
 def test_diversity_prediction_theorem():
     # Page's example: truth 49, estimates 48, 47, 51, 42.
     d = decompose([[48.0], [47.0], [51.0], [42.0]], y=[49.0])
-    assert np.mean(d.member_mse) == pytest.approx(14.5, rel=1e-15)
+    assert np.mean(d.mse_per_member) == pytest.approx(14.5, rel=1e-15)
     assert d.mse_ensemble == pytest.approx(4.0, rel=1e-15)
     assert d.ambiguity == pytest.approx(10.5, rel=1e-15)
 
@@ -28,10 +28,11 @@ def test_hand_computed_three_members():
     # cross moments M12 = -1/2, M13 = 0, M23 = 1 -> 1/6; ambiguity 2/3.
     d = decompose([[2.0, 3.0], [0.0, 5.0], [1.0, 4.0]], y=[1.0, 3.0])
     assert isinstance(d, EnsembleDecomposition)
-    np.testing.assert_allclose(d.member_mse, [0.5, 2.5, 0.5], rtol=1e-15)
-    np.testing.assert_allclose(d.member_bias, [0.5, 0.5, 0.5], rtol=1e-15)
-    expected = dict(mse_ensemble=0.5, mean_square=7 / 6, cross_moment=1 / 6, bias=0.5,
-                    variance=11 / 12, covariance=-1 / 12, rho=-1 / 11, ambiguity=2 / 3)
+    np.testing.assert_allclose(d.mse_per_member, [0.5, 2.5, 0.5], rtol=1e-15)
+    np.testing.assert_allclose(d.mean_error_per_member, [0.5, 0.5, 0.5], rtol=1e-15)
+    expected = dict(mse_ensemble=0.5, mean_square=7 / 6, cross_moment=1 / 6, mean_error=0.5,
+                    member_variance=11 / 12, covariance=-1 / 12, rho=-1 / 11,
+                    ambiguity=2 / 3)
     for name, value in expected.items():
         assert getattr(d, name) == pytest.approx(value, rel=1e-14), name
     np.testing.assert_allclose(d.covariance_matrix,
@@ -86,8 +87,9 @@ def _slow_test_points(q, y):
     mom = np.array([[np.mean(e[i] * e[j]) for j in range(k)] for i in range(k)])
     off = ~np.eye(k, dtype=bool)
     return dict(mse_ensemble=np.mean((q.mean(axis=0) - y) ** 2),
-                mean_square=np.mean(np.diag(mom)), cross_moment=mom[off].mean(), bias=b.mean(),
-                variance=np.mean(np.diag(cov)), covariance=cov[off].mean(),
+                mean_square=np.mean(np.diag(mom)), cross_moment=mom[off].mean(),
+                mean_error=b.mean(), member_variance=np.mean(np.diag(cov)),
+                covariance=cov[off].mean(),
                 ambiguity=np.mean((q - q.mean(axis=0)) ** 2), cov=cov, mom=mom)
 
 
@@ -95,15 +97,19 @@ def _slow_across_repeats(q, y, f):
     """Pointwise terms straight from the definitions (loops over test points and pairs)."""
     n_repeats, k, n = q.shape
     out = {name: np.empty(n) for name in
-           ("covariance", "variance", "loss", "bias", "average_bias", "diversity")}
+           ("covariance", "member_variance", "loss", "bias_signed", "bias2",
+            "ensemble_variance", "member_bias2", "member_loss", "diversity")}
     for t in range(n):
         x = q[:, :, t]                                        # (R, k)
-        c = np.cov(x, rowvar=False, ddof=0)                   # (k, k) across repeats
-        out["covariance"][t] = c[~np.eye(k, dtype=bool)].mean()
-        out["variance"][t] = np.diag(c).mean()
+        c = np.atleast_2d(np.cov(x, rowvar=False, ddof=0))    # (k, k) across repeats
+        out["covariance"][t] = c[~np.eye(k, dtype=bool)].mean() if k > 1 else np.nan
+        out["member_variance"][t] = np.diag(c).mean()
         out["loss"][t] = np.mean((x.mean(axis=1) - y[t]) ** 2)
-        out["bias"][t] = x.mean() - f[t]
-        out["average_bias"][t] = np.mean((x.mean(axis=0) - f[t]) ** 2)
+        out["bias_signed"][t] = x.mean() - f[t]
+        out["bias2"][t] = (x.mean() - f[t]) ** 2
+        out["ensemble_variance"][t] = np.var(x.mean(axis=1))
+        out["member_bias2"][t] = np.mean((x.mean(axis=0) - f[t]) ** 2)
+        out["member_loss"][t] = np.mean((x - y[t]) ** 2)
         out["diversity"][t] = np.mean((x - x.mean(axis=1, keepdims=True)) ** 2)
     return out
 
@@ -123,10 +129,10 @@ def test_one_ensemble_matches_definitions(correlated_predictions):
     q, y, _ = correlated_predictions
     d = decompose(q[0], y)
     slow = _slow_test_points(q[0], y)
-    for name in ("mse_ensemble", "mean_square", "cross_moment", "bias", "variance",
-                 "covariance", "ambiguity"):
+    for name in ("mse_ensemble", "mean_square", "cross_moment", "mean_error",
+                 "member_variance", "covariance", "ambiguity"):
         assert getattr(d, name) == pytest.approx(slow[name], rel=1e-12), name
-    assert d.rho == pytest.approx(slow["covariance"] / slow["variance"], rel=1e-12)
+    assert d.rho == pytest.approx(slow["covariance"] / slow["member_variance"], rel=1e-12)
     np.testing.assert_allclose(d.covariance_matrix, slow["cov"], rtol=1e-12)
     np.testing.assert_allclose(d.second_moment_matrix, slow["mom"], rtol=1e-12)
 
@@ -151,7 +157,8 @@ def test_repeats_match_definitions(correlated_predictions):
     # Ueda-Nakano's loss is the ensemble mean's own bias-variance decomposition.
     bv = bias_variance(q.mean(axis=1), y, f)
     np.testing.assert_allclose(d.loss, bv.loss, rtol=1e-12)
-    np.testing.assert_allclose(d.ensemble_variance, bv.variance, rtol=1e-12)
+    np.testing.assert_allclose(d.ensemble_variance, bv.ensemble_variance, rtol=1e-12)
+    np.testing.assert_allclose(d.bias2, bv.bias2, rtol=1e-12)
     assert all(identity.holds(1e-12) for identity in d.identities())
 
 
@@ -162,7 +169,7 @@ def test_identities_detect_a_wrong_term(correlated_predictions):
     d = decompose(q[0], y)
     n = d.n_test
     wrong = decompose_module.Identity("primer", "", d.mse_ensemble,
-                                      d.bias**2 + d.variance / d.k
+                                      d.mean_error**2 + d.member_variance / d.k
                                       + (d.k - 1) / d.k * d.covariance * n / (n - 1))
     assert not wrong.holds(1e-10)
 
@@ -201,7 +208,8 @@ def test_identity_checks_catch_a_wrong_pointwise_term(correlated_predictions, mo
                         _scaled(decompose_module._pointwise_terms, "covariance", 1.5))
     d = decompose(q, y, f)
     held = {i.name: i.holds(1e-10) for i in d.identities()}
-    assert held == {"bias-variance-covariance": False, "ESL ensemble variance": False,
+    assert held == {"bias-variance": True,
+                    "bias-variance-covariance": False, "ESL ensemble variance": False,
                     "ambiguity (expected)": True, "bias-variance-diversity": True,
                     "primer, second moments": True, "primer with bias": True,
                     "ambiguity (Krogh-Vedelsby)": True}
@@ -215,7 +223,7 @@ def test_chunking_does_not_change_results(correlated_predictions, monkeypatch):
     for name in RepeatedDecomposition._POINTWISE:
         np.testing.assert_allclose(getattr(parts, name), getattr(whole, name), rtol=1e-12)
     # View 1 merges the centred sums of the chunks exactly.
-    for name in ("variance", "covariance", "cross_moment", "mse_ensemble"):
+    for name in ("member_variance", "covariance", "cross_moment", "mse_ensemble"):
         np.testing.assert_allclose(getattr(parts.test_points, name),
                                    getattr(whole.test_points, name), rtol=1e-12, err_msg=name)
     assert all(identity.holds(1e-12) for identity in parts.identities())
@@ -230,7 +238,7 @@ def test_centred_terms_survive_a_large_bias(rng):
     d = decompose(q, np.zeros(n))
     slow = _slow_test_points(q - 1e4, np.zeros(n))           # same centred terms, no bias
     assert d.covariance == pytest.approx(slow["covariance"], rel=1e-6)
-    assert d.variance == pytest.approx(slow["variance"], rel=1e-9)
+    assert d.member_variance == pytest.approx(slow["member_variance"], rel=1e-9)
 
 
 def test_ensemble_seeds_names_the_third_view(correlated_predictions):
@@ -258,10 +266,213 @@ def test_bias_variance_identity(rng):
     q = rng.normal(size=(20, 15))
     y, f = rng.normal(size=15), rng.normal(size=15)
     bv = bias_variance(q, y, f)
-    np.testing.assert_allclose(bv.variance, q.var(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(bv.ensemble_variance, q.var(axis=0), rtol=1e-12)
     np.testing.assert_allclose(bv.bias2, (q.mean(axis=0) - f) ** 2, rtol=1e-12)
-    assert bv.identities()[0].holds(1e-12)
-    assert list(bv.to_frame().columns) == ["loss", "bias2", "variance", "noise", "noise_cross"]
+    np.testing.assert_allclose(bv.loss, np.mean((q - y) ** 2, axis=0), rtol=1e-12)
+    assert all(identity.holds(1e-12) for identity in bv.identities())
+    # Negative control: a variance with divisor n - 1 breaks the identity.
+    wrong = decompose_module.Identity("bias-variance", "", bv.loss,
+                                      bv.noise + bv.bias2 + q.var(axis=0, ddof=1)
+                                      + bv.noise_cross)
+    assert not wrong.holds(1e-6)
+
+
+# --- one vocabulary for one model and for ensembles ------------------------------------
+
+
+def test_a_single_model_has_the_ensemble_fields(correlated_predictions):
+    # k = 1 through decompose and through bias_variance: one result type, one set of
+    # names, the pairwise terms undefined (NaN) and the spread terms zero.
+    q, y, f = correlated_predictions
+    one = decompose(q[:, :1], y, f)
+    bv = bias_variance(q[:, 0], y, f)
+    ensemble = decompose(q, y, f)
+    assert type(one) is type(bv) is type(ensemble) is RepeatedDecomposition
+    assert one.k == bv.k == 1
+    for name in RepeatedDecomposition._POINTWISE:
+        if name in ("within_set_variance", "between_set_variance", "rho_ratio"):
+            assert getattr(one, name) is None and getattr(bv, name) is None
+            assert getattr(ensemble, name) is not None
+            continue
+        np.testing.assert_array_equal(getattr(one, name), getattr(bv, name), err_msg=name)
+    assert np.isnan(one.covariance).all() and np.isnan(one.rho).all()
+    np.testing.assert_array_equal(one.member_variance, one.ensemble_variance)
+    np.testing.assert_array_equal(one.member_bias2, one.bias2)
+    np.testing.assert_array_equal(one.member_loss, one.loss)
+    assert np.all(one.diversity == 0)
+    assert all(identity.holds(1e-12) for identity in one.identities())
+    # The pointwise terms that do not involve pairs are the slow definitions' too.
+    slow = _slow_across_repeats(q[:, :1], y, f)
+    for name in ("loss", "bias2", "ensemble_variance", "member_variance", "diversity"):
+        np.testing.assert_allclose(getattr(one, name), slow[name], rtol=1e-12, atol=1e-15,
+                                   err_msg=name)
+    frame = one.to_frame()
+    assert np.isnan(frame.loc[frame.term == "covariance", "value"]).all()
+
+
+def test_one_model_on_test_points(correlated_predictions):
+    q, y, _ = correlated_predictions
+    d = decompose(q[0, :1], y)                               # (1, n_test)
+    e = q[0, 0] - y
+    assert d.k == 1 and d.mse_ensemble == pytest.approx(np.mean(e**2), rel=1e-14)
+    assert d.mean_error == pytest.approx(e.mean(), rel=1e-14)
+    assert d.member_variance == pytest.approx(e.var(), rel=1e-12)
+    assert d.ambiguity == 0.0 and np.isnan(d.covariance) and np.isnan(d.cross_moment)
+    assert all(identity.holds(1e-12) for identity in d.identities())
+
+
+# --- several noisy targets per test point ------------------------------------------------
+
+
+def _gallery_terms(predictions, targets, f):
+    """scikit-learn's gallery example "Single estimator versus bagging", transposed:
+    predictions (n_repeat, n_test), targets (n_targets, n_test)."""
+    error = np.zeros(predictions.shape[1])
+    for s in range(targets.shape[0]):
+        for r in range(predictions.shape[0]):
+            error += (targets[s] - predictions[r]) ** 2
+    error /= predictions.shape[0] * targets.shape[0]
+    return dict(error=error, bias=(f - predictions.mean(axis=0)) ** 2,
+                var=predictions.var(axis=0), noise=targets.var(axis=0))
+
+
+def test_several_targets_give_the_gallery_example_terms(rng):
+    n_repeats, n_targets, n = 30, 50, 40
+    f = np.sin(np.linspace(-2, 2, n))
+    targets = f + 0.3 * rng.normal(size=(n_targets, n))       # (n_targets, n_test)
+    q = f + 0.2 + 0.5 * rng.normal(size=(n_repeats, n))
+    gallery = _gallery_terms(q, targets, f)
+    with_truth, without = bias_variance(q, targets, f), bias_variance(q, targets)
+    for bv in (with_truth, without):
+        assert bv.n_targets == n_targets
+        np.testing.assert_allclose(bv.loss, gallery["error"], rtol=1e-12)
+        np.testing.assert_allclose(bv.ensemble_variance, gallery["var"], rtol=1e-12)
+        assert all(identity.holds(1e-12) for identity in bv.identities())
+    np.testing.assert_allclose(with_truth.bias2, gallery["bias"], rtol=1e-12)
+    np.testing.assert_allclose(with_truth.noise, np.mean((targets - f) ** 2, axis=0),
+                               rtol=1e-12)
+    # Without the truth, the bias is measured against the targets' mean, the noise is
+    # the gallery's spread of the targets, and the cross term is zero.
+    np.testing.assert_allclose(without.noise, gallery["noise"], rtol=1e-12)
+    np.testing.assert_allclose(without.bias2, (q.mean(axis=0) - targets.mean(axis=0)) ** 2,
+                               rtol=1e-12)
+    assert np.all(without.noise_cross == 0)
+    # The gallery's own three terms add up only in expectation (its bias is against f,
+    # its noise around the targets' mean): the exact identity needs noise_cross.
+    gap = gallery["error"] - (gallery["bias"] + gallery["var"] + gallery["noise"])
+    assert np.max(np.abs(gap)) > 1e-4
+    # An ensemble with several targets: every identity still holds, against the
+    # slow definitions with the mean target and the targets' spread added.
+    ensemble = np.stack([q, q[::-1] + 0.1], axis=1)           # (R, 2, n)
+    d = decompose(ensemble, targets, f)
+    slow = _slow_across_repeats(ensemble, targets.mean(axis=0), f)
+    np.testing.assert_allclose(d.loss, slow["loss"] + gallery["noise"], rtol=1e-12)
+    np.testing.assert_allclose(d.member_loss, slow["member_loss"] + gallery["noise"],
+                               rtol=1e-12)
+    assert all(identity.holds(1e-12) for identity in d.identities())
+
+
+def test_one_target_in_a_2d_array_is_the_1d_target(correlated_predictions):
+    q, y, f = correlated_predictions
+    one, stacked = decompose(q, y, f), decompose(q, y[None, :], f)
+    assert stacked.n_targets == 1
+    for name in RepeatedDecomposition._POINTWISE:
+        np.testing.assert_allclose(getattr(stacked, name), getattr(one, name), rtol=1e-14,
+                                   err_msg=name)
+
+
+def test_noise_from_several_targets_estimates_the_noise_variance(rng):
+    # Statistical: with the truth, noise = mean_s (y_s - f)^2 averaged over 200 x 50
+    # independent draws estimates sigma^2 = 0.09 with SE sigma^2 sqrt(2 / 10^4), so a
+    # 5-SE band fails with probability 6e-7. Negative control: without the truth and
+    # with only 2 targets, the spread around their mean estimates sigma^2 / 2 and must
+    # fall outside the same band (it is 0.045, 35 SE away).
+    sigma2, n = 0.09, 200
+    f = np.linspace(0, 1, n)
+    q = f + rng.normal(size=(5, n))
+    targets = f + np.sqrt(sigma2) * rng.normal(size=(50, n))
+    se = sigma2 * np.sqrt(2 / targets.size)
+    assert abs(bias_variance(q, targets, f).noise.mean() - sigma2) < 5 * se
+    spread = bias_variance(q, targets[:2]).noise.mean()
+    assert abs(spread - sigma2) > 5 * se
+
+
+def test_bad_targets_are_refused():
+    q3, q2 = np.ones((3, 2, 4)), np.ones((2, 4))
+    with pytest.raises(ValueError, match=r"'y' parameter of decompose must have shape "
+                                         r"\(4,\), .* or \(n_targets, 4\) .* got shape "
+                                         r"\(3, 5\)"):
+        decompose(q3, np.ones((3, 5)))
+    with pytest.raises(ValueError, match=r"n_targets >= 1.* got shape \(0, 4\)"):
+        decompose(q3, np.ones((0, 4)))
+    with pytest.raises(ValueError, match=r"several targets per test point apply only to "
+                                         r"repeated predictions.* got shape \(3, 4\)"):
+        decompose(q2, np.ones((3, 4)))
+    with pytest.raises(ValueError, match=r"'y' parameter of bias_variance .* got shape "
+                                         r"\(2, 3\)"):
+        bias_variance(np.ones((3, 4)), np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"'y' parameter of bias_variance must hold only "
+                                         r"finite values"):
+        bias_variance(np.ones((3, 4)), np.full((2, 4), np.nan))
+    # Positive control: the same shapes, right, are accepted.
+    assert decompose(q3, np.ones((3, 4))).n_targets == 3
+
+
+# --- reference: mlxtend's bias_variance_decomp on the same bootstrap draws ---------------
+
+
+def _mlxtend_draws(X, y, n_rounds, seed):
+    """The bootstrap samples mlxtend's bias_variance_decomp draws: one RandomState,
+    ``choice(arange(n), n, replace=True)`` per round."""
+    rng = np.random.RandomState(seed)
+    for _ in range(n_rounds):
+        index = rng.choice(np.arange(X.shape[0]), size=X.shape[0], replace=True)
+        yield X[index], y[index]
+
+
+@pytest.mark.parametrize("n_members", [1, 5], ids=["tree", "bagged-trees"])
+def test_mlxtend_bias_variance_decomp_is_the_ensemble_terms(n_members):
+    # mlxtend reports the means over test points of the ensemble's loss, squared bias
+    # (against y_test) and variance: ensim's loss, bias2 and ensemble_variance, for a
+    # single model and for an ensemble treated as one model by mlxtend.
+    evaluate = pytest.importorskip(
+        "mlxtend.evaluate",
+        reason="mlxtend (in the 'test' extra) is the reference for this test")
+    from sklearn.base import clone
+    from sklearn.ensemble import BaggingRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    from ensim.data import KnownTruth
+    from ensim.ensembles import member_predictions
+
+    truth = KnownTruth("friedman1", noise_sd=1.0)
+    train, test = truth.sample(80, rng=0), truth.sample(40, rng=1)
+    model = (DecisionTreeRegressor(random_state=0) if n_members == 1 else
+             BaggingRegressor(DecisionTreeRegressor(), n_estimators=n_members, random_state=0))
+    n_rounds, seed = 25, 123
+    reference = evaluate.bias_variance_decomp(clone(model), train.X, train.y, test.X, test.y,
+                                              loss="mse", num_rounds=n_rounds,
+                                              random_seed=seed)
+    fits = [clone(model).fit(X, y) for X, y in _mlxtend_draws(train.X, train.y, n_rounds, seed)]
+    if n_members == 1:
+        predictions = np.stack([fit.predict(test.X) for fit in fits])          # (R, n_test)
+        d = bias_variance(predictions, test.y)
+    else:
+        d = decompose(np.stack([member_predictions(fit, test.X) for fit in fits]), test.y)
+        np.testing.assert_allclose(d.test_points.mse_ensemble[-1],
+                                   np.mean((fits[-1].predict(test.X) - test.y) ** 2),
+                                   rtol=1e-12)
+    assert d.k == n_members
+    mine = (d.loss.mean(), d.bias2.mean(), d.ensemble_variance.mean())
+    np.testing.assert_allclose(mine, reference, rtol=1e-12)
+    # Negative control: the draws matter (another seed gives other numbers), and the
+    # members' mean variance is not mlxtend's variance for an ensemble.
+    other = evaluate.bias_variance_decomp(clone(model), train.X, train.y, test.X, test.y,
+                                          loss="mse", num_rounds=n_rounds,
+                                          random_seed=seed + 1)
+    assert not np.allclose(mine, other, rtol=1e-3)
+    if n_members > 1:
+        assert d.member_variance.mean() > 1.5 * reference[2]
 
 
 def test_same_input_same_numbers(correlated_predictions):
@@ -276,7 +487,8 @@ def test_same_input_same_numbers(correlated_predictions):
 @pytest.mark.parametrize("predictions, y, message", [
     (np.ones(3), np.ones(3), r"must be a 2-D or 3-D array; got shape \(3,\)"),
     (np.ones((1, 2, 3, 4)), np.ones(4), r"2-D or 3-D array; got shape \(1, 2, 3, 4\)"),
-    (np.ones((1, 5)), np.ones(5), r"at least 2 members .* got k=1"),
+    (np.ones((0, 5)), np.ones(5), r"at least 1 member .* got shape \(0, 5\)"),
+    (np.ones((2, 0, 5)), np.ones(5), r"at least 1 member .* got shape \(2, 0, 5\)"),
     (np.ones((1, 3, 5)), np.ones(5), r"at least 2 repeats .* got n_repeats=1"),
     (np.ones((3, 5)), np.ones(4), r"'y' parameter of decompose must have shape \(5,\).*"
                                   r"got shape \(4,\)"),
@@ -294,7 +506,7 @@ def test_bad_input_is_refused(predictions, y, message):
 
 def test_bad_truth_and_options_are_refused():
     with pytest.raises(ValueError, match=r"'f' parameter of decompose must have shape \(2,\)"):
-        decompose(np.ones((2, 2)), np.ones(2), f=np.ones(3))
+        decompose(np.ones((2, 2, 2)), np.ones(2), f=np.ones(3))
     with pytest.raises(ValueError, match="'repeats' parameter of decompose must be one of"):
         decompose(np.ones((2, 2, 2)), np.ones(2), repeats="bootstrap")
     with pytest.raises(TypeError, match="'matrices' parameter"):

@@ -58,7 +58,7 @@ def batches():
 
 def pooled_rho(d):
     """Sampling correlation pooled over test points: mean covariance / mean variance."""
-    return d.covariance.mean() / d.variance.mean()
+    return d.covariance.mean() / d.member_variance.mean()
 
 
 def ratio_rho(d, wrong=False):
@@ -113,7 +113,7 @@ def test_forest_variance_follows_esl_formula(batches, max_features):
     for predictions in batches[max_features]:
         half = decompose(predictions[:, :B], TEST.y, TEST.f)
         other = decompose(predictions[:, B:], TEST.y, TEST.f)
-        rho, sigma2 = pooled_rho(half), half.variance.mean()
+        rho, sigma2 = pooled_rho(half), half.member_variance.mean()
         measured.append(other.ensemble_variance.mean())
         formula.append(forest_variance(rho, sigma2, B))
         independent.append(forest_variance(0.0, sigma2, B))    # wrong: trees uncorrelated

@@ -69,9 +69,9 @@ def test_identities_on_one_trained_ensemble(kind, data):
     off = ~np.eye(k, dtype=bool)
     assert mse == pytest.approx(np.mean(np.diag(d.second_moment_matrix)) / k
                                 + (k - 1) / k * d.second_moment_matrix[off].mean(), rel=1e-10)
-    assert mse == pytest.approx(d.bias**2 + np.mean(np.diag(d.covariance_matrix)) / k
+    assert mse == pytest.approx(d.mean_error**2 + np.mean(np.diag(d.covariance_matrix)) / k
                                 + (k - 1) / k * d.covariance_matrix[off].mean(), rel=1e-10)
-    assert mse == pytest.approx(np.mean(d.member_mse) - d.ambiguity, rel=1e-10)
+    assert mse == pytest.approx(np.mean(d.mse_per_member) - d.ambiguity, rel=1e-10)
     assert all(identity.holds(1e-10) for identity in d.identities())
 
 
@@ -129,14 +129,15 @@ def test_identities_across_training_sets(kind):
                               lambda s: TRUTH.sample(100, rng=s), test.X, 8, rng=6)
     d = decompose(predictions, test.y, test.f)
     identities = d.identities()
-    assert len(identities) == 7
+    assert len(identities) == 8
     for identity in identities:
         assert identity.holds(1e-10), (identity.name, identity.relative_error)
     # Negative control: the sides are measured apart, so an ensemble error off by one
-    # part in 10^6 breaks the three identities that have it on one side.
+    # part in 10^6 breaks the four identities that have it on one side.
     wrong = dataclasses.replace(d, loss=d.loss * (1 + 1e-6))
     assert [i.name for i in wrong.identities() if not i.holds(1e-10)] == [
-        "bias-variance-covariance", "ambiguity (expected)", "bias-variance-diversity"]
+        "bias-variance", "bias-variance-covariance", "ambiguity (expected)",
+        "bias-variance-diversity"]
 
 
 def test_fit_repeats_is_reproducible_and_keyed_by_repeat():

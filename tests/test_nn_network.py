@@ -189,6 +189,51 @@ def test_predict_thinned_on_no_test_rows(rng):
     assert result.members.shape == (3, 0, 2) and result.full.shape == (0, 2)
 
 
+_OK = np.ones((2, 6))      # a valid mask set for the second dropout layer
+
+
+@pytest.mark.parametrize("masks, error, words", [
+    ([np.full((2, 4), np.nan), _OK], ValueError,
+     ["'masks[0]'", "only 0 or 1", "got nan at index (0, 0)", "(8 such entries)"]),
+    ([np.array([[1.0, 0.5, 0.0, 1.0], [1, 1, 1, 1]]), _OK], ValueError,
+     ["only 0 or 1", "got 0.5 at index (0, 1)."]),
+    ([np.ones((2, 3)), _OK], ValueError,
+     ["must have shape (m, 4)", "dropout layer 0", "got shape (2, 3)"]),
+    ([np.ones(4), _OK], ValueError, ["must have shape (m, 4)", "got shape (4,)"]),
+    ([np.ones((2, 4)), np.ones((3, 6))], ValueError,
+     ["'masks[1]'", "must have shape (2, 6)", "got shape (3, 6)"]),
+    ([np.ones((2, 4))], ValueError, ["one array per dropout layer (2); got 1"]),
+    ([np.full((2, 4), "1"), _OK], TypeError, ["'masks[0]'", "dtype <U1"]),
+    (None, TypeError, ["'masks'", "list of arrays", "NoneType"]),
+])
+def test_predict_thinned_refuses_bad_masks(masks, error, words, rng):
+    net = build_mlp(3, [4, 6], 2, keep_prob=0.5, rng=0)     # dropout widths 4 and 6
+    with pytest.raises(error) as info:
+        net.predict_thinned(rng.standard_normal((5, 3)), masks)
+    for word in words:
+        assert word in str(info.value)
+    # Positive control: valid masks of the same shapes pass.
+    assert net.predict_thinned(rng.standard_normal((5, 3)),
+                               [np.ones((2, 4)), _OK]).members.shape == (2, 5, 2)
+
+
+def test_predict_thinned_accepts_boolean_and_integer_masks(rng):
+    net = build_mlp(3, [4], 2, keep_prob=0.5, rng=0)
+    X = rng.standard_normal((5, 3))
+    floats = net.sample_masks(6, rng=1)
+    expected = net.predict_thinned(X, floats).members
+    for dtype in (bool, np.int64):
+        members = net.predict_thinned(X, [mask.astype(dtype) for mask in floats]).members
+        np.testing.assert_array_equal(members, expected)
+
+
+def test_predict_thinned_refuses_inputs_of_the_wrong_width(rng):
+    net = build_mlp(3, [4], 2, keep_prob=0.5, rng=0)
+    with pytest.raises(ValueError, match=r"'X' parameter of Network.predict_thinned must have "
+                                         r"shape \(n_test, 3\); got shape \(5, 2\)"):
+        net.predict_thinned(np.ones((5, 2)), net.sample_masks(2, rng=0))
+
+
 def _thinned_peak_bytes(net, X, masks, **kwargs):
     """Peak memory traced while ``net.predict_thinned(X, masks)`` runs, in bytes."""
     import tracemalloc
@@ -236,15 +281,10 @@ def test_predict_thinned_memory_grows_with_an_explicit_chunk_size():
     assert peak > 8 * 200 * 64 * 512 > _thinned_memory_bound(64)
 
 
-def test_predict_thinned_rejects_bad_masks(rng):
+def test_predict_thinned_rejects_a_bad_chunk_size(rng):
+    # Bad masks: test_predict_thinned_refuses_bad_masks.
     net = build_mlp(5, [8, 6], 2, keep_prob=0.5, rng=0)
     X = rng.standard_normal((4, 5))
-    with pytest.raises(ValueError, match=r"shape \(m, 8\) for dropout layer 0; got \(3, 7\)"):
-        net.predict_thinned(X, [np.ones((3, 7)), np.ones((3, 6))])
-    with pytest.raises(ValueError, match=r"shape \(3, 6\) for dropout layer 1; got \(2, 6\)"):
-        net.predict_thinned(X, [np.ones((3, 8)), np.ones((2, 6))])
-    with pytest.raises(ValueError, match=r"one array per dropout layer \(2\); got 1"):
-        net.predict_thinned(X, [np.ones((3, 8))])
     with pytest.raises(ValueError, match="'chunk_size' parameter of Network.predict_thinned"):
         net.predict_thinned(X, net.sample_masks(2, 0), chunk_size=0)
 

@@ -109,7 +109,7 @@ def test_inverse_k_fit_on_exact_points():
     (([1, 2], [1.0, 1.0, 1.0], [0.1, 0.1, 0.1]), ["same length", "2, 3 and 3"]),
     (([1, 2], [1.0, np.nan], [0.1, 0.1]), ["'mse'", "finite"]),
     (([0, 2], [1.0, 1.0], [0.1, 0.1]), ["'k'", ">= 1"]),
-    (([1, 2], [1.0, 1.0], [0.1, -0.1]), ["'stderr'", "non-negative"]),
+    (([1, 2], [1.0, 1.0], [0.1, -0.1]), ["'stderr'", "[0, inf]", "got -0.1 at index 1"]),
 ])
 def test_inverse_k_fit_bad_input(args, words):
     with pytest.raises(ValueError) as info:
@@ -122,12 +122,41 @@ def test_inverse_k_fit_bad_input(args, words):
     (dict(estimate=1.0, stderr=-1.0, target=1.0, margin=0.1), ["'stderr'", "-1"]),
     (dict(estimate=1.0, stderr=0.1, target=1.0, margin=0.0), ["'margin'", "got 0"]),
     (dict(estimate=1.0, stderr=0.1, target=1.0, margin=0.1, alpha=0.7), ["'alpha'", "0.7"]),
+    (dict(estimate=np.nan, stderr=0.1, target=1.0, margin=0.1), ["'estimate'", "finite", "nan"]),
+    (dict(estimate=1.0, stderr=0.1, target=np.inf, margin=0.1), ["'target'", "finite", "inf"]),
+    (dict(estimate=-np.inf, stderr=0.1, target=1.0, margin=0.1), ["'estimate'", "-inf"]),
 ])
 def test_tost_bad_input(kwargs, words):
     with pytest.raises(ValueError) as info:
         equivalence_test(**kwargs)
     for word in words:
         assert word in str(info.value)
+
+
+@pytest.mark.parametrize("stderr, words", [
+    (-1.0, ["'stderr' parameter of normal_conf_int", "[0, inf]", "got -1."]),
+    (np.nan, ["'stderr'", "finite", "got nan."]),
+    (np.array([0.1, 0.2, -0.3, -0.4]), ["got -0.3 at index 2 (2 such entries)"]),
+    (np.array([[0.1, np.inf]]), ["got inf at index (0, 1)"]),
+])
+def test_normal_conf_int_refuses_a_bad_stderr(stderr, words):
+    with pytest.raises(ValueError) as info:
+        normal_conf_int(np.zeros(np.shape(stderr)), stderr)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_normal_conf_int_keeps_arrays_and_series():
+    import pandas as pd
+
+    estimate, stderr = pd.Series([1.0, 2.0]), pd.Series([0.5, 0.0])
+    low, high = normal_conf_int(estimate, stderr, 0.05)
+    assert isinstance(low, pd.Series)
+    q = sps.norm.ppf(0.975)
+    np.testing.assert_allclose(low, [1.0 - 0.5 * q, 2.0])
+    np.testing.assert_allclose(high, [1.0 + 0.5 * q, 2.0])
+    low, high = normal_conf_int(np.array([1.0, 2.0]), np.array([0.5, 0.0]), 0.05)
+    np.testing.assert_allclose(low, [1.0 - 0.5 * q, 2.0])
 
 
 def test_jackknife_of_a_mean_is_its_standard_error(rng):

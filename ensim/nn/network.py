@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from .._backend import array_namespace
-from .._validation import check_choice, check_int, check_real
+from .._validation import check_choice, check_int, check_mask, check_real
 from .layers import BatchNorm, Dense, Dropout, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
 
@@ -316,8 +316,8 @@ class Network:
         ----------
         X : array of shape (n_test, n_inputs)
         masks : list of arrays
-            As returned by :meth:`sample_masks`: one ``(m, n_k)`` array per dropout
-            layer.
+            As returned by :meth:`sample_masks`: one ``(m, n_k)`` 0/1 array per
+            dropout layer (boolean, or numbers exactly 0 or 1).
         chunk_size : int, optional
             Members evaluated together (in batched matrix products). A member's
             working memory is counted as ``4 * n_test * max_width`` entries (the
@@ -339,9 +339,17 @@ class Network:
         ------
         ValueError
             When the network has no dropout layer (its only sub-network is the full
-            network: use :meth:`predict`), or the masks do not match it.
+            network: use :meth:`predict`), when ``X`` is not ``(n_test, n_inputs)``,
+            or when a mask has the wrong shape or an entry other than 0 and 1 (masks
+            are boolean, or numbers that are exactly 0 or 1).
+        TypeError
+            When ``masks`` is not a list of numeric or boolean arrays.
         """
         self._check_has_dropout("Network.predict_thinned")
+        shape = tuple(getattr(X, "shape", ()))
+        if len(shape) != 2 or shape[1] != self.n_inputs:
+            raise ValueError(f"The 'X' parameter of Network.predict_thinned must have shape "
+                             f"(n_test, {self.n_inputs}); got shape {shape}.")
         masks = self._check_mask_sets(masks)
         m, n_test = masks[0].shape[0], X.shape[0]
         first = next(i for i, layer in enumerate(self.layers) if isinstance(layer, Dropout))
@@ -426,20 +434,22 @@ class Network:
                              "so its only sub-network is the full network (Network.predict).")
 
     def _check_mask_sets(self, masks):
-        xp = self.xp
+        """Each mask set as a 0/1 array of the parameters' dtype, or a clear error."""
+        owner = "Network.predict_thinned"
+        if isinstance(masks, (str, bytes)) or not hasattr(masks, "__len__"):
+            raise TypeError(f"The 'masks' parameter of {owner} must be a list of arrays, one "
+                            f"per dropout layer; got {type(masks).__name__}.")
         if len(masks) != len(self.dropout_layers):
-            raise ValueError(f"The 'masks' parameter of Network.predict_thinned must hold one "
-                             f"array per dropout layer ({len(self.dropout_layers)}); "
-                             f"got {len(masks)}.")
+            raise ValueError(f"The 'masks' parameter of {owner} must hold one array per dropout "
+                             f"layer ({len(self.dropout_layers)}); got {len(masks)}.")
         checked = []
         for k, (mask, n) in enumerate(zip(masks, self._dropout_widths)):
-            mask = xp.asarray(mask, dtype=self.dtype)
-            if mask.ndim != 2 or mask.shape[1] != n or (checked and mask.shape[0] != checked[0].shape[0]):
-                expected = f"(m, {n})" if not checked else f"({checked[0].shape[0]}, {n})"
-                raise ValueError(f"The 'masks' parameter of Network.predict_thinned must hold an "
-                                 f"array of shape {expected} for dropout layer {k}; "
-                                 f"got {tuple(mask.shape)}.")
-            checked.append(mask)
+            # Every layer's array has the first one's number of sub-networks.
+            m = checked[0].shape[0] if checked else None
+            text = (f"({'m' if m is None else m}, {n}) (one row per sub-network, one column "
+                    f"per unit of dropout layer {k})")
+            checked.append(check_mask(mask, f"masks[{k}]", shape=(m, n), shape_text=text,
+                                      owner=owner, xp=self.xp, dtype=self.dtype))
         return checked
 
     def __repr__(self):

@@ -62,9 +62,9 @@ def _integrated(d):
     """Means over test points: error vs f, ensemble variance, member variance, covariance,
     the pooled sampling correlation (mean covariance / mean member variance), and the
     ensemble variance minus ``sigma^2 / k``, its value were the members independent."""
-    return [d.loss.mean(), d.ensemble_variance.mean(), d.variance.mean(), d.covariance.mean(),
-            d.covariance.mean() / d.variance.mean(),
-            d.ensemble_variance.mean() - d.variance.mean() / d.k]
+    return [d.loss.mean(), d.ensemble_variance.mean(), d.member_variance.mean(),
+            d.covariance.mean(), d.covariance.mean() / d.member_variance.mean(),
+            d.ensemble_variance.mean() - d.member_variance.mean() / d.k]
 
 
 def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
@@ -84,7 +84,7 @@ def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
     noise = config.noise_sd**2
     rows = [{"x": float(x[t]), "f": float(f[t]),
              "mean_prediction": float(ensemble[:, t].mean()), "bias2": float(bv.bias2[t]),
-             "variance": float(bv.variance[t]), "noise": noise,
+             "variance": float(bv.ensemble_variance[t]), "noise": noise,
              "error": float(bv.loss[t] + noise),
              **{f"prediction_{r}": float(ensemble[r, t]) for r in range(config.n_curves)}}
             for t in range(config.n_test)]
@@ -92,7 +92,8 @@ def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
     if k > 1:
         d = decompose(predictions, y=f)
         for row, t in zip(rows, range(config.n_test)):
-            row.update(member_variance=float(d.variance[t]), covariance=float(d.covariance[t]),
+            row.update(member_variance=float(d.member_variance[t]),
+                       covariance=float(d.covariance[t]),
                        rho=float(d.rho[t]))
         summary["identity_error"] = max(i.relative_error for i in d.identities())
         stats = jackknife(lambda q: _integrated(decompose(q, y=f)), predictions,
@@ -100,7 +101,7 @@ def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
     else:
         def integrated(q):
             one = bias_variance(q[:, 0], y=f)
-            return [one.loss.mean(), one.variance.mean()]
+            return [one.loss.mean(), one.ensemble_variance.mean()]
 
         stats = jackknife(integrated, predictions, n_groups=config.n_groups)
     names = ["mse", "ensemble_variance", "member_variance", "covariance", "pooled_rho",

@@ -107,8 +107,8 @@ def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
     fit = fit_inverse_k(ks, averaged, np.ones_like(averaged))         # equal weights: OLS
     curves = [{"k": int(k), "mse": float(m), "formula": float(V / k + (k - 1) / k * C)}
               for k, m in zip(ks, averaged)]
-    return {"curves": curves, "ensembles": {"V": V, "C": C, "variance": d.variance, "covariance": d.covariance,
-                 "bias": d.bias, "rho": d.rho, "fit_C": fit.covariance,
+    return {"curves": curves, "ensembles": {"V": V, "C": C, "variance": d.member_variance, "covariance": d.covariance,
+                 "bias": d.mean_error, "rho": d.rho, "fit_C": fit.covariance,
                  "fit_slope": fit.slope, "mse_at_k_max": mse_at_k_max}}
 
 

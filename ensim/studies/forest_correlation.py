@@ -90,11 +90,11 @@ def _pooled(q, y, f, B):
     d = decompose(q, y, f)
     half = decompose(q[:, :B], y, f)
     other = decompose(q[:, B:], y, f)
-    rho_half = half.covariance.mean() / half.variance.mean()
-    formula = forest_variance(np.clip(rho_half, -1, 1), half.variance.mean(), B)
+    rho_half = half.covariance.mean() / half.member_variance.mean()
+    formula = forest_variance(np.clip(rho_half, -1, 1), half.member_variance.mean(), B)
     measured = other.ensemble_variance.mean()
-    independent = half.variance.mean() / B
-    rho = d.covariance.mean() / d.variance.mean()
+    independent = half.member_variance.mean() / B
+    rho = d.covariance.mean() / d.member_variance.mean()
     between, within = d.between_set_variance.mean(), d.within_set_variance.mean()
     ratio, swapped = between / (between + within), within / (between + within)
     return [rho, ratio, rho - ratio, rho - swapped, measured, formula, measured - formula,
@@ -108,7 +108,7 @@ _POOLED = ["rho", "rho_ratio", "rho_minus_ratio", "rho_minus_swapped", "forest_v
 def _given_set(q, y, f):
     """Pooled correlation of two trees given the training set, from repeats over seeds."""
     d = decompose(q, y, f, repeats="ensemble_seeds")
-    return d.covariance.mean() / d.variance.mean()
+    return d.covariance.mean() / d.member_variance.mean()
 
 
 def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
@@ -128,7 +128,7 @@ def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
                     config.n_repeats, rng=child_seed(seed, 1))     # (R, 2B, n_test)
     d = decompose(q, test.y, test.f)
     rows = [{"rho": float(d.rho[t]), "rho_ratio": float(d.rho_ratio[t]),
-             "sigma2": float(d.variance[t]), "within": float(d.within_set_variance[t]),
+             "sigma2": float(d.member_variance[t]), "within": float(d.within_set_variance[t]),
              "between": float(d.between_set_variance[t])} for t in range(config.n_test)]
     stats = jackknife(lambda s: _pooled(s, test.y, test.f, B), q, n_groups=config.n_groups)
     summary = {"dof": stats.dof}
