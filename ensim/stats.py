@@ -73,7 +73,10 @@ def normal_conf_int(estimate: float, stderr: float, alpha: float = 0.05,
     dof = _check_dof(dof, owner)
     check_real_array(stderr, "stderr", low=0.0, owner=owner)
     half = _quantile_distribution(dof).ppf(1.0 - alpha / 2.0) * stderr
-    return Interval(estimate - half, estimate + half)
+    low, high = estimate - half, estimate + half
+    if isinstance(low, (float, np.floating)):            # NumPy scalars as plain floats
+        low, high = float(low), float(high)
+    return Interval(low, high)
 
 
 @dataclass(frozen=True)
