@@ -189,7 +189,7 @@ def test_simulate_rejects_a_non_model():
 def test_cupy_backend_without_cupy_is_a_clear_error():
     if importlib.util.find_spec("cupy") is not None:
         pytest.skip("CuPy is installed")
-    with pytest.raises(RuntimeError, match="pip install 'ensim\\[gpu\\]'"):
+    with pytest.raises(RuntimeError, match="pip install 'ensim-stats\\[gpu\\]'.*'.\\[gpu\\]'"):
         simulate(EquicorrelatedErrors(3, 1.0, 0.0), 10, backend="cupy")
 
 
