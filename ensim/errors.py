@@ -16,11 +16,20 @@ the requested covariance:
 ``"student-t"``
     Student-t with ``df`` degrees of freedom scaled to unit variance (heavy
     tails; ``df > 2`` needed for a variance, ``df > 4`` for the standard error
-    of the MSE to exist).
+    of the MSE to exist, which is why :func:`ensim.simulate` refuses
+    ``df <= 4``).
 ``"exponential"``
     ``Exp(1) - 1``: skewed (skewness 2).
 ``"rademacher"``
     ``+1`` or ``-1`` with probability 1/2: discrete.
+
+Ranges
+------
+The engine sums squared errors and the squares of those (for standard errors)
+in float64, so every model keeps its errors' scale well inside float64's range:
+``k <= 10**6`` members; variances (the largest diagonal entry of ``sigma``) of
+0 or in ``[1e-100, 1e100]``, whose fourth powers neither overflow nor underflow
+even after heavy tails and ``10**18`` trials; biases with ``|bias| <= 1e50``.
 """
 
 from __future__ import annotations
@@ -29,12 +38,21 @@ import abc
 
 import numpy as np
 
-from ._validation import check_choice, check_int, check_real
+from ._validation import check_array, check_choice, check_int, check_real
 from .theory import _check_covariance, check_bias, check_covariance_matrix
 
-__all__ = ["DISTS", "EquicorrelatedErrors", "ErrorModel", "GeneralErrors", "standardized_draws"]
+__all__ = ["DISTS", "MAX_ABS_BIAS", "MAX_K", "MAX_VARIANCE", "MIN_VARIANCE",
+           "EquicorrelatedErrors", "ErrorModel", "GeneralErrors", "standardized_draws"]
 
 DISTS = ("gaussian", "student-t", "exponential", "rademacher")
+
+#: Most members a model may have: one trial of 10**6 errors is 8 MB.
+MAX_K = 10**6
+#: Variances must be 0 or in [MIN_VARIANCE, MAX_VARIANCE] (see "Ranges" above).
+MIN_VARIANCE, MAX_VARIANCE = 1e-100, 1e100
+#: Largest |bias| a member may have: its fourth power is 1e200.
+MAX_ABS_BIAS = 1e50
+_VARIANCE_RANGE = f"[{MIN_VARIANCE:g}, {MAX_VARIANCE:g}] or exactly 0"
 
 
 def standardized_draws(dist: str, gen, shape, xp=np, df: float = 5.0, out=None):
@@ -64,6 +82,14 @@ def standardized_draws(dist: str, gen, shape, xp=np, df: float = 5.0, out=None):
         z *= xp.sqrt((df - 2.0) / chi2)
         return z
     raise ValueError(f"The 'dist' parameter must be one of {DISTS}; got {dist!r}.")
+
+
+def _check_variance(value, name, owner) -> float:
+    value = check_real(value, name, range_text=_VARIANCE_RANGE, owner=owner)
+    if value != 0.0 and not MIN_VARIANCE <= value <= MAX_VARIANCE:
+        raise ValueError(f"The {name!r} parameter of {owner} must be in {_VARIANCE_RANGE}; "
+                         f"got {value:g}.")
+    return value
 
 
 class ErrorModel(abc.ABC):
@@ -134,6 +160,11 @@ class ErrorModel(abc.ABC):
         self.dist = check_choice(dist, "dist", DISTS, owner=owner)
         self.df = check_real(df, "df", low=2.0, low_inclusive=False, owner=owner)
         self.bias = check_bias(bias, self.k, owner=owner)
+        worst = float(np.max(np.abs(self.bias)))
+        if worst > MAX_ABS_BIAS:
+            raise ValueError(f"The 'bias' parameter of {owner} must be in "
+                             f"[-{MAX_ABS_BIAS:g}, {MAX_ABS_BIAS:g}]; got an entry of "
+                             f"absolute value {worst:g}.")
 
     def _draws(self, gen, shape, xp, out=None):
         return standardized_draws(self.dist, gen, shape, xp=xp, df=self.df, out=out)
@@ -148,9 +179,10 @@ class EquicorrelatedErrors(ErrorModel):
     Parameters
     ----------
     k : int
-        Number of members, ``>= 1``.
+        Number of members, in ``[1, 10**6]`` (:data:`MAX_K`).
     variance : float
-        ``V >= 0``.
+        ``V``: 0 or in ``[1e-100, 1e100]``, so that the engine's sums of fourth
+        powers stay inside float64's range.
     covariance : float
         ``C`` in ``[-V/(k-1), V]``, edges included (any ``|C| <= V`` when ``k = 1``).
     dist : str, default "gaussian"
@@ -158,7 +190,7 @@ class EquicorrelatedErrors(ErrorModel):
     df : float, default 5.0
         Degrees of freedom for ``dist="student-t"`` (``> 2``).
     bias : float or array of shape (k,), default 0.0
-        Mean error of each member.
+        Mean error of each member, ``|bias| <= 1e50``.
 
     Notes
     -----
@@ -186,8 +218,8 @@ class EquicorrelatedErrors(ErrorModel):
 
     def __init__(self, k, variance, covariance, dist="gaussian", df=5.0, bias=0.0):
         owner = type(self).__name__
-        self.k = check_int(k, "k", low=1, owner=owner)
-        self.V = check_real(variance, "variance", low=0.0, owner=owner)
+        self.k = check_int(k, "k", low=1, high=MAX_K, owner=owner)
+        self.V = _check_variance(variance, "variance", owner)
         self.C = _check_covariance(self.V, covariance, self.k, owner=owner)
         self._init_dist_and_bias(dist, df, bias)
 
@@ -241,9 +273,11 @@ class GeneralErrors(ErrorModel):
     Parameters
     ----------
     sigma : array of shape (k, k)
-        Symmetric positive semi-definite error covariance (checked, with a
-        tolerance of ``1e-10`` relative to its largest entry).
+        Symmetric positive semi-definite error covariance of real numbers
+        (checked, with a tolerance of ``1e-10`` relative to its largest entry),
+        whose largest entry is 0 or in ``[1e-100, 1e100]``.
     bias : float or array of shape (k,), default 0.0
+        Mean error of each member, ``|bias| <= 1e50``.
     dist : str, default "gaussian"
     df : float, default 5.0
 
@@ -256,7 +290,13 @@ class GeneralErrors(ErrorModel):
     """
 
     def __init__(self, sigma, bias=0.0, dist="gaussian", df=5.0):
-        sigma, eigenvalues, eigenvectors = check_covariance_matrix(sigma, type(self).__name__)
+        owner = type(self).__name__
+        sigma = check_array(sigma, "sigma", ndim=2, owner=owner, allow_bool=False)
+        largest = float(np.max(np.abs(sigma))) if sigma.size else 0.0
+        if largest != 0.0 and not MIN_VARIANCE <= largest <= MAX_VARIANCE:
+            raise ValueError(f"The 'sigma' parameter of {owner} must have its largest entry "
+                             f"|sigma_ij| in {_VARIANCE_RANGE}; got {largest:g}.")
+        sigma, eigenvalues, eigenvectors = check_covariance_matrix(sigma, owner)
         self.k = sigma.shape[0]
         self._sigma = sigma
         self._factor = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))  # (k, k) = L

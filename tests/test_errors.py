@@ -94,6 +94,18 @@ def test_general_errors_covariance_and_bias():
     (dict(k=3, variance=1.0, covariance=0.0, bias=[1.0, 2.0]), ValueError, ["'bias'", "(3,)"]),
     (dict(k=3, variance=1.0, covariance=0.0, bias=[1.0, np.inf, 0]), ValueError, ["'bias'", "finite"]),
     (dict(k="3", variance=1.0, covariance=0.0), TypeError, ["'k'", "integer"]),
+    # Too many members: a clear bound instead of a MemoryError.
+    (dict(k=10**12, variance=1.0, covariance=0.0), ValueError,
+     ["'k' parameter of EquicorrelatedErrors", "[1, 1000000]", "got 1000000000000"]),
+    # Variances whose squares (and their sums) overflow or underflow float64.
+    (dict(k=10, variance=1e308, covariance=0.5e308), ValueError,
+     ["'variance' parameter of EquicorrelatedErrors", "[1e-100, 1e+100] or exactly 0", "1e+308"]),
+    (dict(k=10, variance=1e300, covariance=0.0), ValueError, ["'variance'", "1e+300"]),
+    (dict(k=10, variance=1e-200, covariance=0.0), ValueError, ["'variance'", "1e-200"]),
+    (dict(k=3, variance=1.0, covariance=0.0, bias=[0.0, -1e60, 0.0]), ValueError,
+     ["'bias'", "[-1e+50, 1e+50]", "1e+60"]),
+    (dict(k=3, variance=1.0, covariance=0.0, bias=[True, False, True]), TypeError,
+     ["'bias'", "booleans"]),
 ])
 def test_equicorrelated_bad_input(kwargs, exc, words):
     with pytest.raises(exc) as info:
@@ -115,6 +127,30 @@ def test_general_errors_bad_sigma(sigma, words):
     assert "'sigma' parameter of GeneralErrors" in str(info.value)
     for word in words:
         assert word in str(info.value)
+
+
+@pytest.mark.parametrize("sigma, exc, words", [
+    (np.eye(2, dtype=bool), TypeError, ["real numbers", "booleans", "dtype bool"]),
+    ([["1", "0"], ["0", "1"]], TypeError, ["real numbers", "strings"]),
+    ([[1.0, 0.5], [0.5]], ValueError, ["rectangular", "ragged list", "[[1.0, 0.5], [0.5]]"]),
+    (1e300 * np.eye(2), ValueError, ["largest entry", "[1e-100, 1e+100] or exactly 0", "1e+300"]),
+    (1e-120 * np.eye(2), ValueError, ["largest entry", "1e-120"]),
+])
+def test_general_errors_sigma_of_the_wrong_kind_or_scale(sigma, exc, words):
+    with pytest.raises(exc) as info:
+        GeneralErrors(sigma)
+    assert "'sigma' parameter of GeneralErrors" in str(info.value)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_scale_bounds_are_inclusive():
+    # The edges of the documented ranges are accepted (and zero errors too).
+    for V in (0.0, 1e-100, 1e100):
+        assert EquicorrelatedErrors(3, V, 0.0).variance == V
+        assert GeneralErrors(V * np.eye(2)).variance == V
+    assert EquicorrelatedErrors(10**6, 1.0, 0.0, bias=1e50).k == 10**6
+    assert GeneralErrors(np.eye(2, dtype=int)).k == 2     # integers are real numbers
 
 
 def test_edges_are_accepted_despite_rounding():
