@@ -130,7 +130,7 @@ def test_setting_up_a_huge_run_takes_no_memory():
         simulate(InterruptedAfterOneBlock(np.eye(2)), 10**15, rng=0)
     peak_bytes = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak_bytes < 10 * block_bytes
+    assert peak_bytes < 16 * block_bytes     # a few blocks, not gigabytes
     tasks = montecarlo._task_ranges(10**18, 1)
     assert next(tasks) == (0, 1) and next(tasks) == (1, 2)
 
