@@ -35,6 +35,7 @@ even after heavy tails and ``10**18`` trials; biases with ``|bias| <= 1e50``.
 from __future__ import annotations
 
 import abc
+import math
 
 import numpy as np
 
@@ -92,6 +93,44 @@ def _check_variance(value, name, owner) -> float:
     return value
 
 
+def reduce_errors(eps, bias=None, xp=np):
+    """The per-trial moments of sampled errors ``eps`` ``(n, k)``; see :meth:`ErrorModel._moments`.
+
+    ``bias`` (shape ``(k,)`` or None) is subtracted from ``eps`` in place. Row
+    and column sums are matrix-vector products and the sums of squares one
+    ``einsum``: one streaming pass each.
+    """
+    n, k = eps.shape
+    ones_k = xp.ones(k)
+    row = eps @ ones_k                                   # (n,)  k * ebar
+    moments = xp.empty((3, n))                           # ebar^2, q1, q2 per trial
+    ebar = row / k
+    xp.multiply(ebar, ebar, out=moments[0])
+    if bias is not None:
+        eps -= bias                                      # (n, k)  d = e - bias
+        row = eps @ ones_k                               # (n,)  sum_i d_ti
+    col = xp.ones(n) @ eps                               # (k,)  per-member sums of d
+    sq = xp.einsum("ij,ij->i", eps, eps)                 # (n,)  sum_i d_ti^2
+    xp.divide(sq, k, out=moments[1])
+    if k > 1:
+        # sum_{i != j} d_i d_j = (sum_i d_i)^2 - sum_i d_i^2
+        xp.multiply(row, row, out=moments[2])
+        moments[2] -= sq
+        moments[2] /= k * (k - 1)
+    else:
+        moments[2] = 0.0
+    return moments, col
+
+
+def _row_dots(z, out, xp):
+    """``out[t] = sum_i z[t, i]**2`` for a 2-D ``z``, written into ``out``."""
+    if xp is np and hasattr(np, "vecdot"):               # NumPy >= 2: one BLAS dot a row,
+        np.vecdot(z, z, out=out)                          # faster than einsum
+    else:                                                # CuPy's einsum takes no out=
+        out[...] = xp.einsum("ij,ij->i", z, z)
+    return out
+
+
 class ErrorModel(abc.ABC):
     """The joint law of ``k`` member errors; subclasses say how to sample it.
 
@@ -119,6 +158,21 @@ class ErrorModel(abc.ABC):
         ``out``, an optional ``(n, k)`` float64 NumPy buffer, may be used (and
         returned) instead of a new array; the result is the same either way.
         """
+
+    def _moments(self, n: int, gen, xp=np, out=None):
+        """Draw ``n`` trials and return the per-trial moments the engine averages.
+
+        Returns ``(moments, col)``. ``moments`` has shape ``(3, n)``; its rows are,
+        for each trial ``t``, ``ebar_t^2`` (``ebar_t = mean_i e_ti``, the ensemble
+        error), ``q1_t = (1/k) sum_i d_ti^2`` and
+        ``q2_t = (1/(k(k-1))) sum_{i != j} d_ti d_tj`` (0 for ``k = 1``), where
+        ``d = e - bias``. ``col``, shape ``(k,)``, holds the per-member sums
+        ``sum_t d_ti``. This default samples with :meth:`sample` and reduces the
+        ``(n, k)`` errors (:func:`reduce_errors`); a model whose errors are a few
+        scaled factors may reduce the factors instead, which costs fewer passes
+        over the block and gives the same moments up to rounding.
+        """
+        return reduce_errors(self.sample(n, gen, xp, out), self._bias_on(xp), xp)
 
     @property
     @abc.abstractmethod
@@ -194,8 +248,10 @@ class EquicorrelatedErrors(ErrorModel):
 
     Notes
     -----
-    Sampling costs O(k) per trial. For ``C >= 0`` one shared factor ``W`` and
-    ``k`` independent factors ``Z_i`` (all zero mean, unit variance) give
+    Sampling costs O(k) per trial (:func:`ensim.simulate` does not even form
+    the errors: it sums the factors below directly). For ``C >= 0`` one shared
+    factor ``W`` and ``k`` independent factors ``Z_i`` (all zero mean, unit
+    variance) give
 
     .. math:: \epsilon_i = \sqrt{C}\,W + \sqrt{V - C}\,Z_i .
 
@@ -265,6 +321,53 @@ class EquicorrelatedErrors(ErrorModel):
         if bias is not None:
             eps += bias
         return eps
+
+    def _moments(self, n, gen, xp=np, out=None):
+        # The draws of sample(), reduced as factors. With d = e - bias,
+        #   C >= 0:  d_ti = a Z_ti + c W_t,             a = sqrt(V - C), c = sqrt(C);
+        #   C <  0:  d_ti = a (Z_ti - Zbar_t) + c W_t,  c = sqrt((V + (k-1) C) / k),
+        # so with S_t = sum_i Z_ti, Q_t = sum_i Z_ti^2 and u_t = (a/k) S_t each trial has
+        #   dbar_t = u_t + c W_t  (C >= 0),   c W_t  (C < 0: sum_i (Z_i - Zbar) = 0),
+        #   P_t / k = (1/k) sum_i (d_ti - dbar_t)^2 = (a^2/k) Q_t - u_t^2,
+        #   q1_t = P_t / k + dbar_t^2,   q2_t = dbar_t^2 - P_t / (k (k-1)).
+        # Three read-only passes over the block (S, Q and the column sums of Z)
+        # replace scaling it, adding W to it and reading it three times.
+        k, V, C = self.k, self.V, self.C
+        z = self._draws(gen, (n, k), xp, out)          # (n, k): the Z_i
+        w = self._draws(gen, (n, 1), xp)[:, 0]         # (n,): W
+        a = math.sqrt(V - C)
+        c = math.sqrt(C if C >= 0 else max(V + (k - 1) * C, 0.0) / k)
+        moments = xp.empty((3, n))
+        ebar2, q1, q2 = moments                        # (n,) views, filled in place
+        u = z @ xp.ones(k)                             # (n,)  S_t
+        _row_dots(z, q1, xp)                           # (n,)  Q_t
+        col = xp.ones(n) @ z                           # (k,)  sum_t Z_ti
+        if C < 0:
+            col -= xp.sum(u) / k                       # sum_t (Z_ti - Zbar_t)
+        u *= a / k                                     # u_t
+        xp.multiply(u, u, out=q2)
+        q1 *= a * a / k
+        q1 -= q2
+        xp.maximum(q1, 0.0, out=q1)                    # P_t / k >= 0; rounding aside
+        w *= c                                         # c W_t
+        col *= a
+        col += xp.sum(w)                               # (k,)  sum_t d_ti
+        if C >= 0:
+            u += w
+            dbar = u
+        else:
+            dbar = w
+        xp.multiply(dbar, dbar, out=ebar2)
+        if k > 1:
+            xp.multiply(q1, -1.0 / (k - 1), out=q2)
+            q2 += ebar2
+        else:
+            q2[...] = 0.0
+        q1 += ebar2
+        if self.mean_bias != 0.0:                      # ebar_t = dbar_t + mean bias
+            dbar += self.mean_bias
+            xp.multiply(dbar, dbar, out=ebar2)
+        return moments, col
 
 
 class GeneralErrors(ErrorModel):

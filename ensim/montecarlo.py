@@ -13,6 +13,13 @@ block order. Hence:
 * nothing is derived from the theory being checked: every reported moment is
   an average over sampled errors.
 
+The model reduces each block to per-trial moments
+(:meth:`~ensim.errors.ErrorModel._moments`). By default it samples the
+``(n, k)`` errors and reduces them; :class:`~ensim.EquicorrelatedErrors` reduces
+the independent factors its errors are built from (row sums, row sums of
+squares and column sums of ``Z``, and ``W``), which gives the moments of the
+same sampled errors up to rounding with three read-only passes over the block.
+
 Symbols
 -------
 For trial ``t`` with member errors ``e_t1, ..., e_tk``:
@@ -74,33 +81,17 @@ def _block_sums(model: ErrorModel, n: int, gen, xp, buffer=None) -> np.ndarray:
 
     ``q1`` and ``q2`` are taken about the model's biases (``d = e - bias``), a
     fixed shift that keeps their standard errors free of the bias terms; the
-    ensemble error ``ebar`` is always the plain mean of the sampled errors.
+    ensemble error ``ebar`` is always the plain mean of the sampled errors. The
+    model hands over the per-trial moments (:meth:`ErrorModel._moments`).
     """
-    k = model.k
-    eps = model.sample(n, gen, xp, out=None if buffer is None else buffer[:n])  # (n, k)
-    # Row and column sums as matrix-vector products: one streaming pass each.
-    ones_k = xp.ones(k)
-    row_sum = eps @ ones_k                                   # (n,)  k * ebar
-    ebar = row_sum / k
-    bias = model._bias_on(xp)
-    if bias is not None:
-        eps -= bias                                          # (n, k)  d = e - bias
-        row_sum = eps @ ones_k
-    col_sum = xp.ones(n) @ eps                               # (k,)  per-member sums of d
-    sq_sum = xp.einsum("ij,ij->i", eps, eps)                 # (n,)  k * q1
-    q1 = sq_sum / k
-    if k > 1:
-        # sum_{i != j} d_i d_j = (sum_i d_i)^2 - sum_i d_i^2
-        q2 = (row_sum * row_sum - sq_sum) / (k * (k - 1))
-    else:
-        q2 = xp.zeros_like(q1)
-    stats = []
-    for x in (ebar * ebar, q1, q2):
-        mean = xp.mean(x)
-        stats += [mean, xp.sum((x - mean) ** 2)]
-    out = np.empty(_N_SCALARS + k)
+    moments, col_sum = model._moments(n, gen, xp, out=None if buffer is None else buffer[:n])
+    means = xp.mean(moments, axis=1)                         # (3,)  ebar^2, q1, q2
+    moments -= means[:, None]
+    moments *= moments
+    out = np.empty(_N_SCALARS + model.k)
     out[_N] = n
-    out[1:_N_SCALARS] = to_numpy(xp.stack(stats))
+    out[_EBAR2:_N_SCALARS:2] = to_numpy(means)
+    out[_EBAR2_M2:_N_SCALARS:2] = to_numpy(xp.sum(moments, axis=1))
     out[_N_SCALARS:] = to_numpy(col_sum)
     return out
 

@@ -5,7 +5,7 @@ import pytest
 
 from ensim import DISTS, EquicorrelatedErrors, GeneralErrors
 from ensim._random import numpy_generator
-from ensim.errors import standardized_draws
+from ensim.errors import reduce_errors, standardized_draws
 
 N = 200_000  # trials per covariance check
 
@@ -60,6 +60,35 @@ def test_sample_covariance_check_rejects_wrong_covariance():
     eps = model.sample(N, numpy_generator(np.random.SeedSequence(7)))
     wrong = EquicorrelatedErrors(4, 1.0, 0.45).sigma
     assert sample_cov_check(eps, wrong) > 5.0
+
+
+@pytest.mark.parametrize("dist", DISTS)
+@pytest.mark.parametrize("V, C, k, bias", [
+    (1.0, 0.5, 4, 0.0), (2.0, 0.0, 3, 0.3), (1.5, -0.5, 4, [0.1, -0.2, 0.0, 2.0]),
+    (1.0, -1 / 5, 6, 0.0), (1.0, 1.0, 3, -1.0), (3.0, -0.2, 2, 0.0), (0.7, 0.2, 1, 0.5),
+    (0.7, -0.3, 1, 0.0), (1e-100, 0.5e-100, 5, 0.0), (1e100, -0.25e100, 5, 1e50)])
+def test_equicorrelated_moments_are_those_of_its_samples(dist, V, C, k, bias):
+    # The engine's fast path reduces the factors (Z, W) instead of the errors built
+    # from them; the same draws must give the moments of the sampled errors.
+    model = EquicorrelatedErrors(k, V, C, dist=dist, df=6.0, bias=bias)
+    n = 3000
+    fast, fast_col = model._moments(n, numpy_generator(np.random.SeedSequence(5)))
+    eps = model.sample(n, numpy_generator(np.random.SeedSequence(5)))
+    slow, slow_col = reduce_errors(eps, model._bias_on(np))
+    scale = V + float(np.mean(model.bias ** 2))           # E[e^2] per member
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12 * scale)
+    np.testing.assert_allclose(fast_col, slow_col, rtol=0, atol=1e-12 * n * np.sqrt(V))
+
+
+def test_moment_check_rejects_other_errors():
+    # Negative control for the check above: the moments of errors of another
+    # covariance (or without the bias) fail it.
+    model = EquicorrelatedErrors(4, 1.0, 0.5, bias=0.2)
+    fast, _ = model._moments(3000, numpy_generator(np.random.SeedSequence(5)))
+    for other in (EquicorrelatedErrors(4, 1.0, 0.45, bias=0.2), EquicorrelatedErrors(4, 1.0, 0.5)):
+        eps = other.sample(3000, numpy_generator(np.random.SeedSequence(5)))
+        slow, _ = reduce_errors(eps, model._bias_on(np))
+        assert not np.allclose(fast, slow, rtol=1e-12, atol=1e-12)
 
 
 def test_lower_edge_errors_sum_to_zero():
