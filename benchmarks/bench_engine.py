@@ -4,7 +4,11 @@ Sampling ``k`` member errors per trial is the honest cost of the engine, so the
 limit is the rate of ``Generator.standard_normal``. Everything is measured in one
 run, on this machine, and reported as ratios:
 
-(a) the raw fill of a preallocated buffer with PCG64 and with SFC64 (the limit);
+(a) the raw fill of a preallocated buffer with PCG64, and with SFC64 into buffers
+    of 2**15, 2**16 and 2**17 normals (256 KiB to 1 MiB; small buffers fill a
+    little faster, as they stay in cache): the limit in each round is the
+    fastest of the SFC64 fills, so the engine's own cache-sized chunks cannot
+    flatter it;
 (b) :func:`ensim.simulate` on ``EquicorrelatedErrors`` at k = 10, 100, 1000 with
     one job, and at k = 100 with two;
 (c) ``Generator.multivariate_normal`` with the same covariance (a k x k product
@@ -19,7 +23,7 @@ two workloads' best rounds (the rounds least disturbed by other work); next to i
 stand the median and range of the ratios formed within each round, which show
 how much the machine moved while it ran.
 
-Targets: (b) with one job >= 0.9 x the SFC64 fill at k = 100 and k = 1000;
+Targets: (b) with one job >= 0.9 x the fastest SFC64 fill at k = 100 and k = 1000;
 (b) >= 2x (c) at k = 100 and >= 5x at k = 1000; two jobs >= 1.7x one job.
 
 Run: ``python benchmarks/bench_engine.py [--seconds S] [--rounds R] [--billion]``.
@@ -53,10 +57,13 @@ def rate(work, n_per_call, seconds):
 def workloads(seconds):
     """``{name: (work, normals per call)}``; each call takes about ``seconds`` or less."""
     jobs = {}
-    buffer = np.empty(2**17)
-    for name, bitgen in (("PCG64", np.random.PCG64), ("SFC64", np.random.SFC64)):
-        gen = np.random.Generator(bitgen(0))
-        jobs[f"fill {name}"] = (lambda gen=gen: gen.standard_normal(out=buffer), buffer.size)
+    for name, bitgen, size in (("PCG64", np.random.PCG64, 2**17),
+                               *(("SFC64", np.random.SFC64, 2**p) for p in (15, 16, 17))):
+        gen, buffer = np.random.Generator(bitgen(0)), np.empty(size)
+        calls = 2**17 // size                       # 2**17 normals per call
+        jobs[f"fill {name} 2^{size.bit_length() - 1}"] = (
+            lambda gen=gen, buffer=buffer, calls=calls: [gen.standard_normal(out=buffer)
+                                                         for _ in range(calls)], 2**17)
     for k, n_jobs in ((10, 1), (100, 1), (1000, 1), (100, 2)):
         model = EquicorrelatedErrors(k, 1.0, 0.3)
         n_trials = int(max(1, 1.0e8 * seconds / k) * n_jobs)
@@ -100,16 +107,17 @@ def main(argv=None):
         for name, (work, n_per_call) in jobs.items():
             rates[name].append(rate(work, n_per_call, args.seconds))
     rates = {name: np.array(values) for name, values in rates.items()}
-    limit = "fill SFC64"
+    limit = "fill SFC64, fastest"
+    rates[limit] = np.max([v for name, v in rates.items() if name.startswith("fill SFC64")], axis=0)
 
     print(f"\nnormals per second (millions): best round, and its ratio to the best {limit}")
     for name, values in rates.items():
         print(f"  {name:<28} {values.max() / 1e6:8.1f}   {values.max() / rates[limit].max():5.2f}")
 
     checks = [
-        ("engine k=100, 1 job / fill SFC64", "engine k=100 jobs=1", limit, 0.9),
-        ("engine k=1000, 1 job / fill SFC64", "engine k=1000 jobs=1", limit, 0.9),
-        ("engine k=10, 1 job / fill SFC64", "engine k=10 jobs=1", limit, None),
+        ("engine k=100, 1 job / SFC64 fill", "engine k=100 jobs=1", limit, 0.9),
+        ("engine k=1000, 1 job / SFC64 fill", "engine k=1000 jobs=1", limit, 0.9),
+        ("engine k=10, 1 job / SFC64 fill", "engine k=10 jobs=1", limit, None),
         ("engine / multivariate_normal, k=100", "engine k=100 jobs=1",
          "multivariate_normal k=100", 2.0),
         ("engine / multivariate_normal, k=1000", "engine k=1000 jobs=1",

@@ -122,6 +122,15 @@ def reduce_errors(eps, bias=None, xp=np):
     return moments, col
 
 
+#: Laws whose draws of an (n, k) array are the draws of its row chunks in turn
+#: (one sequential pass over the stream); Student-t draws all normals, then all
+#: gammas, so it is drawn whole.
+_ONE_PASS_DISTS = ("gaussian", "exponential", "rademacher")
+#: Elements per chunk of rows in EquicorrelatedErrors._moments (512 KiB: well
+#: inside a core's L2 cache, with room for the rest of the block's arrays).
+_CHUNK_ELEMENTS = 2**16
+
+
 def _row_dots(z, out, xp):
     """``out[t] = sum_i z[t, i]**2`` for a 2-D ``z``, written into ``out``."""
     if xp is np and hasattr(np, "vecdot"):               # NumPy >= 2: one BLAS dot a row,
@@ -330,18 +339,28 @@ class EquicorrelatedErrors(ErrorModel):
         #   dbar_t = u_t + c W_t  (C >= 0),   c W_t  (C < 0: sum_i (Z_i - Zbar) = 0),
         #   P_t / k = (1/k) sum_i (d_ti - dbar_t)^2 = (a^2/k) Q_t - u_t^2,
         #   q1_t = P_t / k + dbar_t^2,   q2_t = dbar_t^2 - P_t / (k (k-1)).
-        # Three read-only passes over the block (S, Q and the column sums of Z)
-        # replace scaling it, adding W to it and reading it three times.
+        # Three read-only passes (S, Q and the column sums of Z) replace scaling
+        # the block, adding W to it and reading it three times. On NumPy, laws
+        # drawn in one sequential pass are drawn and reduced a cache-sized chunk of
+        # rows at a time: the same numbers in the same order, never leaving cache.
         k, V, C = self.k, self.V, self.C
-        z = self._draws(gen, (n, k), xp, out)          # (n, k): the Z_i
-        w = self._draws(gen, (n, 1), xp)[:, 0]         # (n,): W
         a = math.sqrt(V - C)
         c = math.sqrt(C if C >= 0 else max(V + (k - 1) * C, 0.0) / k)
         moments = xp.empty((3, n))
         ebar2, q1, q2 = moments                        # (n,) views, filled in place
-        u = z @ xp.ones(k)                             # (n,)  S_t
-        _row_dots(z, q1, xp)                           # (n,)  Q_t
-        col = xp.ones(n) @ z                           # (k,)  sum_t Z_ti
+        u = xp.empty(n)
+        col = xp.zeros(k)
+        one_pass = xp is np and self.dist in _ONE_PASS_DISTS
+        rows = max(1, _CHUNK_ELEMENTS // k) if one_pass else n
+        ones_k, ones_rows = xp.ones(k), xp.ones(min(rows, n))
+        for first in range(0, n, rows):
+            stop = min(first + rows, n)
+            z = self._draws(gen, (stop - first, k), xp,
+                            None if out is None else out[:stop - first])  # (rows, k): Z_i
+            xp.matmul(z, ones_k, out=u[first:stop])    # S_t
+            _row_dots(z, q1[first:stop], xp)           # Q_t
+            col += ones_rows[:stop - first] @ z        # (k,)  sum_t Z_ti
+        w = self._draws(gen, (n, 1), xp)[:, 0]         # (n,): W
         if C < 0:
             col -= xp.sum(u) / k                       # sum_t (Z_ti - Zbar_t)
         u *= a / k                                     # u_t

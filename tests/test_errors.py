@@ -66,10 +66,13 @@ def test_sample_covariance_check_rejects_wrong_covariance():
 @pytest.mark.parametrize("V, C, k, bias", [
     (1.0, 0.5, 4, 0.0), (2.0, 0.0, 3, 0.3), (1.5, -0.5, 4, [0.1, -0.2, 0.0, 2.0]),
     (1.0, -1 / 5, 6, 0.0), (1.0, 1.0, 3, -1.0), (3.0, -0.2, 2, 0.0), (0.7, 0.2, 1, 0.5),
-    (0.7, -0.3, 1, 0.0), (1e-100, 0.5e-100, 5, 0.0), (1e100, -0.25e100, 5, 1e50)])
+    (0.7, -0.3, 1, 0.0), (1e-100, 0.5e-100, 5, 0.0), (1e100, -0.25e100, 5, 1e50),
+    (1.0, 0.3, 37, 0.0), (2.0, -0.01, 100, 0.5)])     # several chunks of rows, one short
 def test_equicorrelated_moments_are_those_of_its_samples(dist, V, C, k, bias):
     # The engine's fast path reduces the factors (Z, W) instead of the errors built
-    # from them; the same draws must give the moments of the sampled errors.
+    # from them, drawing Z a chunk of rows at a time (2**16 elements: 1771 rows at
+    # k = 37, 655 at k = 100); the same draws must give the moments of the
+    # sampled errors.
     model = EquicorrelatedErrors(k, V, C, dist=dist, df=6.0, bias=bias)
     n = 3000
     fast, fast_col = model._moments(n, numpy_generator(np.random.SeedSequence(5)))
