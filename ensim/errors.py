@@ -93,7 +93,7 @@ def _check_variance(value, name, owner) -> float:
     return value
 
 
-def reduce_errors(eps, bias=None, xp=np):
+def _reduce_errors(eps, bias=None, xp=np):
     """The per-trial moments of sampled errors ``eps`` ``(n, k)``; see :meth:`ErrorModel._moments`.
 
     ``bias`` (shape ``(k,)`` or None) is subtracted from ``eps`` in place. Row
@@ -177,11 +177,11 @@ class ErrorModel(abc.ABC):
         ``q2_t = (1/(k(k-1))) sum_{i != j} d_ti d_tj`` (0 for ``k = 1``), where
         ``d = e - bias``. ``col``, shape ``(k,)``, holds the per-member sums
         ``sum_t d_ti``. This default samples with :meth:`sample` and reduces the
-        ``(n, k)`` errors (:func:`reduce_errors`); a model whose errors are a few
+        ``(n, k)`` errors (:func:`_reduce_errors`); a model whose errors are a few
         scaled factors may reduce the factors instead, which costs fewer passes
         over the block and gives the same moments up to rounding.
         """
-        return reduce_errors(self.sample(n, gen, xp, out), self._bias_on(xp), xp)
+        return _reduce_errors(self.sample(n, gen, xp, out), self._bias_on(xp), xp)
 
     @property
     @abc.abstractmethod

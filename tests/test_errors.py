@@ -5,7 +5,7 @@ import pytest
 
 from ensim import DISTS, EquicorrelatedErrors, GeneralErrors
 from ensim._random import numpy_generator
-from ensim.errors import reduce_errors, standardized_draws
+from ensim.errors import _reduce_errors, standardized_draws
 
 N = 200_000  # trials per covariance check
 
@@ -77,7 +77,7 @@ def test_equicorrelated_moments_are_those_of_its_samples(dist, V, C, k, bias):
     n = 3000
     fast, fast_col = model._moments(n, numpy_generator(np.random.SeedSequence(5)))
     eps = model.sample(n, numpy_generator(np.random.SeedSequence(5)))
-    slow, slow_col = reduce_errors(eps, model._bias_on(np))
+    slow, slow_col = _reduce_errors(eps, model._bias_on(np))
     scale = V + float(np.mean(model.bias ** 2))           # E[e^2] per member
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12 * scale)
     np.testing.assert_allclose(fast_col, slow_col, rtol=0, atol=1e-12 * n * np.sqrt(V))
@@ -90,7 +90,7 @@ def test_moment_check_rejects_other_errors():
     fast, _ = model._moments(3000, numpy_generator(np.random.SeedSequence(5)))
     for other in (EquicorrelatedErrors(4, 1.0, 0.45, bias=0.2), EquicorrelatedErrors(4, 1.0, 0.5)):
         eps = other.sample(3000, numpy_generator(np.random.SeedSequence(5)))
-        slow, _ = reduce_errors(eps, model._bias_on(np))
+        slow, _ = _reduce_errors(eps, model._bias_on(np))
         assert not np.allclose(fast, slow, rtol=1e-12, atol=1e-12)
 
 
