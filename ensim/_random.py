@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
+import reprlib
 
 import numpy as np
 
@@ -43,15 +44,32 @@ def as_seed_sequence(rng=None) -> np.random.SeedSequence:
         return np.random.SeedSequence() if rng is None else rng
     if isinstance(rng, np.random.Generator):
         return np.random.SeedSequence(rng.integers(0, 2**63, size=2, dtype=np.uint64).tolist())
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+    if _is_int(rng):
         if rng < 0:
             raise ValueError(f"The 'rng' parameter must be a non-negative integer seed; got {rng}.")
         return np.random.SeedSequence(int(rng))
-    if isinstance(rng, (list, tuple)) and rng and all(
-            isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= 0 for x in rng):
+    if isinstance(rng, (list, tuple)):
+        kind = type(rng).__name__
+        if not rng:
+            raise ValueError(f"The 'rng' parameter must be {_VALID_RNG}; got an empty {kind}.")
+        for x in rng:
+            if not _is_int(x):
+                raise TypeError(f"The 'rng' parameter must be {_VALID_RNG}; got the {kind} "
+                                f"{reprlib.repr(rng)}, whose entry {x!r} is not an integer.")
+            if x < 0:
+                raise ValueError(f"The 'rng' parameter must be {_VALID_RNG}; got the {kind} "
+                                 f"{reprlib.repr(rng)}, whose entry {x} is negative.")
         return np.random.SeedSequence([int(x) for x in rng])
-    raise TypeError("The 'rng' parameter must be None, a non-negative int (or a list of them), a "
-                    f"numpy.random.SeedSequence or a numpy.random.Generator; got {type(rng).__name__}.")
+    raise TypeError(f"The 'rng' parameter must be {_VALID_RNG}; got {reprlib.repr(rng)} "
+                    f"of type {type(rng).__name__}.")
+
+
+_VALID_RNG = ("None, a non-negative int, a non-empty list of non-negative ints, a "
+              "numpy.random.SeedSequence or a numpy.random.Generator")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
 
 
 def child_seed(seed: np.random.SeedSequence, *key: int) -> np.random.SeedSequence:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 
 import numpy as np
 
@@ -163,12 +164,14 @@ def check_choice(value, name: str, choices, *, owner: str | None = None):
 
 
 def check_array(value, name: str, *, ndim: int | None = None, owner: str | None = None,
-                xp=None):
+                xp=None, allow_bool: bool = True):
     """Return ``value`` as a finite float64 array (NumPy unless ``xp`` is given).
 
     Raises ``TypeError`` for values that are not real numbers (complex numbers
-    included: their imaginary part would be lost), ``ValueError`` for the wrong
-    number of dimensions and for NaN or infinite entries, naming how many there are.
+    included: their imaginary part would be lost; strings; booleans too when
+    ``allow_bool`` is false), ``ValueError`` for ragged nested lists, for the
+    wrong number of dimensions and for NaN or infinite entries, naming how many
+    there are.
     """
     xp = np if xp is None else xp
     not_real = TypeError(f"{_prefix(name, owner)} must be an array of real numbers; "
@@ -176,11 +179,20 @@ def check_array(value, name: str, *, ndim: int | None = None, owner: str | None 
     try:
         array = xp.asarray(value)
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValueError) and "inhomogeneous" in str(exc):
+            raise ValueError(f"{_prefix(name, owner)} must be a rectangular array of real "
+                             f"numbers; got a ragged {type(value).__name__} (its rows have "
+                             f"different lengths): {reprlib.repr(value)}.") from exc
         raise not_real from exc
-    if array.dtype.kind == "c":
+    kind = array.dtype.kind
+    if kind == "c":
         raise TypeError(f"{_prefix(name, owner)} must be an array of real numbers; got "
                         f"complex values (dtype {array.dtype}), whose imaginary part "
                         "would be lost.")
+    if kind in "USV" or (kind == "b" and not allow_bool):
+        what = "booleans" if kind == "b" else "strings" if kind in "US" else "raw bytes"
+        raise TypeError(f"{_prefix(name, owner)} must be an array of real numbers (integer "
+                        f"or floating point); got {what} (dtype {array.dtype}).")
     try:
         array = xp.asarray(array, dtype=xp.float64)
     except (TypeError, ValueError) as exc:
@@ -220,6 +232,9 @@ def check_covariance(variance: float, covariance, k: int, owner: str | None = No
 
 
 def _interval(low, high, low_inclusive, high_inclusive) -> str:
-    left = ("[" if low_inclusive else "(") + ("-inf" if low is None else f"{low:g}")
-    right = ("inf" if high is None else f"{high:g}") + ("]" if high_inclusive else ")")
+    def text(x):  # integers exactly (10**6, not 1e+06)
+        return str(x) if isinstance(x, int) else f"{x:g}"
+
+    left = ("[" if low_inclusive else "(") + ("-inf" if low is None else text(low))
+    right = ("inf" if high is None else text(high)) + ("]" if high_inclusive else ")")
     return f"{left}, {right}"

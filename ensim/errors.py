@@ -16,25 +16,44 @@ the requested covariance:
 ``"student-t"``
     Student-t with ``df`` degrees of freedom scaled to unit variance (heavy
     tails; ``df > 2`` needed for a variance, ``df > 4`` for the standard error
-    of the MSE to exist).
+    of the MSE to exist, which is why :func:`ensim.simulate` refuses
+    ``df <= 4``).
 ``"exponential"``
     ``Exp(1) - 1``: skewed (skewness 2).
 ``"rademacher"``
     ``+1`` or ``-1`` with probability 1/2: discrete.
+
+Ranges
+------
+The engine sums squared errors and the squares of those (for standard errors)
+in float64, so every model keeps its errors' scale well inside float64's range:
+``k <= 10**6`` members; variances (the largest diagonal entry of ``sigma``) of
+0 or in ``[1e-100, 1e100]``, whose fourth powers neither overflow nor underflow
+even after heavy tails and ``10**18`` trials; biases with ``|bias| <= 1e50``.
 """
 
 from __future__ import annotations
 
 import abc
+import math
 
 import numpy as np
 
-from ._validation import check_choice, check_covariance, check_int, check_real
+from ._validation import check_array, check_choice, check_covariance, check_int, check_real
 from .theory import check_bias, check_covariance_matrix
 
-__all__ = ["DISTS", "EquicorrelatedErrors", "ErrorModel", "GeneralErrors", "standardized_draws"]
+__all__ = ["DISTS", "MAX_ABS_BIAS", "MAX_K", "MAX_VARIANCE", "MIN_VARIANCE",
+           "EquicorrelatedErrors", "ErrorModel", "GeneralErrors", "standardized_draws"]
 
 DISTS = ("gaussian", "student-t", "exponential", "rademacher")
+
+#: Most members a model may have: one trial of 10**6 errors is 8 MB.
+MAX_K = 10**6
+#: Variances must be 0 or in [MIN_VARIANCE, MAX_VARIANCE] (see "Ranges" above).
+MIN_VARIANCE, MAX_VARIANCE = 1e-100, 1e100
+#: Largest |bias| a member may have: its fourth power is 1e200.
+MAX_ABS_BIAS = 1e50
+_VARIANCE_RANGE = f"[{MIN_VARIANCE:g}, {MAX_VARIANCE:g}] or exactly 0"
 
 
 def standardized_draws(dist: str, gen, shape, xp=np, df: float = 5.0, out=None):
@@ -66,6 +85,61 @@ def standardized_draws(dist: str, gen, shape, xp=np, df: float = 5.0, out=None):
     raise ValueError(f"The 'dist' parameter must be one of {DISTS}; got {dist!r}.")
 
 
+def _check_variance(value, name, owner) -> float:
+    value = check_real(value, name, range_text=_VARIANCE_RANGE, owner=owner)
+    if value != 0.0 and not MIN_VARIANCE <= value <= MAX_VARIANCE:
+        raise ValueError(f"The {name!r} parameter of {owner} must be in {_VARIANCE_RANGE}; "
+                         f"got {value:g}.")
+    return value
+
+
+def _reduce_errors(eps, bias=None, xp=np):
+    """The per-trial moments of sampled errors ``eps`` ``(n, k)``; see :meth:`ErrorModel._moments`.
+
+    ``bias`` (shape ``(k,)`` or None) is subtracted from ``eps`` in place. Row
+    and column sums are matrix-vector products and the sums of squares one
+    ``einsum``: one streaming pass each.
+    """
+    n, k = eps.shape
+    ones_k = xp.ones(k)
+    row = eps @ ones_k                                   # (n,)  k * ebar
+    moments = xp.empty((3, n))                           # ebar^2, q1, q2 per trial
+    ebar = row / k
+    xp.multiply(ebar, ebar, out=moments[0])
+    if bias is not None:
+        eps -= bias                                      # (n, k)  d = e - bias
+        row = eps @ ones_k                               # (n,)  sum_i d_ti
+    col = xp.ones(n) @ eps                               # (k,)  per-member sums of d
+    sq = xp.einsum("ij,ij->i", eps, eps)                 # (n,)  sum_i d_ti^2
+    xp.divide(sq, k, out=moments[1])
+    if k > 1:
+        # sum_{i != j} d_i d_j = (sum_i d_i)^2 - sum_i d_i^2
+        xp.multiply(row, row, out=moments[2])
+        moments[2] -= sq
+        moments[2] /= k * (k - 1)
+    else:
+        moments[2] = 0.0
+    return moments, col
+
+
+#: Laws whose draws of an (n, k) array are the draws of its row chunks in turn
+#: (one sequential pass over the stream); Student-t draws all normals, then all
+#: gammas, so it is drawn whole.
+_ONE_PASS_DISTS = ("gaussian", "exponential", "rademacher")
+#: Elements per chunk of rows in EquicorrelatedErrors._moments (512 KiB: well
+#: inside a core's L2 cache, with room for the rest of the block's arrays).
+_CHUNK_ELEMENTS = 2**16
+
+
+def _row_dots(z, out, xp):
+    """``out[t] = sum_i z[t, i]**2`` for a 2-D ``z``, written into ``out``."""
+    if xp is np and hasattr(np, "vecdot"):               # NumPy >= 2: one BLAS dot a row,
+        np.vecdot(z, z, out=out)                          # faster than einsum
+    else:                                                # CuPy's einsum takes no out=
+        out[...] = xp.einsum("ij,ij->i", z, z)
+    return out
+
+
 class ErrorModel(abc.ABC):
     """The joint law of ``k`` member errors; subclasses say how to sample it.
 
@@ -93,6 +167,21 @@ class ErrorModel(abc.ABC):
         ``out``, an optional ``(n, k)`` float64 NumPy buffer, may be used (and
         returned) instead of a new array; the result is the same either way.
         """
+
+    def _moments(self, n: int, gen, xp=np, out=None):
+        """Draw ``n`` trials and return the per-trial moments the engine averages.
+
+        Returns ``(moments, col)``. ``moments`` has shape ``(3, n)``; its rows are,
+        for each trial ``t``, ``ebar_t^2`` (``ebar_t = mean_i e_ti``, the ensemble
+        error), ``q1_t = (1/k) sum_i d_ti^2`` and
+        ``q2_t = (1/(k(k-1))) sum_{i != j} d_ti d_tj`` (0 for ``k = 1``), where
+        ``d = e - bias``. ``col``, shape ``(k,)``, holds the per-member sums
+        ``sum_t d_ti``. This default samples with :meth:`sample` and reduces the
+        ``(n, k)`` errors (:func:`_reduce_errors`); a model whose errors are a few
+        scaled factors may reduce the factors instead, which costs fewer passes
+        over the block and gives the same moments up to rounding.
+        """
+        return _reduce_errors(self.sample(n, gen, xp, out), self._bias_on(xp), xp)
 
     @property
     @abc.abstractmethod
@@ -134,6 +223,11 @@ class ErrorModel(abc.ABC):
         self.dist = check_choice(dist, "dist", DISTS, owner=owner)
         self.df = check_real(df, "df", low=2.0, low_inclusive=False, owner=owner)
         self.bias = check_bias(bias, self.k, owner=owner)
+        worst = float(np.max(np.abs(self.bias)))
+        if worst > MAX_ABS_BIAS:
+            raise ValueError(f"The 'bias' parameter of {owner} must be in "
+                             f"[-{MAX_ABS_BIAS:g}, {MAX_ABS_BIAS:g}]; got an entry of "
+                             f"absolute value {worst:g}.")
 
     def _draws(self, gen, shape, xp, out=None):
         return standardized_draws(self.dist, gen, shape, xp=xp, df=self.df, out=out)
@@ -148,9 +242,10 @@ class EquicorrelatedErrors(ErrorModel):
     Parameters
     ----------
     k : int
-        Number of members, ``>= 1``.
+        Number of members, in ``[1, 10**6]`` (:data:`MAX_K`).
     variance : float
-        ``V >= 0``.
+        ``V``: 0 or in ``[1e-100, 1e100]``, so that the engine's sums of fourth
+        powers stay inside float64's range.
     covariance : float
         ``C`` in ``[-V/(k-1), V]``, edges included (any ``|C| <= V`` when ``k = 1``).
     dist : str, default "gaussian"
@@ -158,12 +253,14 @@ class EquicorrelatedErrors(ErrorModel):
     df : float, default 5.0
         Degrees of freedom for ``dist="student-t"`` (``> 2``).
     bias : float or array of shape (k,), default 0.0
-        Mean error of each member.
+        Mean error of each member, ``|bias| <= 1e50``.
 
     Notes
     -----
-    Sampling costs O(k) per trial. For ``C >= 0`` one shared factor ``W`` and
-    ``k`` independent factors ``Z_i`` (all zero mean, unit variance) give
+    Sampling costs O(k) per trial (:func:`ensim.simulate` does not even form
+    the errors: it sums the factors below directly). For ``C >= 0`` one shared
+    factor ``W`` and ``k`` independent factors ``Z_i`` (all zero mean, unit
+    variance) give
 
     .. math:: \epsilon_i = \sqrt{C}\,W + \sqrt{V - C}\,Z_i .
 
@@ -186,8 +283,8 @@ class EquicorrelatedErrors(ErrorModel):
 
     def __init__(self, k, variance, covariance, dist="gaussian", df=5.0, bias=0.0):
         owner = type(self).__name__
-        self.k = check_int(k, "k", low=1, owner=owner)
-        self.V = check_real(variance, "variance", low=0.0, owner=owner)
+        self.k = check_int(k, "k", low=1, high=MAX_K, owner=owner)
+        self.V = _check_variance(variance, "variance", owner)
         self.C = check_covariance(self.V, covariance, self.k, owner=owner)
         self._init_dist_and_bias(dist, df, bias)
 
@@ -234,6 +331,63 @@ class EquicorrelatedErrors(ErrorModel):
             eps += bias
         return eps
 
+    def _moments(self, n, gen, xp=np, out=None):
+        # The draws of sample(), reduced as factors. With d = e - bias,
+        #   C >= 0:  d_ti = a Z_ti + c W_t,             a = sqrt(V - C), c = sqrt(C);
+        #   C <  0:  d_ti = a (Z_ti - Zbar_t) + c W_t,  c = sqrt((V + (k-1) C) / k),
+        # so with S_t = sum_i Z_ti, Q_t = sum_i Z_ti^2 and u_t = (a/k) S_t each trial has
+        #   dbar_t = u_t + c W_t  (C >= 0),   c W_t  (C < 0: sum_i (Z_i - Zbar) = 0),
+        #   P_t / k = (1/k) sum_i (d_ti - dbar_t)^2 = (a^2/k) Q_t - u_t^2,
+        #   q1_t = P_t / k + dbar_t^2,   q2_t = dbar_t^2 - P_t / (k (k-1)).
+        # Three read-only passes (S, Q and the column sums of Z) replace scaling
+        # the block, adding W to it and reading it three times. On NumPy, laws
+        # drawn in one sequential pass are drawn and reduced a cache-sized chunk of
+        # rows at a time: the same numbers in the same order, never leaving cache.
+        k, V, C = self.k, self.V, self.C
+        a = math.sqrt(V - C)
+        c = math.sqrt(C if C >= 0 else max(V + (k - 1) * C, 0.0) / k)
+        moments = xp.empty((3, n))
+        ebar2, q1, q2 = moments                        # (n,) views, filled in place
+        u = xp.empty(n)
+        col = xp.zeros(k)
+        one_pass = xp is np and self.dist in _ONE_PASS_DISTS
+        rows = max(1, _CHUNK_ELEMENTS // k) if one_pass else n
+        ones_k, ones_rows = xp.ones(k), xp.ones(min(rows, n))
+        for first in range(0, n, rows):
+            stop = min(first + rows, n)
+            z = self._draws(gen, (stop - first, k), xp,
+                            None if out is None else out[:stop - first])  # (rows, k): Z_i
+            xp.matmul(z, ones_k, out=u[first:stop])    # S_t
+            _row_dots(z, q1[first:stop], xp)           # Q_t
+            col += ones_rows[:stop - first] @ z        # (k,)  sum_t Z_ti
+        w = self._draws(gen, (n, 1), xp)[:, 0]         # (n,): W
+        if C < 0:
+            col -= xp.sum(u) / k                       # sum_t (Z_ti - Zbar_t)
+        u *= a / k                                     # u_t
+        xp.multiply(u, u, out=q2)
+        q1 *= a * a / k
+        q1 -= q2
+        xp.maximum(q1, 0.0, out=q1)                    # P_t / k >= 0; rounding aside
+        w *= c                                         # c W_t
+        col *= a
+        col += xp.sum(w)                               # (k,)  sum_t d_ti
+        if C >= 0:
+            u += w
+            dbar = u
+        else:
+            dbar = w
+        xp.multiply(dbar, dbar, out=ebar2)
+        if k > 1:
+            xp.multiply(q1, -1.0 / (k - 1), out=q2)
+            q2 += ebar2
+        else:
+            q2[...] = 0.0
+        q1 += ebar2
+        if self.mean_bias != 0.0:                      # ebar_t = dbar_t + mean bias
+            dbar += self.mean_bias
+            xp.multiply(dbar, dbar, out=ebar2)
+        return moments, col
+
 
 class GeneralErrors(ErrorModel):
     r"""``k`` errors with any covariance matrix ``sigma`` and optional biases.
@@ -241,9 +395,11 @@ class GeneralErrors(ErrorModel):
     Parameters
     ----------
     sigma : array of shape (k, k)
-        Symmetric positive semi-definite error covariance (checked, with a
-        tolerance of ``1e-10`` relative to its largest entry).
+        Symmetric positive semi-definite error covariance of real numbers
+        (checked, with a tolerance of ``1e-10`` relative to its largest entry),
+        whose largest entry is 0 or in ``[1e-100, 1e100]``.
     bias : float or array of shape (k,), default 0.0
+        Mean error of each member, ``|bias| <= 1e50``.
     dist : str, default "gaussian"
     df : float, default 5.0
 
@@ -256,7 +412,13 @@ class GeneralErrors(ErrorModel):
     """
 
     def __init__(self, sigma, bias=0.0, dist="gaussian", df=5.0):
-        sigma, eigenvalues, eigenvectors = check_covariance_matrix(sigma, type(self).__name__)
+        owner = type(self).__name__
+        sigma = check_array(sigma, "sigma", ndim=2, owner=owner, allow_bool=False)
+        largest = float(np.max(np.abs(sigma))) if sigma.size else 0.0
+        if largest != 0.0 and not MIN_VARIANCE <= largest <= MAX_VARIANCE:
+            raise ValueError(f"The 'sigma' parameter of {owner} must have its largest entry "
+                             f"|sigma_ij| in {_VARIANCE_RANGE}; got {largest:g}.")
+        sigma, eigenvalues, eigenvectors = check_covariance_matrix(sigma, owner)
         self.k = sigma.shape[0]
         self._sigma = sigma
         self._factor = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))  # (k, k) = L

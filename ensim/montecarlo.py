@@ -13,6 +13,13 @@ block order. Hence:
 * nothing is derived from the theory being checked: every reported moment is
   an average over sampled errors.
 
+The model reduces each block to per-trial moments
+(:meth:`~ensim.errors.ErrorModel._moments`). By default it samples the
+``(n, k)`` errors and reduces them; :class:`~ensim.EquicorrelatedErrors` reduces
+the independent factors its errors are built from (row sums, row sums of
+squares and column sums of ``Z``, and ``W``), which gives the moments of the
+same sampled errors up to rounding with three read-only passes over the block.
+
 Symbols
 -------
 For trial ``t`` with member errors ``e_t1, ..., e_tk``:
@@ -74,33 +81,17 @@ def _block_sums(model: ErrorModel, n: int, gen, xp, buffer=None) -> np.ndarray:
 
     ``q1`` and ``q2`` are taken about the model's biases (``d = e - bias``), a
     fixed shift that keeps their standard errors free of the bias terms; the
-    ensemble error ``ebar`` is always the plain mean of the sampled errors.
+    ensemble error ``ebar`` is always the plain mean of the sampled errors. The
+    model hands over the per-trial moments (:meth:`ErrorModel._moments`).
     """
-    k = model.k
-    eps = model.sample(n, gen, xp, out=None if buffer is None else buffer[:n])  # (n, k)
-    # Row and column sums as matrix-vector products: one streaming pass each.
-    ones_k = xp.ones(k)
-    row_sum = eps @ ones_k                                   # (n,)  k * ebar
-    ebar = row_sum / k
-    bias = model._bias_on(xp)
-    if bias is not None:
-        eps -= bias                                          # (n, k)  d = e - bias
-        row_sum = eps @ ones_k
-    col_sum = xp.ones(n) @ eps                               # (k,)  per-member sums of d
-    sq_sum = xp.einsum("ij,ij->i", eps, eps)                 # (n,)  k * q1
-    q1 = sq_sum / k
-    if k > 1:
-        # sum_{i != j} d_i d_j = (sum_i d_i)^2 - sum_i d_i^2
-        q2 = (row_sum * row_sum - sq_sum) / (k * (k - 1))
-    else:
-        q2 = xp.zeros_like(q1)
-    stats = []
-    for x in (ebar * ebar, q1, q2):
-        mean = xp.mean(x)
-        stats += [mean, xp.sum((x - mean) ** 2)]
-    out = np.empty(_N_SCALARS + k)
+    moments, col_sum = model._moments(n, gen, xp, out=None if buffer is None else buffer[:n])
+    means = xp.mean(moments, axis=1)                         # (3,)  ebar^2, q1, q2
+    moments -= means[:, None]
+    moments *= moments
+    out = np.empty(_N_SCALARS + model.k)
     out[_N] = n
-    out[1:_N_SCALARS] = to_numpy(xp.stack(stats))
+    out[_EBAR2:_N_SCALARS:2] = to_numpy(means)
+    out[_EBAR2_M2:_N_SCALARS:2] = to_numpy(xp.sum(moments, axis=1))
     out[_N_SCALARS:] = to_numpy(col_sum)
     return out
 
@@ -132,12 +123,27 @@ def _run_blocks(model, root, first, stop, block_size, n_trials, backend) -> np.n
     # One buffer per task, refilled by every block (NumPy; CuPy allocates).
     buffer = np.empty((block_size, model.k)) if xp is np else None
     # One BLAS thread: the sums then never depend on how many threads a process has.
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    # Overflow and NaN are not warned about but checked: a clear error names the block.
+    with _blas_controller().limit(limits=1, user_api="blas"), np.errstate(all="ignore"):
         for row, b in enumerate(range(first, stop)):
             n = min(block_size, n_trials - b * block_size)
             gen = make_generator(child_seed(root, b), xp)
             rows[row] = _block_sums(model, n, gen, xp, buffer)
+            if not np.all(np.isfinite(rows[row])):
+                raise ValueError(_non_finite_message(model, f"block {b}"))
     return rows
+
+
+def _task_ranges(n_blocks: int, per_task: int):
+    """The tasks ``(first, stop)`` covering blocks ``0 .. n_blocks-1``, generated lazily."""
+    return ((first, min(first + per_task, n_blocks)) for first in range(0, n_blocks, per_task))
+
+
+def _non_finite_message(model, where: str) -> str:
+    return (f"The 'model' parameter of simulate gave a sum that is not finite in {where}: "
+            f"an error of {model!r} was infinite or NaN, or its square or a sum of squares "
+            "overflowed float64. Keep every variance 0 or in [1e-100, 1e+100] and every "
+            "|bias| <= 1e+50.")
 
 
 @dataclass(frozen=True)
@@ -293,16 +299,22 @@ def _cross_shift(shift, means) -> float:
 
 
 def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "numpy",
-             n_jobs: int = 1, block_size: int | None = None, progress: bool | None = False,
-             _blocks_per_task: int | None = None) -> SimulationResult:
+             n_jobs: int = 1, block_size: int | None = None,
+             progress: bool | None = False) -> SimulationResult:
     r"""Measure the ensemble MSE of ``model`` over ``n_trials`` independent trials.
 
     Parameters
     ----------
     model : ErrorModel
-        What to sample, e.g. :class:`~ensim.EquicorrelatedErrors`.
+        What to sample, e.g. :class:`~ensim.EquicorrelatedErrors`. Student-t
+        errors need ``df > 4``: with ``df <= 4`` the errors' fourth moment is
+        infinite, so the MSE has no standard error, and a normal interval built
+        from the sample one covers the truth far less often than it claims (about
+        78% instead of 95% at ``df = 3``). Such models are refused rather than
+        given an interval that cannot be trusted.
     n_trials : int
-        Number of independent trials, ``>= 1``. Memory does not grow with it.
+        Number of independent trials, ``>= 1``. Memory does not grow with it:
+        blocks are handed out one task at a time, never listed in advance.
     rng : None, int, SeedSequence or Generator
         Root of the random streams. Block ``b`` uses child ``b`` of the root
         ``SeedSequence`` and SFC64 (CuPy: its default generator).
@@ -321,6 +333,14 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
     -------
     SimulationResult
 
+    Raises
+    ------
+    ValueError
+        For a parameter out of its range (before any sampling), and if a sum
+        over the sampled errors is not finite (an error was infinite or NaN, or
+        its square overflowed), naming the block; the error models' ranges of
+        variances and biases rule the latter out for the built-in models.
+
     Examples
     --------
     >>> from ensim import EquicorrelatedErrors, simulate
@@ -335,6 +355,10 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
         raise TypeError("The 'model' parameter of simulate must be an ErrorModel such as "
                         f"EquicorrelatedErrors or GeneralErrors; got {type(model).__name__}.")
     n_trials = check_int(n_trials, "n_trials", low=1, owner="simulate")
+    if getattr(model, "dist", None) == "student-t" and not model.df > 4.0:
+        raise ValueError(f"The 'df' parameter of {type(model).__name__} must be in (4, inf) "
+                         "for simulate (with df <= 4 the errors' fourth moment is infinite, so "
+                         f"the MSE has no standard error and no valid interval); got {model.df:g}.")
     check_choice(backend, "backend", BACKENDS, owner="simulate")
     n_jobs = check_int(n_jobs, "n_jobs", low=-1, owner="simulate")
     if n_jobs == 0:
@@ -342,37 +366,43 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
     if block_size is None:
         block_size = default_block_size(model.k, backend)
     block_size = check_int(block_size, "block_size", low=1, owner="simulate")
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise TypeError("The 'progress' parameter of simulate must be True, False or None "
+                        f"(None: only on a terminal); got {progress!r} of type "
+                        f"{type(progress).__name__}.")
     root = as_seed_sequence(rng)
     get_namespace(backend)  # fail now, not in a worker, if CuPy is missing
 
     n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
     n_blocks = -(-n_trials // block_size)
-    per_task = _blocks_per_task or max(1, _TASK_ELEMENTS // (block_size * model.k))
+    per_task = max(1, _TASK_ELEMENTS // (block_size * model.k))
     if n_jobs > 1:  # enough tasks to keep every worker busy
         per_task = min(per_task, max(1, -(-n_blocks // (4 * n_jobs))))
-    starts = range(0, n_blocks, per_task)
-    tasks = [(s, min(s + per_task, n_blocks)) for s in starts]
-
-    def run(task):
-        return _run_blocks(model, root, task[0], task[1], block_size, n_trials, backend)
+    tasks = _task_ranges(n_blocks, per_task)     # lazy: memory does not grow with n_trials
 
     start_time = time.perf_counter()
     sums = np.zeros(_N_SCALARS + model.k)                  # the empty summary
-    if n_jobs == 1 or len(tasks) == 1:
-        results = map(run, tasks)
+    if n_jobs == 1 or n_blocks <= per_task:
+        results = (_run_blocks(model, root, a, b, block_size, n_trials, backend)
+                   for a, b in tasks)
     else:
         from joblib import Parallel, delayed
 
+        # joblib dispatches a few tasks ahead of the workers (pre_dispatch), so
+        # the generator of tasks is consumed as the run goes, never listed.
         results = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(_run_blocks)(model, root, a, b, block_size, n_trials, backend)
             for a, b in tasks)
     from tqdm.auto import tqdm
 
-    with tqdm(total=n_trials, unit="trial", unit_scale=True, disable=None if progress is None else not progress,
-              desc=f"simulate k={model.k}", leave=False) as bar:
+    with tqdm(total=n_trials, unit="trial", unit_scale=True,
+              disable=None if progress is None else not progress,
+              desc=f"simulate k={model.k}", leave=False) as bar, np.errstate(all="ignore"):
         for rows in results:
             for row in rows:       # block order: the merges never change order
                 _merge(sums, row)
             bar.update(int(rows[:, _N].sum()))
+    if not np.all(np.isfinite(sums)):
+        raise ValueError(_non_finite_message(model, "the sum over all blocks"))
     elapsed = time.perf_counter() - start_time
     return _finish(model, sums, n_trials, block_size, n_blocks, backend, root, elapsed)

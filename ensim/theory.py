@@ -91,7 +91,7 @@ def check_covariance_matrix(sigma, owner: str | None = None):
     ``-1e-10`` of its largest entry) matrix; it is returned symmetrised.
     """
     where = f" of {owner}" if owner else ""
-    sigma = check_array(sigma, "sigma", ndim=2, owner=owner)
+    sigma = check_array(sigma, "sigma", ndim=2, owner=owner, allow_bool=False)
     if sigma.shape[0] != sigma.shape[1] or sigma.shape[0] < 1:
         raise ValueError(f"The 'sigma' parameter{where} must be a non-empty square "
                          f"matrix; got shape {sigma.shape}.")
@@ -110,9 +110,13 @@ def check_covariance_matrix(sigma, owner: str | None = None):
 
 def check_bias(bias, k: int, owner: str | None = None) -> np.ndarray:
     """``bias`` as a length-``k`` float array (a scalar is repeated); raises if invalid."""
-    if np.ndim(bias) == 0:
+    try:
+        scalar = np.ndim(bias) == 0
+    except ValueError:              # a ragged list: check_array says so
+        scalar = False
+    if scalar:
         return np.full(k, check_real(bias, "bias", owner=owner))
-    bias = check_array(bias, "bias", ndim=1, owner=owner)
+    bias = check_array(bias, "bias", ndim=1, owner=owner, allow_bool=False)
     if bias.shape != (k,):
         raise ValueError(f"The 'bias' parameter{' of ' + owner if owner else ''} must be a "
                          f"scalar or have shape ({k},); got shape {bias.shape}.")

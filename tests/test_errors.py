@@ -5,7 +5,7 @@ import pytest
 
 from ensim import DISTS, EquicorrelatedErrors, GeneralErrors
 from ensim._random import numpy_generator
-from ensim.errors import standardized_draws
+from ensim.errors import _reduce_errors, standardized_draws
 
 N = 200_000  # trials per covariance check
 
@@ -62,6 +62,38 @@ def test_sample_covariance_check_rejects_wrong_covariance():
     assert sample_cov_check(eps, wrong) > 5.0
 
 
+@pytest.mark.parametrize("dist", DISTS)
+@pytest.mark.parametrize("V, C, k, bias", [
+    (1.0, 0.5, 4, 0.0), (2.0, 0.0, 3, 0.3), (1.5, -0.5, 4, [0.1, -0.2, 0.0, 2.0]),
+    (1.0, -1 / 5, 6, 0.0), (1.0, 1.0, 3, -1.0), (3.0, -0.2, 2, 0.0), (0.7, 0.2, 1, 0.5),
+    (0.7, -0.3, 1, 0.0), (1e-100, 0.5e-100, 5, 0.0), (1e100, -0.25e100, 5, 1e50),
+    (1.0, 0.3, 37, 0.0), (2.0, -0.01, 100, 0.5)])     # several chunks of rows, one short
+def test_equicorrelated_moments_are_those_of_its_samples(dist, V, C, k, bias):
+    # The engine's fast path reduces the factors (Z, W) instead of the errors built
+    # from them, drawing Z a chunk of rows at a time (2**16 elements: 1771 rows at
+    # k = 37, 655 at k = 100); the same draws must give the moments of the
+    # sampled errors.
+    model = EquicorrelatedErrors(k, V, C, dist=dist, df=6.0, bias=bias)
+    n = 3000
+    fast, fast_col = model._moments(n, numpy_generator(np.random.SeedSequence(5)))
+    eps = model.sample(n, numpy_generator(np.random.SeedSequence(5)))
+    slow, slow_col = _reduce_errors(eps, model._bias_on(np))
+    scale = V + float(np.mean(model.bias ** 2))           # E[e^2] per member
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12 * scale)
+    np.testing.assert_allclose(fast_col, slow_col, rtol=0, atol=1e-12 * n * np.sqrt(V))
+
+
+def test_moment_check_rejects_other_errors():
+    # Negative control for the check above: the moments of errors of another
+    # covariance (or without the bias) fail it.
+    model = EquicorrelatedErrors(4, 1.0, 0.5, bias=0.2)
+    fast, _ = model._moments(3000, numpy_generator(np.random.SeedSequence(5)))
+    for other in (EquicorrelatedErrors(4, 1.0, 0.45, bias=0.2), EquicorrelatedErrors(4, 1.0, 0.5)):
+        eps = other.sample(3000, numpy_generator(np.random.SeedSequence(5)))
+        slow, _ = _reduce_errors(eps, model._bias_on(np))
+        assert not np.allclose(fast, slow, rtol=1e-12, atol=1e-12)
+
+
 def test_lower_edge_errors_sum_to_zero():
     model = EquicorrelatedErrors(8, 2.0, -2.0 / 7)
     eps = model.sample(1000, numpy_generator(np.random.SeedSequence(3)))
@@ -94,6 +126,18 @@ def test_general_errors_covariance_and_bias():
     (dict(k=3, variance=1.0, covariance=0.0, bias=[1.0, 2.0]), ValueError, ["'bias'", "(3,)"]),
     (dict(k=3, variance=1.0, covariance=0.0, bias=[1.0, np.inf, 0]), ValueError, ["'bias'", "finite"]),
     (dict(k="3", variance=1.0, covariance=0.0), TypeError, ["'k'", "integer"]),
+    # Too many members: a clear bound instead of a MemoryError.
+    (dict(k=10**12, variance=1.0, covariance=0.0), ValueError,
+     ["'k' parameter of EquicorrelatedErrors", "[1, 1000000]", "got 1000000000000"]),
+    # Variances whose squares (and their sums) overflow or underflow float64.
+    (dict(k=10, variance=1e308, covariance=0.5e308), ValueError,
+     ["'variance' parameter of EquicorrelatedErrors", "[1e-100, 1e+100] or exactly 0", "1e+308"]),
+    (dict(k=10, variance=1e300, covariance=0.0), ValueError, ["'variance'", "1e+300"]),
+    (dict(k=10, variance=1e-200, covariance=0.0), ValueError, ["'variance'", "1e-200"]),
+    (dict(k=3, variance=1.0, covariance=0.0, bias=[0.0, -1e60, 0.0]), ValueError,
+     ["'bias'", "[-1e+50, 1e+50]", "1e+60"]),
+    (dict(k=3, variance=1.0, covariance=0.0, bias=[True, False, True]), TypeError,
+     ["'bias'", "booleans"]),
 ])
 def test_equicorrelated_bad_input(kwargs, exc, words):
     with pytest.raises(exc) as info:
@@ -115,6 +159,30 @@ def test_general_errors_bad_sigma(sigma, words):
     assert "'sigma' parameter of GeneralErrors" in str(info.value)
     for word in words:
         assert word in str(info.value)
+
+
+@pytest.mark.parametrize("sigma, exc, words", [
+    (np.eye(2, dtype=bool), TypeError, ["real numbers", "booleans", "dtype bool"]),
+    ([["1", "0"], ["0", "1"]], TypeError, ["real numbers", "strings"]),
+    ([[1.0, 0.5], [0.5]], ValueError, ["rectangular", "ragged list", "[[1.0, 0.5], [0.5]]"]),
+    (1e300 * np.eye(2), ValueError, ["largest entry", "[1e-100, 1e+100] or exactly 0", "1e+300"]),
+    (1e-120 * np.eye(2), ValueError, ["largest entry", "1e-120"]),
+])
+def test_general_errors_sigma_of_the_wrong_kind_or_scale(sigma, exc, words):
+    with pytest.raises(exc) as info:
+        GeneralErrors(sigma)
+    assert "'sigma' parameter of GeneralErrors" in str(info.value)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_scale_bounds_are_inclusive():
+    # The edges of the documented ranges are accepted (and zero errors too).
+    for V in (0.0, 1e-100, 1e100):
+        assert EquicorrelatedErrors(3, V, 0.0).variance == V
+        assert GeneralErrors(V * np.eye(2)).variance == V
+    assert EquicorrelatedErrors(10**6, 1.0, 0.0, bias=1e50).k == 10**6
+    assert GeneralErrors(np.eye(2, dtype=int)).k == 2     # integers are real numbers
 
 
 def test_edges_are_accepted_despite_rounding():

@@ -6,7 +6,14 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from ensim import DISTS, EquicorrelatedErrors, GeneralErrors, ensemble_mse, simulate
+from ensim import (
+    DISTS,
+    EquicorrelatedErrors,
+    GeneralErrors,
+    ensemble_mse,
+    montecarlo,
+    simulate,
+)
 from ensim._random import child_seed, numpy_generator
 from ensim.montecarlo import default_block_size
 
@@ -58,14 +65,28 @@ def test_same_seed_same_bits_and_other_seed_other_bits():
     assert a.mse != c.mse
 
 
-def test_bit_identical_for_any_grouping_and_n_jobs():
+def blocks_per_task(monkeypatch, per_task, block_size, k):
+    """Make simulate group ``per_task`` blocks of ``block_size`` trials into one task."""
+    monkeypatch.setattr(montecarlo, "_TASK_ELEMENTS", per_task * block_size * k)
+
+
+def test_bit_identical_for_any_grouping_and_n_jobs(monkeypatch):
     model = EquicorrelatedErrors(6, 1.0, -0.1, dist="student-t")
     kwargs = dict(rng=123, block_size=700)
     reference = simulate(model, 50_000, **kwargs)
     for per_task in (1, 3, 1000):
-        assert simulate(model, 50_000, _blocks_per_task=per_task, **kwargs) == reference
+        blocks_per_task(monkeypatch, per_task, 700, 6)
+        assert simulate(model, 50_000, **kwargs) == reference
+    monkeypatch.undo()
     assert simulate(model, 50_000, n_jobs=2, **kwargs) == reference
-    assert simulate(model, 50_000, n_jobs=2, _blocks_per_task=2, **kwargs) == reference
+    blocks_per_task(monkeypatch, 2, 700, 6)
+    assert simulate(model, 50_000, n_jobs=2, **kwargs) == reference
+
+
+def test_grouping_hook_changes_the_grouping():
+    # The route the test above takes really regroups the blocks into tasks.
+    assert list(montecarlo._task_ranges(7, 3)) == [(0, 3), (3, 6), (6, 7)]
+    assert list(montecarlo._task_ranges(7, 1000)) == [(0, 7)]
 
 
 def test_generator_rng_is_accepted_and_advanced():
@@ -90,6 +111,34 @@ def test_memory_is_bounded_by_the_block_not_n_trials():
     block_bytes = default_block_size(20) * 20 * 8
     assert large < 1.5 * small + block_bytes
     assert large < 20 * block_bytes        # a few block-sized buffers, not n_trials * k
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptedAfterOneBlock(GeneralErrors):
+    """Samples one block, then interrupts the run (as Ctrl-C would)."""
+
+    def sample(self, n, gen, xp=np, out=None):
+        if getattr(self, "blocks", 0) == 1:
+            raise Interrupted
+        self.blocks = 1
+        return super().sample(n, gen, xp, out)
+
+
+def test_setting_up_a_huge_run_takes_no_memory():
+    # 10**15 trials are 7.6e9 blocks; a list of their tasks would take gigabytes
+    # before the first block is drawn. The tasks are generated as the run goes.
+    block_bytes = default_block_size(2) * 2 * 8
+    tracemalloc.start()
+    with pytest.raises(Interrupted):
+        simulate(InterruptedAfterOneBlock(np.eye(2)), 10**15, rng=0)
+    peak_bytes = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak_bytes < 16 * block_bytes     # a few blocks, not gigabytes
+    tasks = montecarlo._task_ranges(10**18, 1)
+    assert next(tasks) == (0, 1) and next(tasks) == (1, 2)
 
 
 # ---------------------------------------------------------------- statistics
@@ -173,12 +222,53 @@ def test_result_interval_and_summary():
     (dict(n_trials=10, block_size=0), ValueError, ["'block_size'", "got 0"]),
     (dict(n_trials=10, rng=-1), ValueError, ["'rng'", "-1"]),
     (dict(n_trials=10, rng="seed"), TypeError, ["'rng'", "str"]),
+    (dict(n_trials=10, rng=[]), ValueError,
+     ["'rng' parameter", "non-empty list of non-negative ints", "SeedSequence", "empty list"]),
+    (dict(n_trials=10, rng=[3, -1]), ValueError, ["'rng'", "[3, -1]", "entry -1 is negative"]),
+    (dict(n_trials=10, rng=[3, 0.5]), TypeError, ["'rng'", "entry 0.5 is not an integer"]),
+    (dict(n_trials=10, progress="no"), TypeError,
+     ["'progress' parameter of simulate", "True, False or None", "'no'", "str"]),
+    (dict(n_trials=10, progress=1), TypeError, ["'progress'", "int"]),
 ])
 def test_simulate_bad_input(kwargs, exc, words):
     with pytest.raises(exc) as info:
         simulate(EquicorrelatedErrors(3, 1.0, 0.0), **kwargs)
     for word in words:
         assert word in str(info.value)
+
+
+def test_no_private_parameters_in_the_signature():
+    import inspect
+
+    assert all(not name.startswith("_") for name in inspect.signature(simulate).parameters)
+
+
+@pytest.mark.parametrize("df", [3.0, 4.0, 2.5])
+def test_student_t_without_a_fourth_moment_is_refused(df):
+    # The MSE's standard error needs E[e^4] < inf, i.e. df > 4; at df = 3 nominal
+    # 95% intervals covered the truth in about 78% of runs.
+    model = EquicorrelatedErrors(5, 1.0, 0.2, dist="student-t", df=df)
+    with pytest.raises(ValueError) as info:
+        simulate(model, 1000, rng=0)
+    for word in ("'df' parameter of EquicorrelatedErrors", "(4, inf)", "fourth moment",
+                 f"got {df:g}"):
+        assert word in str(info.value)
+    # Just above the bound is accepted, and so are other laws with the same df.
+    assert simulate(EquicorrelatedErrors(5, 1.0, 0.2, dist="student-t", df=4.01), 100,
+                    rng=0).n_trials == 100
+    assert simulate(EquicorrelatedErrors(5, 1.0, 0.2, df=df), 100, rng=0).n_trials == 100
+
+
+def test_sums_that_overflow_raise_instead_of_returning_inf():
+    # The models refuse such variances; a model that slips past them (here by
+    # changing its attributes after the checks) must still not report inf or NaN.
+    model = EquicorrelatedErrors(10, 1.0, 0.5)
+    model.V, model.C = 1e308, 0.5e308
+    with pytest.raises(ValueError, match="not finite in block 0.*float64"):
+        simulate(model, 1000, rng=0)
+    model.V, model.C = 1e300, 0.5e300           # squares finite, sums of squares not
+    with pytest.raises(ValueError, match="not finite"):
+        simulate(model, 1000, rng=0)
 
 
 def test_simulate_rejects_a_non_model():
@@ -216,7 +306,11 @@ def test_cupy_backend_matches_formula(dist):
 def test_golden_streams_are_the_documented_ones():
     """Block b draws Z (n, k) then W (n, 1) from SFC64(SeedSequence(seed).spawn(...)[b]).
 
-    The expected value is built here from NumPy alone, without ensim's helpers.
+    The expected value is built here from NumPy alone, without ensim's helpers,
+    by forming the errors. The engine never forms them: it reduces Z and W
+    directly (EquicorrelatedErrors._moments), so the two agree to rounding
+    (a few 1e-16 relative), not bit for bit; hence the 1e-13 tolerance. That the
+    engine's own bits never depend on n_jobs or grouping is tested above.
     """
     k, V, C, n_trials, block_size = 4, 2.0, 0.5, 2500, 1000
     children = np.random.SeedSequence(2026).spawn(3)
