@@ -70,8 +70,10 @@ slope the same way.
   keep 0.8; on the digits all three arms reach about 98% test accuracy.
 
 Times (2 cores shared with other work, so upper bounds): `--quick` (3 seeds, 30
-epochs, 18 networks) 22 s, 15 s of it in the cells; the full scale (120 networks) 552 s with `--n-jobs 2`
-on a machine loaded by other processes (load average 5 to 9), 300 s of CPU in all.
+epochs, 18 networks) 22 s, 15 s of it in the cells; the full scale (120
+networks) 304 s with `--n-jobs 2` at a load average of about 4 from other
+processes (245 s of CPU in all), and 552 s in a run at a load average of 5 to 9;
+the two full runs wrote identical tables.
 """
 
 from __future__ import annotations
