@@ -138,6 +138,21 @@ def test_removing_a_unit_equals_zeroing_its_outgoing_weights(keep_prob, block):
                                   removed[[2, 0]])
 
 
+def test_activations_and_removals_agree_across_backends(backend, xp):
+    from ensim._backend import to_numpy
+
+    reference, X = _net(0.5), _inputs()
+    net = build_mlp(5, [7, 6], 3, task="classification", keep_prob=0.5, rng=0,
+                    backend=backend)                       # the same initial weights
+    for got, want in zip(net.hidden_activations(xp.asarray(X)),
+                         reference.hidden_activations(X)):
+        np.testing.assert_allclose(to_numpy(got), want, rtol=1e-12)
+    for block in (0, 1):
+        np.testing.assert_allclose(to_numpy(net.forward_without_units(xp.asarray(X), block)),
+                                   reference.forward_without_units(X, block), rtol=1e-10,
+                                   atol=1e-12)
+
+
 def test_removing_a_unit_is_a_thinned_network_only_without_rescaling():
     X = _inputs()
     gen = np.random.default_rng(0)
