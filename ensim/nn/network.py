@@ -456,6 +456,115 @@ class Network:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
         return f"Network([\n  {inner}\n], head={type(self.head).__name__}())"
 
+    # ------------------------------------------------- hidden representations
+    def _hidden_block_ends(self):
+        """Indices in :attr:`layers` of the activation layers: where each hidden block ends."""
+        return [i for i, layer in enumerate(self.layers)
+                if isinstance(layer, (ReLU, Tanh, Sigmoid))]
+
+    def _check_inputs(self, X, owner):
+        shape = tuple(getattr(X, "shape", ()))
+        if len(shape) != 2 or shape[1] != self.n_inputs:
+            raise ValueError(f"The 'X' parameter of {owner} must have shape "
+                             f"(n_test, {self.n_inputs}); got shape {shape}.")
+
+    def hidden_activations(self, X):
+        """The output of every hidden block at inference, in order.
+
+        A hidden block ends with its activation (``ReLU``, ``Tanh`` or
+        ``Sigmoid``); its output is the activation's output, before any dropout
+        layer that follows (at inference dropout is the identity, so this is also
+        what the next layer receives).
+
+        Parameters
+        ----------
+        X : array of shape (n_test, n_inputs)
+
+        Returns
+        -------
+        list of arrays
+            One ``(n_test, n_units)`` array per hidden block (an empty list for a
+            network without activation layers).
+        """
+        self._check_inputs(X, "Network.hidden_activations")
+        ends = set(self._hidden_block_ends())
+        out, h = [], X
+        for i, layer in enumerate(self.layers[:max(ends, default=-1) + 1]):
+            h = layer.forward(h)
+            if i in ends:
+                out.append(h)  # (n_test, n_units)
+        return out
+
+    def forward_without_units(self, X, block, units=None, *, chunk_size=None):
+        """The raw output ``z`` at inference with one unit of a hidden block removed.
+
+        Removing unit ``u`` of hidden block ``block`` sets that unit's output (see
+        :meth:`hidden_activations`) to 0 and leaves every other unit as it is:
+        the same network as one whose weights out of the unit are zeroed. For a
+        network trained with dropout this is the weight-scaled network with one
+        unit missing. It is *not* the thinned network that
+        :meth:`predict_thinned` gives for a mask that drops only that unit, which
+        also scales every kept unit by ``1 / keep_prob``.
+
+        Parameters
+        ----------
+        X : array of shape (n_test, n_inputs)
+        block : int
+            The hidden block, counted from 0 (``len(hidden_activations(X))``
+            blocks in all).
+        units : sequence of int, optional
+            The units removed, one at a time (default: every unit of the block).
+        chunk_size : int, optional
+            Removals evaluated together; by default as many as fit in 2**20
+            working-memory entries (``4 * n_test * max_width`` each, at least one).
+
+        Returns
+        -------
+        array of shape (n_removed, n_test, n_outputs)
+            Entry ``j`` is the raw output of the network without unit ``units[j]``
+            (apply ``head.predict`` for predictions, ``head.loss`` for the loss).
+
+        Raises
+        ------
+        ValueError
+            When ``X`` is not ``(n_test, n_inputs)``, ``block`` is not a hidden
+            block or a unit is not one of the block's.
+        TypeError
+            When ``block``, a unit or ``chunk_size`` is not an integer.
+        """
+        owner = "Network.forward_without_units"
+        self._check_inputs(X, owner)
+        ends = self._hidden_block_ends()
+        if not ends:
+            raise ValueError(f"{owner} needs a network with a hidden block (an activation "
+                             "layer); this one has none.")
+        block = check_int(block, "block", low=0, high=len(ends) - 1, owner=owner)
+        end = ends[block]
+        h = X
+        for layer in self.layers[:end + 1]:
+            h = layer.forward(h)  # (n_test, width)
+        n_test, width = h.shape
+        if units is None:
+            units = range(width)
+        if isinstance(units, (str, bytes)) or not hasattr(units, "__len__"):
+            raise TypeError(f"The 'units' parameter of {owner} must be a sequence of unit "
+                            f"indices; got {type(units).__name__}.")
+        units = [check_int(u, "units", low=0, high=width - 1, owner=owner) for u in units]
+        max_width = max([self.n_inputs] + [getattr(layer, "n_out", 0) for layer in self.layers])
+        if chunk_size is None:
+            chunk_size = max(1, _THINNED_CHUNK_ENTRIES // (4 * n_test * max_width))
+        chunk_size = check_int(chunk_size, "chunk_size", low=1, owner=owner)
+        xp = self.xp
+        out = xp.empty((len(units), n_test, self.n_outputs), dtype=h.dtype)
+        for start in range(0, len(units), chunk_size):
+            chunk = units[start:start + chunk_size]
+            z = xp.repeat(h[None], len(chunk), axis=0)  # (c, n_test, width)
+            z[xp.arange(len(chunk)), :, xp.asarray(chunk)] = 0
+            for layer in self.layers[end + 1:]:
+                z = layer.forward(z)  # (c, n_test, width of the layer)
+            out[start:start + len(chunk)] = z
+        return out
+
 
 def _scale_members(h, scale):
     """``h * scale`` per member: ``h`` shared ``(n, width)`` or per member ``(c, n, width)``
