@@ -205,7 +205,7 @@ class TrainingConfig:
         return ConstantLR(self.learning_rate)
 
 
-def train(network, X, y, config=None, *, validation_data=None, rng=None):
+def train(network, X, y, config=None, *, validation_data=None, rng=None, masks=None):
     """Train ``network`` in place on ``(X, y)`` and return its :class:`History`.
 
     Parameters
@@ -223,6 +223,9 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
     rng : None, int, SeedSequence or Generator
         Seeds three independent streams: the shuffling order, the dropout masks
         and the augmentation.
+    masks : sequence of arrays, optional
+        Fixed 0/1 masks, one of shape ``(n_l,)`` per dropout layer: the network is
+        trained, and validated, as that one thinned sub-network (no mask is drawn).
 
     Returns
     -------
@@ -259,6 +262,9 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
     if stopper is not None and stopper.monitor.startswith("val_") and validation_data is None:
         raise ValueError(f"EarlyStopping monitors {stopper.monitor!r}, which needs "
                          "validation_data; got None.")
+    if masks is not None and len(masks) != len(network.dropout_layers):
+        raise ValueError(f"The 'masks' parameter of train must hold one mask per dropout layer "
+                         f"({len(network.dropout_layers)}); got {len(masks)}.")
     seed = as_seed_sequence(rng)
     order_rng = numpy_generator(child_seed(seed, 0))
     mask_rng = make_generator(child_seed(seed, 1), network.xp)
@@ -289,7 +295,7 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
             if config.augment is not None:
                 X_batch = config.augment(X_batch, augment_rng)
             loss, z = network.loss_and_grad(X_batch, y_batch, l1=config.l1, l2=config.l2,
-                                            rng=mask_rng)
+                                            masks=masks, rng=mask_rng)
             optimizer.step(pairs, lr)
             if config.max_norm is not None:
                 network.apply_max_norm(config.max_norm)
@@ -301,7 +307,7 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
         history.learning_rate.append(lr)
         if validation_data is not None:
             X_val, y_val = validation_data
-            z_val = network.forward(X_val)
+            z_val = network.forward(X_val, masks=masks)
             history._append("val_loss", head.loss(z_val, y_val) + network.penalty(l1=config.l1, l2=config.l2))
             history._append("val_" + head.metric_name, head.metric(z_val, y_val))
         history.n_epochs = epoch + 1
