@@ -78,7 +78,14 @@ class _StackedDense:
         grad_out.sum(axis=1, out=self.db)  # (k, n_out)
         if not self.needs_input_grad:
             return None
-        return xp.matmul(grad_out, self.W.transpose(0, 2, 1))  # (k, batch, n_in)
+        if self.n_out == 1:
+            # An outer product: each entry is one product, whichever way it is computed,
+            # and broadcasting avoids matmul's slow path for an inner dimension of 1.
+            return grad_out * self.W.transpose(0, 2, 1)  # (k, batch, n_in)
+        # W^T made contiguous: the same products, measured 1.4x faster than a transposed
+        # operand for small layers (the equality tests check that the bits agree).
+        W_t = xp.ascontiguousarray(self.W.transpose(0, 2, 1))  # (k, n_out, n_in)
+        return xp.matmul(grad_out, W_t)  # (k, batch, n_in)
 
 
 class _StackedReLU:

@@ -18,6 +18,7 @@ from .._random import as_seed_sequence, child_seed, make_generator, numpy_genera
 from .._validation import check_choice, check_int, check_real
 from .layers import BatchNorm
 from .optim import SGD, Adam, ConstantLR, ExponentialLR, StepLR
+from .settings import DEFAULTS, check_settings
 
 __all__ = ["EarlyStopping", "History", "TrainingConfig", "train"]
 
@@ -148,45 +149,40 @@ class History:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    """How to train a network. Every field has the default a user would expect."""
+    """How to train a network.
 
-    max_epochs: int = 100          # passes over the training set (fewer if stopped early)
-    batch_size: int = 128          # examples per step (>= 2 with BatchNorm); last may be smaller
-    optimizer: str = "adam"        # "adam" or "sgd"
-    learning_rate: float = 1e-3    # initial learning rate
-    momentum: float = 0.9          # SGD momentum (0 for plain SGD)
-    nesterov: bool = False         # SGD with Nesterov momentum
-    beta1: float = 0.9             # Adam first-moment decay
-    beta2: float = 0.999           # Adam second-moment decay
-    schedule: str = "constant"     # "constant", "step" or "exponential"
-    step_size: int = 10            # epochs between decays of the "step" schedule
-    gamma: float = 0.1             # decay factor of the "step" and "exponential" schedules
-    l1: float = 0.0                # L1 penalty l1 * sum|W| added to the loss
-    l2: float = 0.0                # L2 penalty l2 * sum W**2 added to the loss
-    max_norm: float | None = None  # bound on each unit's incoming weight norm
-    early_stopping: EarlyStopping | None = None  # stop on a validation curve
-    augment: object = None         # callable (X_batch, rng) -> X_batch, applied to each batch
-    shuffle: bool = True           # reshuffle the training set every epoch
-    verbose: bool = False          # show a progress bar over epochs
+    Defaults, valid values and meanings come from :data:`ensim.nn.settings.SETTINGS`,
+    the one declaration the estimators share.
+    """
+
+    max_epochs: int = DEFAULTS["max_epochs"]          # passes over the training set
+    batch_size: int = DEFAULTS["batch_size"]          # examples per step (>= 2 with BatchNorm)
+    optimizer: str = DEFAULTS["optimizer"]            # "adam" or "sgd"
+    learning_rate: float = DEFAULTS["learning_rate"]  # initial learning rate
+    momentum: float = DEFAULTS["momentum"]            # SGD momentum (0 for plain SGD)
+    nesterov: bool = DEFAULTS["nesterov"]             # SGD with Nesterov momentum
+    beta1: float = DEFAULTS["beta1"]                  # Adam first-moment decay
+    beta2: float = DEFAULTS["beta2"]                  # Adam second-moment decay
+    schedule: str = DEFAULTS["schedule"]              # "constant", "step" or "exponential"
+    step_size: int = DEFAULTS["step_size"]            # epochs between decays of "step"
+    gamma: float | None = DEFAULTS["gamma"]           # decay factor; None: 0.1 step, 0.95 exp.
+    l1: float = DEFAULTS["l1"]                        # L1 penalty l1 * sum|W| added to the loss
+    l2: float = DEFAULTS["l2"]                        # L2 penalty l2 * sum W**2 added to the loss
+    max_norm: float | None = DEFAULTS["max_norm"]     # bound on each unit's incoming weight norm
+    early_stopping: EarlyStopping | None = None       # stop on a validation curve
+    augment: object = DEFAULTS["augment"]             # callable (X_batch, rng) -> X_batch
+    shuffle: bool = DEFAULTS["shuffle"]               # reshuffle the training set every epoch
+    verbose: bool = DEFAULTS["verbose"]               # show a progress bar over epochs
 
     def validate(self):
         """Check every field; raise ``ValueError``/``TypeError`` naming the bad one."""
         owner = "TrainingConfig"
-        check_int(self.max_epochs, "max_epochs", low=1, owner=owner)
-        check_int(self.batch_size, "batch_size", low=1, owner=owner)
-        check_choice(self.optimizer, "optimizer", ("adam", "sgd"), owner=owner)
-        check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False, owner=owner)
-        check_choice(self.schedule, "schedule", ("constant", "step", "exponential"), owner=owner)
-        check_real(self.l1, "l1", low=0.0, owner=owner)
-        check_real(self.l2, "l2", low=0.0, owner=owner)
-        if self.max_norm is not None:
-            check_real(self.max_norm, "max_norm", low=0.0, low_inclusive=False, owner=owner)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in ("early_stopping", "nesterov", "shuffle", "verbose")}
+        check_settings(fields, owner)
         if self.early_stopping is not None and not isinstance(self.early_stopping, EarlyStopping):
             raise TypeError(f"The 'early_stopping' parameter of {owner} must be an EarlyStopping "
                             f"or None; got {type(self.early_stopping).__name__}.")
-        if self.augment is not None and not callable(self.augment):
-            raise TypeError(f"The 'augment' parameter of {owner} must be callable or None; "
-                            f"got {type(self.augment).__name__}.")
         self.make_optimizer()
         self.make_schedule()
 
@@ -199,9 +195,10 @@ class TrainingConfig:
     def make_schedule(self):
         """The learning-rate schedule as configured."""
         if self.schedule == "step":
-            return StepLR(self.learning_rate, self.step_size, self.gamma)
+            return StepLR(self.learning_rate, self.step_size,
+                          0.1 if self.gamma is None else self.gamma)
         if self.schedule == "exponential":
-            return ExponentialLR(self.learning_rate, self.gamma)
+            return ExponentialLR(self.learning_rate, 0.95 if self.gamma is None else self.gamma)
         return ConstantLR(self.learning_rate)
 
 
