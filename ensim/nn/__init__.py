@@ -8,6 +8,7 @@ Keras-style early stopping, the evaluation of thinned sub-networks, stacks of
 built on them.
 """
 
+from .ensemble import StackedMLPClassifier, StackedMLPRegressor
 from .estimators import DropoutMLPClassifier, DropoutMLPRegressor
 from .layers import BatchNorm, Dense, Dropout, Layer, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
@@ -34,6 +35,8 @@ __all__ = [
     "ReLU",
     "Sigmoid",
     "SoftmaxCrossEntropy",
+    "StackedMLPClassifier",
+    "StackedMLPRegressor",
     "StackedNetwork",
     "StepLR",
     "Tanh",
