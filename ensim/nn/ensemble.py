@@ -301,6 +301,7 @@ class StackedMLPClassifier(ClassifierMixin, _StackedMLP):
 
     def predict(self, X):
         """The class of largest mean probability."""
+        check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 

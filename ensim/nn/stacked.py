@@ -289,10 +289,11 @@ class StackedNetwork:
     def _setup(self, template, flat, running, *, members, masks, k, checked=False):
         self.k = k
         self.members = _check_members(members, k, "StackedNetwork")
-        self._template = copy.deepcopy(template)
+        # The template's arrays are never changed (member() copies it), so subsets share it.
+        self._template = template if checked else copy.deepcopy(template)
         self.head = template.head
         self.n_inputs, self.n_outputs = template.n_inputs, template.n_outputs
-        self.dtype, self.xp = template.dtype, template.xp
+        self.dtype = template.dtype
         self._dropout_widths = list(template._dropout_widths)
         self._first_trainable = template._first_trainable
         self._flat_params = flat
@@ -318,6 +319,20 @@ class StackedNetwork:
         self.dropout_layers = [layer for layer in self.layers if isinstance(layer, _StackedDropout)]
         self.masks = masks if checked else self._check_masks(masks, "masks", "StackedNetwork")
 
+    @property
+    def xp(self):
+        """The array namespace of the parameters."""
+        return _xp(self._flat_params)
+
+    def __getstate__(self):
+        # Layer arrays are views into the flat buffer: pickle the buffer, rebuild the views.
+        return {"template": self._template, "flat": self._flat_params,
+                "running": self._running(), "members": self.members, "masks": self.masks}
+
+    def __setstate__(self, state):
+        self._setup(state["template"], state["flat"], state["running"], members=state["members"],
+                    masks=state["masks"], k=state["flat"].shape[0], checked=True)
+
     def _check_masks(self, masks, name, owner, *, n_members=None):
         """Fixed masks: one ``(k, n_l)`` 0/1 array per dropout layer, returned as booleans."""
         if masks is None:
@@ -340,7 +355,7 @@ class StackedNetwork:
                                     f"0/1 arrays; dropout layer {j}'s has dtype {mask.dtype}.")
                 bad = (mask != 0) & (mask != 1)
                 if bool(xp.any(bad)):
-                    value = mask[bad].ravel()[0]
+                    value = mask[bad].ravel()[0].item()
                     raise ValueError(f"The {name!r} parameter of {owner} must hold only 0 and 1 "
                                      f"(or booleans); dropout layer {j}'s mask holds {value!r}.")
             checked.append(mask != 0)
