@@ -320,3 +320,19 @@ def test_bad_training_arguments_are_refused_before_any_step(kwargs, error, match
         train_stacked(stack, X, y, **{"config": TrainingConfig(max_epochs=1), **kwargs})
     for a, b in zip(stack.member(0).get_weights(), before):
         np.testing.assert_array_equal(a, b)
+
+
+def test_wide_layers_are_bit_identical_too():
+    # Layers above 2**14 weights take the input gradient's product with W transposed in
+    # place (smaller ones with a contiguous copy): both must give the solo bits.
+    X, y = _data("classification")
+    config = TrainingConfig(max_epochs=2, batch_size=32)
+    stack = build_stacked_mlp(N_IN, (130, 130), 3, 2, rng=ROOT, task="classification",
+                              keep_prob=0.5)
+    train_stacked(stack, X, y, config, rng=ROOT)
+    for i in range(2):
+        net = build_mlp(N_IN, (130, 130), 3, task="classification", keep_prob=0.5,
+                        rng=child_seed(as_seed_sequence(ROOT), i, 0))
+        train(net, X, y, config, rng=child_seed(as_seed_sequence(ROOT), i, 1))
+        for a, b in zip(stack.member(i).get_weights(), net.get_weights()):
+            np.testing.assert_array_equal(a, b)

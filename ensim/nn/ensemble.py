@@ -217,7 +217,7 @@ class StackedMLPRegressor(RegressorMixin, _StackedMLP):
         The root seed of the members' streams.
     max_bytes : int, optional
         Working-memory budget of one stack in training and prediction (default
-        2**28 bytes); see :func:`ensim.nn.stacked_training_bytes`.
+        2**23 bytes); see :func:`ensim.nn.stacked_training_bytes`.
 
     Attributes
     ----------

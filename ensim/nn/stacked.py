@@ -47,8 +47,13 @@ from .training import (
 
 __all__ = ["StackedNetwork", "build_stacked_mlp", "stacked_training_bytes", "train_stacked"]
 
-#: Default working-memory budget of one stack, in bytes (see :func:`stacked_training_bytes`).
-DEFAULT_MAX_BYTES = 2**28
+#: Default working-memory budget of one stack, in bytes (see :func:`stacked_training_bytes`):
+#: cache-sized, as stacks whose arrays leave the cache were measured slower
+#: (``docs/benchmarks-nn.md``).
+DEFAULT_MAX_BYTES = 2**23
+
+#: Dense layers with at most this many weights transpose W for the input gradient.
+_SMALL_LAYER = 2**14
 
 
 # ---------------------------------------------------------------------------------
@@ -82,9 +87,12 @@ class _StackedDense:
             # An outer product: each entry is one product, whichever way it is computed,
             # and broadcasting avoids matmul's slow path for an inner dimension of 1.
             return grad_out * self.W.transpose(0, 2, 1)  # (k, batch, n_in)
-        # W^T made contiguous: the same products, measured 1.4x faster than a transposed
-        # operand for small layers (the equality tests check that the bits agree).
-        W_t = xp.ascontiguousarray(self.W.transpose(0, 2, 1))  # (k, n_out, n_in)
+        W_t = self.W.transpose(0, 2, 1)  # (k, n_out, n_in)
+        if self.n_in * self.n_out <= _SMALL_LAYER:
+            # Made contiguous: the same products, measured 1.4x faster than a transposed
+            # operand for a 64 x 64 layer, and slower for a 512 x 512 one (the equality
+            # tests check that the bits agree).
+            W_t = xp.ascontiguousarray(W_t)
         return xp.matmul(grad_out, W_t)  # (k, batch, n_in)
 
 
@@ -477,7 +485,7 @@ class StackedNetwork:
         """The members' predictions at inference, ``(k, n, n_outputs)``.
 
         Members are evaluated in chunks whose working memory (four ``(n, max_width)``
-        activation arrays per member) fits in ``max_bytes`` (default 2**28 bytes, at
+        activation arrays per member) fits in ``max_bytes`` (default 2**23 bytes, at
         least one member per chunk).
         """
         X = self._check_input(X, "StackedNetwork.predict")
@@ -731,7 +739,7 @@ def train_stacked(stack, X, y, config=None, *, rng=None, rows=None, validation_d
         Per-member penalties and max-norm bounds (``None`` entries of ``max_norm``:
         no bound), replacing those of ``config``.
     max_bytes : int, optional
-        Working-memory budget of one stack (default 2**28 bytes): members are
+        Working-memory budget of one stack (default 2**23 bytes): members are
         trained ``stack_size`` at a time, the most whose working memory
         (:func:`stacked_training_bytes`) fits, at least one.
     stack_size : int, optional
