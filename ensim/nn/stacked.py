@@ -79,6 +79,8 @@ class _StackedDense:
     def backward(self, grad_out):
         x = self._x  # (k, batch, n_in)
         xp = _xp(x)
+        # x^T stays a transposed operand: a contiguous copy was measured faster but
+        # changes the last bit of some sums (OpenBLAS then takes another kernel).
         xp.matmul(x.transpose(0, 2, 1), grad_out, out=self.dW)  # (k, n_in, n_out)
         grad_out.sum(axis=1, out=self.db)  # (k, n_out)
         if not self.needs_input_grad:
@@ -129,29 +131,31 @@ class _StackedSigmoid:
 
 
 class _StackedDropout:
-    """Inverted dropout with a mask per member: ``(k, batch, n)`` drawn, or ``(k, n)`` fixed."""
+    """Inverted dropout with a mask per member: ``(k, batch, n)`` drawn, or ``(k, n)`` fixed.
+
+    :class:`Dropout` computes ``(x * M) * (1 / p)``; with ``M`` 0 or 1 that is exactly
+    ``x * S`` for the scale ``S = M / p`` (0 or ``1 / p``, rounded once), so one pass
+    over ``x`` does both, forward and backward, with the same bits.
+    """
 
     def __init__(self, layer):
         self.keep_prob = layer.keep_prob
-        self.mask = None
+        self.scale = None
 
     def forward(self, x, training, members, mask=None):
         if mask is None:
-            self.mask = None
+            self.scale = None
             return x
         if mask.ndim == 2:
             mask = mask[:, None, :]  # (k, 1, n): one sub-network per member
-        self.mask = mask
-        y = x * mask  # (k, batch, n)
-        y *= 1.0 / self.keep_prob
-        return y
+        xp = _xp(x)
+        self.scale = xp.multiply(mask, x.dtype.type(1.0 / self.keep_prob), dtype=x.dtype)
+        return x * self.scale  # (k, batch, n)
 
     def backward(self, grad_out):
-        if self.mask is None:
+        if self.scale is None:
             return grad_out
-        grad_in = grad_out * self.mask
-        grad_in *= 1.0 / self.keep_prob
-        return grad_in
+        return grad_out * self.scale
 
 
 class _StackedBatchNorm:
