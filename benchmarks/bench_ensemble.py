@@ -5,7 +5,9 @@ with dropout 0.5 after each hidden layer, with and without batch normalization, 
 batches of 128, SGD with momentum 0.9 and lr 0.01, on 1 and 2 BLAS threads, it times:
 
 * **stacked**: :func:`ensim.nn.train_stacked` on ``k = 10`` and ``k = 50`` members (the
-  stack size chosen by its default memory budget);
+  stack size chosen by its default memory budget); on ``t > 1`` threads with
+  ``n_jobs=t`` stacks trained at once, each with one BLAS thread (and, for comparison,
+  ``stacked k=50, 1 job``: one stack at a time, the ``t`` BLAS threads in its products);
 * **one at a time**: :func:`ensim.nn.train` on one network (how an ensemble of ensim
   networks was trained before: member after member, so its rate is the same for any k);
 * **torch**: the same network in PyTorch, one model at a time (consecutive steps on
@@ -17,10 +19,13 @@ batches of 128, SGD with momentum 0.9 and lr 0.01, on 1 and 2 BLAS threads, it t
   statistics: vmap cannot update them in place).
 
 Every member sees its own batches. A member-step is one training step of one member.
+An epoch is 16 batches for the small network and 4 for the large one (2 with
+``--quick``), and every call trains at least one epoch, as real use would (a stack's
+set-up is paid once per call).
 Methods are timed in alternation, A, B, C, A, B, C, ..., and the best block of each is
 kept, so that ratios are fair on a shared machine. GFLOP/s count only a step's matrix
-products (as ``bench_nn.py``) and are compared with the float32 sgemm rate measured in
-the same run on exactly one step's product shapes ("step sgemm").
+products (as ``bench_nn.py``) and are compared with the float32 sgemm rate on exactly
+one step's product shapes ("step sgemm"), timed in the same alternation.
 
 ``python benchmarks/bench_ensemble.py [--quick] [--threads 1 2]``. PyTorch is optional.
 """
@@ -53,30 +58,27 @@ def step_flops(n_in, hidden, n_out, batch=BATCH):
     return 3 * sum(per_layer) - per_layer[0]
 
 
-def sgemm_rate_step(n_in, hidden, n_out, batch=BATCH, seconds=0.5):
-    """float32 FLOP/s of exactly the matrix products of one training step."""
+def sgemm_step(n_in, hidden, n_out, batch=BATCH):
+    """A method timing exactly the float32 matrix products of one training step: its rate
+    times :func:`step_flops` is the machine's sgemm rate on the step's shapes."""
     rng = np.random.default_rng(0)
     widths = [n_in, *hidden, n_out]
     Ws = [rng.standard_normal((a, b)).astype(np.float32) for a, b in itertools.pairwise(widths)]
     hs = [rng.standard_normal((batch, w)).astype(np.float32) for w in widths]
     outs = [np.empty_like(W) for W in Ws]
 
-    def products():
-        for h, W in zip(hs, Ws):
-            h @ W
-        for i, (h, g, out) in enumerate(zip(hs[:-1], hs[1:], outs)):
-            np.matmul(h.T, g, out=out)
-            if i > 0:
-                g @ Ws[i].T
+    def run(n_calls):
+        start = time.perf_counter()
+        for _ in range(n_calls):
+            for h, W in zip(hs, Ws):
+                h @ W  # forward
+            for i, (h, g, out) in enumerate(zip(hs[:-1], hs[1:], outs)):
+                np.matmul(h.T, g, out=out)  # weight gradient
+                if i > 0:
+                    g @ Ws[i].T  # input gradient
+        return n_calls, time.perf_counter() - start
 
-    best = 0.0
-    for _ in range(3):
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds / 3:
-            products()
-            n += 1
-        best = max(best, n / (time.perf_counter() - start))
-    return best * step_flops(n_in, hidden, n_out, batch)
+    return run
 
 
 def _data(n_in, n_out, n_batches, seed=0):
@@ -93,7 +95,7 @@ def _data(n_in, n_out, n_batches, seed=0):
 # Each method is a callable ``run(n_rounds) -> (member_steps, seconds)`` that trains for
 # ``n_rounds`` units of work (an epoch, or a batch of steps) and reports what it did.
 
-def ensim_stacked(net, k, batch_norm, n_batches):
+def ensim_stacked(net, k, batch_norm, n_batches, n_jobs=1):
     n_in, hidden, n_out = NETWORKS[net]
     task = "classification" if n_out > 1 else "regression"
     stack = build_stacked_mlp(n_in, hidden, n_out, k, rng=0, task=task, keep_prob=KEEP_PROB,
@@ -104,7 +106,12 @@ def ensim_stacked(net, k, batch_norm, n_batches):
 
     def run(n_epochs):
         start = time.perf_counter()
-        train_stacked(stack, X, y, dataclass_replace(config, max_epochs=n_epochs), rng=1)
+        if n_jobs == 1:
+            train_stacked(stack, X, y, dataclass_replace(config, max_epochs=n_epochs), rng=1)
+        else:  # n_jobs threads over the stacks, one BLAS thread each
+            with threadpool_limits(1):
+                train_stacked(stack, X, y, dataclass_replace(config, max_epochs=n_epochs),
+                              rng=1, n_jobs=n_jobs)
         return k * n_batches * n_epochs, time.perf_counter() - start
 
     return run
@@ -212,7 +219,6 @@ def measure_alternately(methods, *, block_seconds, n_rounds):
     """Best member-steps/s of each method, timed A, B, C, A, B, C, ... in blocks."""
     units = {}
     for name, run in methods.items():  # warm up and calibrate the block size
-        run(1)
         steps, seconds = run(1)
         units[name] = max(1, round(block_seconds / max(seconds, 1e-9)))
     best = dict.fromkeys(methods, 0.0)
@@ -251,8 +257,9 @@ def main(argv=None):
         import torch
     except ImportError:
         torch = None
-    block_seconds, n_rounds = (0.15, 2) if args.quick else (0.4, 3)
+    block_seconds, n_rounds = (0.12, 2) if args.quick else (0.3, 3)
     print("machine:", machine_description())
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"torch: {torch.__version__ if torch else 'not installed'}; "
           f"{n_rounds} alternating rounds of ~{block_seconds:g} s blocks, best of each\n")
     results = {}
@@ -263,17 +270,21 @@ def main(argv=None):
             for net, batch_norm in itertools.product(NETWORKS, (False, True)):
                 n_in, hidden, n_out = NETWORKS[net]
                 n_batches = 16 if net.startswith("10-") else (2 if args.quick else 4)
-                methods = {f"stacked k={k}": ensim_stacked(net, k, batch_norm, n_batches)
-                           for k in KS}
+                methods = {f"stacked k={k}": ensim_stacked(net, k, batch_norm, n_batches,
+                                                           n_jobs=n_threads) for k in KS}
+                if n_threads > 1:  # for comparison: one job, the BLAS threads in the products
+                    methods["stacked k=50, 1 job"] = ensim_stacked(net, 50, batch_norm,
+                                                                   n_batches)
                 methods["one at a time"] = ensim_alone(net, batch_norm, n_batches)
                 if torch is not None:
                     methods["torch"] = torch_alone(torch, net, batch_norm, n_batches)
                     for k in KS:
                         methods[f"vmap k={k}"] = torch_vmap(torch, net, k, batch_norm, n_batches)
+                methods["step sgemm"] = sgemm_step(n_in, hidden, n_out)
                 rates = measure_alternately(methods, block_seconds=block_seconds,
                                             n_rounds=n_rounds)
-                step_rate = sgemm_rate_step(n_in, hidden, n_out)
                 flops = step_flops(n_in, hidden, n_out)
+                step_rate = rates.pop("step sgemm") * flops
                 results[n_threads, net, batch_norm] = rates
                 print(f"== {net}, batch norm {batch_norm}, {n_threads} thread(s): step sgemm "
                       f"{step_rate / 1e9:.1f} GFLOP/s")
@@ -281,6 +292,7 @@ def main(argv=None):
                 for name, rate in rates.items():
                     print(f"   {name:<16}{rate:>16.0f}{rate * flops / 1e9:>10.1f}"
                           f"{rate * flops / step_rate:>10.0%}")
+    print("\nload average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print("\n== targets (member-steps/s ratios; 'met' on every thread count measured)")
     print(f"{'target':<58}{'measured':>24}  met?")
     for batch_norm in (False, True):

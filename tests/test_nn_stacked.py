@@ -147,14 +147,16 @@ def test_grouping_does_not_change_any_member(name):
     first, h1 = _stacked(case, [0, 1], X, y, config, rows, masks, validation)
     second, h2 = _stacked(case, [2, 3, 4], X, y, config, rows, masks, validation)
     chunked, h3 = _stacked(case, range(5), X, y, config, rows, masks, validation, stack_size=2)
+    threaded, h4 = _stacked(case, range(5), X, y, config, rows, masks, validation, n_jobs=2)
     parts = [(first, j) for j in range(2)] + [(second, j) for j in range(3)]
     for i, (part, j) in enumerate(parts):
-        for a, b, c in zip(whole.member(i).get_weights(), part.member(j).get_weights(),
-                           chunked.member(i).get_weights()):
+        for a, b, c, d in zip(whole.member(i).get_weights(), part.member(j).get_weights(),
+                              chunked.member(i).get_weights(), threaded.member(i).get_weights()):
             np.testing.assert_array_equal(a, b)
             np.testing.assert_array_equal(a, c)
+            np.testing.assert_array_equal(a, d)
     assert [h.metrics for h in whole_histories] == [h.metrics for h in h1 + h2] == [
-        h.metrics for h in h3]
+        h.metrics for h in h3] == [h.metrics for h in h4]
     # Member 2 of the second stack is member 4 of the whole: not member 2.
     assert not np.array_equal(second.member(0).get_weights()[0], whole.member(0).get_weights()[0])
 
@@ -309,6 +311,8 @@ def test_bad_stacks_are_refused(call, error, match):
     ({"validation_rows": np.zeros((3, 2), int)}, ValueError, r"needs validation_data"),
     ({"stack_size": 0}, ValueError, r"'stack_size' parameter of train_stacked must be in "
                                     r"\[1, inf\]; got 0"),
+    ({"n_jobs": 0}, ValueError, r"'n_jobs' parameter of train_stacked must be in \[1, inf\]; "
+                                r"got 0"),
     ({"config": TrainingConfig(max_epochs=0)}, ValueError,
      r"'max_epochs' parameter of TrainingConfig must be in \[1, inf\]; got 0"),
 ])

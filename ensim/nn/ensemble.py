@@ -59,12 +59,13 @@ class _StackedMLP(BaseEstimator):
     _task: str
 
     def __init__(self, kind="independent", n_members=10, *, member_params=None,
-                 random_state=None, max_bytes=None):
+                 random_state=None, max_bytes=None, n_jobs=None):
         self.kind = kind
         self.n_members = n_members
         self.member_params = member_params
         self.random_state = random_state
         self.max_bytes = max_bytes
+        self.n_jobs = n_jobs
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -96,6 +97,8 @@ class _StackedMLP(BaseEstimator):
                                       condition="batch_norm=True")
         if self.max_bytes is not None:
             check_int(self.max_bytes, "max_bytes", low=1, owner=owner)
+        if self.n_jobs is not None:
+            check_int(self.n_jobs, "n_jobs", low=1, owner=owner)
         seed = as_seed_sequence(self.random_state)
         get_namespace(settings["backend"])
         return k, settings, config, seed
@@ -170,7 +173,7 @@ class _StackedMLP(BaseEstimator):
         histories = train_stacked(
             stack, X_fit, targets, config, rng=seed, rows=None if same_rows else rows,
             validation_data=None if val_rows is None else (X_fit, targets),
-            validation_rows=val_rows, max_bytes=self.max_bytes)
+            validation_rows=val_rows, max_bytes=self.max_bytes, n_jobs=self.n_jobs)
         return stack, histories
 
     # ------------------------------------------------------------ prediction
@@ -218,6 +221,9 @@ class StackedMLPRegressor(RegressorMixin, _StackedMLP):
     max_bytes : int, optional
         Working-memory budget of one stack in training and prediction (default
         2**23 bytes); see :func:`ensim.nn.stacked_training_bytes`.
+    n_jobs : int, optional
+        Stacks trained at the same time, in threads (see
+        :func:`ensim.nn.train_stacked`); the results do not depend on it.
 
     Attributes
     ----------
@@ -313,10 +319,11 @@ ENSEMBLE_KINDS = {"independent_mlp": "independent", "bagged_mlp": "bagged",
 def make_mlp_ensemble(kind, n_members, *, seed, member_params=None, task="regression",
                       **params):
     """The unfitted stacked ensemble :func:`ensim.ensembles.make_ensemble` returns for an
-    MLP ``kind``; ``params`` are further estimator parameters (``max_bytes``)."""
+    MLP ``kind``; ``params`` are further estimator parameters (``max_bytes``,
+    ``n_jobs``)."""
     owner = "make_ensemble"
     check_choice(task, "task", ("regression", "classification"), owner=owner)
-    unknown = [name for name in params if name != "max_bytes"]
+    unknown = [name for name in params if name not in ("max_bytes", "n_jobs")]
     if unknown:
         raise TypeError(f"make_ensemble got unexpected parameter{'s' if len(unknown) > 1 else ''} "
                         f"{', '.join(map(repr, unknown))} for kind {kind!r}; the MLP ensembles "

@@ -713,7 +713,7 @@ def _chunk_size(per_member_bytes, max_bytes, owner):
 
 def train_stacked(stack, X, y, config=None, *, rng=None, rows=None, validation_data=None,
                   validation_rows=None, l1=None, l2=None, max_norm=None, max_bytes=None,
-                  stack_size=None):
+                  stack_size=None, n_jobs=None):
     """Train every member of ``stack`` in place, as :func:`train` would train it alone.
 
     Parameters
@@ -744,10 +744,17 @@ def train_stacked(stack, X, y, config=None, *, rng=None, rows=None, validation_d
         no bound), replacing those of ``config``.
     max_bytes : int, optional
         Working-memory budget of one stack (default 2**23 bytes): members are
-        trained ``stack_size`` at a time, the most whose working memory
-        (:func:`stacked_training_bytes`) fits, at least one.
+        trained in as few stacks as fit it (:func:`stacked_training_bytes`), of
+        even sizes, at least one member each.
     stack_size : int, optional
-        Members trained together, overriding ``max_bytes``.
+        The most members trained together, overriding ``max_bytes``.
+    n_jobs : int, optional
+        Stacks trained at the same time, in threads (default 1). NumPy releases the
+        GIL in its products and element-wise loops, so for small networks, whose
+        products are too small for BLAS threads to help, ``n_jobs`` threads each with
+        one BLAS thread (``threadpoolctl.threadpool_limits(1)``) use the cores
+        better. There are then at least ``n_jobs`` stacks, so that every job has one. ``config.augment`` must then be safe to call from several
+        threads. The results are the same for any ``n_jobs``.
 
     Returns
     -------
@@ -812,13 +819,26 @@ def train_stacked(stack, X, y, config=None, *, rng=None, rows=None, validation_d
             fixed_masks=stack.masks is not None)
         stack_size = _chunk_size(per_member, max_bytes, owner)
     stack_size = check_int(stack_size, "stack_size", low=1, owner=owner)
+    n_jobs = 1 if n_jobs is None else check_int(n_jobs, "n_jobs", low=1, owner=owner)
+    # As few stacks as the budget allows (and one per job at least), of even sizes.
+    n_chunks = max(-(-k // stack_size), min(n_jobs, k))
+    bounds = [k * c // n_chunks for c in range(n_chunks + 1)]
+    chunks = [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
     seed = as_seed_sequence(rng)
+
+    def run(positions):
+        return _train_chunk(stack, positions, X, y, config, seed, rows, validation_data,
+                            validation_rows, l1, l2, max_norm, has_batch_norm, n)
+
+    if n_jobs == 1 or len(chunks) == 1:
+        results = [run(positions) for positions in chunks]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            results = list(pool.map(run, chunks))
     histories = [None] * k
-    for start in range(0, k, stack_size):
-        positions = list(range(start, min(start + stack_size, k)))
-        for p, history in zip(positions, _train_chunk(
-                stack, positions, X, y, config, seed, rows, validation_data, validation_rows,
-                l1, l2, max_norm, has_batch_norm, n)):
+    for positions, chunk_histories in zip(chunks, results):
+        for p, history in zip(positions, chunk_histories):
             histories[p] = history
     return histories
 
@@ -927,7 +947,8 @@ def _train_chunk(stack, positions, X, y, config, seed, rows, validation_data, va
                  l1, l2, max_norm, has_batch_norm, n):
     """Train the members at ``positions`` together; write their final states into ``stack``."""
     xp = stack.xp
-    work = stack._subset(positions)
+    # A chunk of every member trains in place; any other chunk on a copy of its rows.
+    work = stack if len(positions) == stack.k else stack._subset(positions)
     seeds = [child_seed(seed, stack.members[p], 1) for p in positions]
     order_rngs = [numpy_generator(child_seed(s, 0)) for s in seeds]
     drawer = _MaskDrawer(work, [make_generator(child_seed(s, 1), xp) for s in seeds])
