@@ -249,7 +249,7 @@ class StackedMLPRegressor(RegressorMixin, _StackedMLP):
     >>> model = StackedMLPRegressor("bagged", 5, random_state=0,
     ...                             member_params={"hidden_layer_sizes": (32,), "max_epochs": 30})
     >>> model.fit(data.X_train, data.y_train).member_predictions(data.X_test).shape
-    (5, 200)
+    (5, 400)
     """
 
     _task = "regression"

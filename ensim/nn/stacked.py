@@ -292,13 +292,14 @@ class StackedNetwork:
 
     # ---------------------------------------------------------------- building
     @classmethod
-    def _from_arrays(cls, template, flat, running, members, masks):
+    def _from_arrays(cls, template, flat, running, members, masks, grads=None):
         stack = cls.__new__(cls)
         stack._setup(template, flat, running, members=members, masks=masks, k=flat.shape[0],
-                     checked=True)
+                     checked=True, grads=grads)
         return stack
 
-    def _setup(self, template, flat, running, *, members, masks, k, checked=False):
+    def _setup(self, template, flat, running, *, members, masks, k, checked=False,
+               grads=None):
         self.k = k
         self.members = _check_members(members, k, "StackedNetwork")
         # The template's arrays are never changed (member() copies it), so subsets share it.
@@ -309,7 +310,7 @@ class StackedNetwork:
         self._dropout_widths = list(template._dropout_widths)
         self._first_trainable = template._first_trainable
         self._flat_params = flat
-        self._flat_grads = self.xp.zeros_like(flat)
+        self._flat_grads = self.xp.zeros_like(flat) if grads is None else grads
         self.layers, offset, bn = [], 0, iter(running)
         for layer in template.layers:
             views = []
@@ -380,6 +381,16 @@ class StackedNetwork:
         masks = None if self.masks is None else [m[index] for m in self.masks]
         return StackedNetwork._from_arrays(self._template, self._flat_params[index], running,
                                            [self.members[p] for p in positions], masks)
+
+    def _rows(self, start, stop):
+        """A stack of members ``start`` to ``stop - 1`` whose arrays are views of this one's:
+        training it trains them in place."""
+        rows = slice(start, stop)
+        running = [(rm[rows], rv[rows]) for rm, rv in self._running()]
+        masks = None if self.masks is None else [m[rows] for m in self.masks]
+        return StackedNetwork._from_arrays(self._template, self._flat_params[rows], running,
+                                           list(self.members[rows]), masks,
+                                           grads=self._flat_grads[rows])
 
     def _running(self):
         return [(layer.running_mean, layer.running_var) for layer in self.layers
@@ -947,8 +958,9 @@ def _train_chunk(stack, positions, X, y, config, seed, rows, validation_data, va
                  l1, l2, max_norm, has_batch_norm, n):
     """Train the members at ``positions`` together; write their final states into ``stack``."""
     xp = stack.xp
-    # A chunk of every member trains in place; any other chunk on a copy of its rows.
-    work = stack if len(positions) == stack.k else stack._subset(positions)
+    # A chunk (consecutive members) trains in place, on views of the stack's rows; once a
+    # member stops, the others go on in a copy.
+    work = stack._rows(positions[0], positions[-1] + 1)
     seeds = [child_seed(seed, stack.members[p], 1) for p in positions]
     order_rngs = [numpy_generator(child_seed(s, 0)) for s in seeds]
     drawer = _MaskDrawer(work, [make_generator(child_seed(s, 1), xp) for s in seeds])
