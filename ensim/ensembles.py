@@ -3,10 +3,10 @@
 The measurements of :mod:`ensim.decompose` need member predictions in the layouts
 ``(k, n_test)`` (one trained ensemble) and ``(n_repeats, k, n_test)`` (the same
 ensemble retrained). This module builds the ensembles (scikit-learn's bagged
-trees, random forests, extra trees, bagged or independently initialised
-multi-layer perceptrons), draws their training sets (from a known truth with
-noise, or by resampling a dataset shipped with scikit-learn), and collects the
-predictions of their members.
+trees, random forests and extra trees; ensembles of ensim networks trained at
+once, independent, bagged, fixed-mask or dropout, from :mod:`ensim.nn.ensemble`),
+draws their training sets (from a known truth with noise, or by resampling a
+dataset shipped with scikit-learn), and collects the predictions of their members.
 
 Every stochastic function takes one ``rng`` argument (``None``, an int, a
 :class:`numpy.random.SeedSequence` or a :class:`numpy.random.Generator`). Repeat
