@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["ensim.theory", "ensim.errors", "ensim.montecarlo"])
+@pytest.mark.parametrize("name", ["ensim.theory", "ensim.errors", "ensim.montecarlo",
+                                  "ensim.nn.ensemble"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
