@@ -6,7 +6,7 @@ import inspect
 
 import numpy as np
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from _sklearn_checks import common_checks, run_array_api_checks
 
 from ensim._random import as_seed_sequence, child_seed, numpy_generator
 from ensim.ensembles import ENSEMBLES, make_ensemble, member_predictions
@@ -24,14 +24,22 @@ _VARIANT = {"hidden_layer_sizes": (16,), "batch_norm": True, "early_stopping": T
             "validation_fraction": 0.2, "learning_rate": 0.01, "max_epochs": 50}
 
 
-@parametrize_with_checks([StackedMLPRegressor("dropout", 3, member_params=_SMALL, random_state=0),
-                          StackedMLPClassifier("bagged", 3, member_params=_SMALL, random_state=0),
-                          StackedMLPRegressor("fixed_mask", 2, member_params=_VARIANT,
-                                              random_state=0),
-                          StackedMLPClassifier("independent", 2, member_params=_VARIANT,
-                                               random_state=0)])
+_COMMON_CHECKS, _ARRAY_API_CHECKS = common_checks([
+    StackedMLPRegressor("dropout", 3, member_params=_SMALL, random_state=0),
+    StackedMLPClassifier("bagged", 3, member_params=_SMALL, random_state=0),
+    StackedMLPRegressor("fixed_mask", 2, member_params=_VARIANT, random_state=0),
+    StackedMLPClassifier("independent", 2, member_params=_VARIANT, random_state=0)])
+
+
+@_COMMON_CHECKS
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_array_api_dispatch_leaves_results_unchanged():
+    # The four ensembles' array API checks, apart (see tests/_sklearn_checks.py).
+    assert len(_ARRAY_API_CHECKS) == 4
+    run_array_api_checks(_ARRAY_API_CHECKS)
 
 
 def _regression(n=90, seed=0):

@@ -1,11 +1,5 @@
 """scikit-learn estimators: the common checks, composition, and bad input."""
 
-import functools
-import os
-import pickle
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from sklearn.ensemble import BaggingRegressor
@@ -13,7 +7,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from _sklearn_checks import common_checks, run_array_api_checks
 
 from ensim.nn import DropoutMLPClassifier, DropoutMLPRegressor, build_mlp, train
 
@@ -21,53 +15,20 @@ _VARIANT = {"hidden_layer_sizes": (16,), "batch_norm": True, "early_stopping": T
             "learning_rate": 0.01, "validation_fraction": 0.2, "random_state": 0}
 
 
-_COMMON_CHECKS = parametrize_with_checks([
+_COMMON_CHECKS, _ARRAY_API_CHECKS = common_checks([
     DropoutMLPRegressor(random_state=0), DropoutMLPClassifier(random_state=0),
     DropoutMLPRegressor(**_VARIANT), DropoutMLPClassifier(**_VARIANT)])
 
 
-def _check_pair(param):
-    """``(estimator, check)`` of one of parametrize_with_checks' parameters."""
-    return tuple(getattr(param, "values", param))
-
-
-def _is_array_api_check(check):
-    while isinstance(check, functools.partial):
-        check = check.func
-    return check.__name__ == "check_array_api_input"
-
-
-# scikit-learn's array API check (array API dispatch on, NumPy inputs, same results)
-# needs SCIPY_ARRAY_API=1, which SciPy reads once, when it is imported: set here, it
-# would switch SciPy's array API mode on for the whole test run, and unset,
-# scikit-learn skips the check. So it runs apart, in a subprocess with the variable
-# set (test_array_api_dispatch_leaves_results_unchanged), and the in-process
-# parametrization leaves it out.
-_ARRAY_API_CHECKS = [_check_pair(p) for p in _COMMON_CHECKS.args[1]
-                     if _is_array_api_check(_check_pair(p)[1])]
-
-
-@pytest.mark.parametrize(_COMMON_CHECKS.args[0],
-                         [p for p in _COMMON_CHECKS.args[1]
-                          if not _is_array_api_check(_check_pair(p)[1])],
-                         **_COMMON_CHECKS.kwargs)
+@_COMMON_CHECKS
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
 def test_array_api_dispatch_leaves_results_unchanged():
-    # One subprocess for the four estimators' checks; a skip inside it (SkipTest) or
-    # a warning (-W error, as in the test run) is a non-zero exit and fails here.
+    # The four estimators' array API checks, apart (see tests/_sklearn_checks.py).
     assert len(_ARRAY_API_CHECKS) == 4
-    script = ("import pickle, sys\n"
-              "for estimator, check in pickle.loads(sys.stdin.buffer.read()):\n"
-              "    check(estimator)\n"
-              "print('checked', flush=True)\n")
-    proc = subprocess.run([sys.executable, "-W", "error", "-c", script],
-                          input=pickle.dumps(_ARRAY_API_CHECKS), capture_output=True,
-                          env={**os.environ, "SCIPY_ARRAY_API": "1"}, timeout=300)
-    assert proc.returncode == 0, proc.stderr.decode()
-    assert proc.stdout.decode().strip() == "checked"
+    run_array_api_checks(_ARRAY_API_CHECKS)
 
 
 def _regression(rng, n=120):
