@@ -34,7 +34,8 @@ __all__ = [
 ]
 
 #: The ensemble kinds :func:`make_ensemble` builds.
-ENSEMBLES = ("bagged_trees", "random_forest", "extra_trees", "bagged_mlp", "independent_mlp")
+ENSEMBLES = ("bagged_trees", "random_forest", "extra_trees", "bagged_mlp", "independent_mlp",
+             "fixed_mask_mlp", "dropout_mlp")
 
 
 def random_state(rng) -> int:
@@ -47,49 +48,56 @@ def random_state(rng) -> int:
 # ---------------------------------------------------------------------------------
 
 def make_ensemble(kind: str, n_estimators: int = 100, *, rng=None, member_params=None,
-                  **params):
-    """An unfitted scikit-learn ensemble regressor of ``n_estimators`` members.
+                  task: str = "regression", **params):
+    """An unfitted scikit-learn ensemble of ``n_estimators`` members.
 
     Parameters
     ----------
     kind : {"bagged_trees", "random_forest", "extra_trees", "bagged_mlp", \
-"independent_mlp"}
+"independent_mlp", "fixed_mask_mlp", "dropout_mlp"}
         ``bagged_trees``: :class:`~sklearn.ensemble.BaggingRegressor` of
         :class:`~sklearn.tree.DecisionTreeRegressor`; ``random_forest`` and
         ``extra_trees``: :class:`~sklearn.ensemble.RandomForestRegressor` and
         :class:`~sklearn.ensemble.ExtraTreesRegressor` (pass ``max_features`` to
-        sweep the number of features tried at each split); ``bagged_mlp``:
-        ``BaggingRegressor`` of :class:`~sklearn.neural_network.MLPRegressor`;
-        ``independent_mlp``: :class:`~sklearn.ensemble.VotingRegressor` averaging
-        ``n_estimators`` ``MLPRegressor`` trained on the same data from independent
-        initialisations.
+        sweep the number of features tried at each split). The ``*_mlp`` kinds are
+        :class:`~ensim.nn.StackedMLPRegressor` (or ``StackedMLPClassifier``) of
+        ensim networks trained at once: ``independent_mlp``, members from
+        independent initialisations on the same data; ``bagged_mlp``, each on its
+        own bootstrap sample; ``fixed_mask_mlp``, each a fixed thinned
+        sub-network; ``dropout_mlp``, each trained with dropout (see
+        :mod:`ensim.nn.ensemble`).
     n_estimators : int, default=100
         Members ``k``.
     rng : None, int, SeedSequence or Generator
-        Seeds the ensemble (and, for ``independent_mlp``, each member from its own
-        child stream).
+        Seeds the ensemble (for the MLP kinds, member ``i`` from its child ``i``).
     member_params : dict, optional
-        Parameters of each member (tree or ``MLPRegressor``), e.g.
-        ``{"min_samples_leaf": 5}``; for the forests they are passed to the forest.
+        Parameters of each member, e.g. ``{"min_samples_leaf": 5}`` for trees (for the
+        forests they are passed to the forest); for the MLP kinds, settings of
+        :data:`ensim.nn.settings.SETTINGS` (``{"hidden_layer_sizes": (32,),
+        "max_epochs": 50}``), an unknown one being an error that lists them.
+    task : {"regression", "classification"}, default "regression"
+        Classification is offered by the MLP kinds.
     **params
-        Parameters of the ensemble itself, e.g. ``max_samples`` or ``max_features``.
-        ``weights`` is refused: the members are averaged with equal weight, as
-        ``MSE_ens = V/k + (k-1)/k C`` and :mod:`ensim.decompose` assume.
+        Parameters of the ensemble itself, e.g. ``max_samples`` or ``max_features``
+        (``max_bytes`` for the MLP kinds). ``weights`` is refused: the members are
+        averaged with equal weight, as ``MSE_ens = V/k + (k-1)/k C`` and
+        :mod:`ensim.decompose` assume.
 
     Returns
     -------
     estimator
-        An unfitted scikit-learn regressor whose fitted ``estimators_`` are its
-        members; :func:`member_predictions` reads them.
+        An unfitted scikit-learn estimator; :func:`member_predictions` reads its
+        members once fitted.
 
     Raises
     ------
     TypeError
         When ``weights`` is passed.
+    ValueError
+        For a bad ``kind``, ``n_estimators``, ``task`` or MLP member setting, before
+        anything is fitted.
     """
-    from sklearn.ensemble import (BaggingRegressor, ExtraTreesRegressor,
-                                  RandomForestRegressor, VotingRegressor)
-    from sklearn.neural_network import MLPRegressor
+    from sklearn.ensemble import BaggingRegressor, ExtraTreesRegressor, RandomForestRegressor
     from sklearn.tree import DecisionTreeRegressor
 
     check_choice(kind, "kind", ENSEMBLES, owner="make_ensemble")
@@ -100,18 +108,18 @@ def make_ensemble(kind: str, n_estimators: int = 100, *, rng=None, member_params
     n_estimators = check_int(n_estimators, "n_estimators", low=1, owner="make_ensemble")
     member_params = dict(member_params or {})
     seed = as_seed_sequence(rng)
+    if kind.endswith("_mlp"):
+        from .nn.ensemble import make_mlp_ensemble
+        return make_mlp_ensemble(kind, n_estimators, seed=seed, member_params=member_params,
+                                 task=task, **params)
+    if task != "regression":
+        raise ValueError(f"The 'task' parameter of make_ensemble must be 'regression' for kind "
+                         f"{kind!r} (classification is offered by the MLP kinds); got {task!r}.")
     if kind in ("random_forest", "extra_trees"):
         forest = RandomForestRegressor if kind == "random_forest" else ExtraTreesRegressor
         return forest(n_estimators=n_estimators, random_state=random_state(seed),
                       **member_params, **params)
-    if kind == "independent_mlp":
-        members = [(f"mlp{i}", MLPRegressor(random_state=random_state(child_seed(seed, i)),
-                                             **member_params))
-                   for i in range(n_estimators)]
-        return VotingRegressor(members, **params)
-    member = (DecisionTreeRegressor(**member_params) if kind == "bagged_trees"
-              else MLPRegressor(**member_params))
-    return BaggingRegressor(member, n_estimators=n_estimators,
+    return BaggingRegressor(DecisionTreeRegressor(**member_params), n_estimators=n_estimators,
                             random_state=random_state(seed), **params)
 
 
@@ -120,6 +128,10 @@ def member_predictions(estimator, X) -> np.ndarray:
 
     Only ensembles that predict the plain average of their members' predictions
     are accepted, so that the mean over members is the ensemble's own prediction:
+    the stacked ensim ensembles (:class:`~ensim.nn.StackedMLPRegressor`, whose
+    members' predictions are ``(k, n_test)``, or ``(k, n_test, n_outputs)`` for a
+    2-D target; :class:`~ensim.nn.StackedMLPClassifier`, whose members' class
+    probabilities are ``(k, n_test, n_classes)``),
     :class:`~sklearn.ensemble.BaggingRegressor`,
     :class:`~sklearn.ensemble.RandomForestRegressor`,
     :class:`~sklearn.ensemble.ExtraTreesRegressor` and
@@ -137,7 +149,8 @@ def member_predictions(estimator, X) -> np.ndarray:
     Returns
     -------
     ndarray, shape (k, n_test)
-        Member ``i``'s prediction at test point ``t``, as float64.
+        Member ``i``'s prediction at test point ``t``, as float64 (for the stacked
+        ensembles, in their dtype and with the shapes above).
 
     Raises
     ------
@@ -156,10 +169,15 @@ def member_predictions(estimator, X) -> np.ndarray:
     from sklearn.utils import check_array as sk_check_array
     from sklearn.utils.validation import check_is_fitted
 
+    from .nn.ensemble import StackedMLPClassifier, StackedMLPRegressor
+
     owner = "member_predictions"
+    if isinstance(estimator, (StackedMLPRegressor, StackedMLPClassifier)):
+        return np.asarray(estimator.member_predictions(X), dtype=np.float64)
     averaging = (BaggingRegressor, RandomForestRegressor, ExtraTreesRegressor, VotingRegressor)
     if not isinstance(estimator, averaging):
-        names = ", ".join(cls.__name__ for cls in averaging)
+        names = ", ".join(cls.__name__ for cls in (StackedMLPRegressor, StackedMLPClassifier)
+                          + averaging)
         raise TypeError(f"The 'estimator' parameter of {owner} must be an ensemble that "
                         f"averages its members' predictions ({names}); "
                         f"got {type(estimator).__name__}.")

@@ -12,17 +12,12 @@ from ensim.data import KnownTruth
 from ensim.decompose import decompose
 from ensim.ensembles import ENSEMBLES, fit_repeats, make_ensemble, member_predictions
 
-# Small MLPs stop before converging on purpose (they only need to differ), so their
-# ConvergenceWarning is expected here and is not a failure.
-IGNORE_CONVERGENCE = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning")
-
 TRUTH = KnownTruth("friedman1", noise_sd=1.0)
 
 
 def _params(kind):
     if kind.endswith("mlp"):
-        return {"member_params": {"hidden_layer_sizes": (8,), "max_iter": 30}}
+        return {"member_params": {"hidden_layer_sizes": (8,), "max_epochs": 30}}
     if kind == "bagged_trees":
         return {"max_features": 0.6}        # members see different feature subsets
     return {"max_features": 0.5}
@@ -33,7 +28,6 @@ def data():
     return TRUTH.sample(150, rng=1), TRUTH.sample(300, rng=2)
 
 
-@IGNORE_CONVERGENCE
 @pytest.mark.parametrize("kind", ENSEMBLES)
 def test_members_average_to_the_ensembles_prediction(kind, data):
     train, test = data
@@ -56,7 +50,6 @@ def test_feature_subsets_are_respected(data):
     assert not np.allclose(np.mean(ignoring, axis=0), estimator.predict(test.X))
 
 
-@IGNORE_CONVERGENCE
 @pytest.mark.parametrize("kind", ENSEMBLES)
 def test_identities_on_one_trained_ensemble(kind, data):
     # Each side is computed separately: the ensemble's MSE from sklearn's own predict,

@@ -126,7 +126,7 @@ def test_predict_before_fit_raises(rng):
                                r"\(0, 1\]; got 0"),
     ({"hidden_layer_sizes": (4, 0)}, (r"'hidden_layer_sizes' parameter of DropoutMLPRegressor "
                                      r"must be in \[1, inf\]; got 0")),
-    ({"optimizer": "lbfgs"}, r"'optimizer' parameter of TrainingConfig must be one of"),
+    ({"optimizer": "lbfgs"}, r"'optimizer' parameter of DropoutMLPRegressor must be one of"),
     ({"dtype": "float16"}, r"'dtype' parameter of DropoutMLPRegressor must be one of"),
     ({"early_stopping": True, "validation_fraction": 1.0},
      r"'validation_fraction' parameter of DropoutMLPRegressor must be in \(0, 1\); got 1"),

@@ -3,15 +3,18 @@
 Layers with explicit ``forward``/``backward`` (:class:`Dense`, :class:`ReLU`,
 :class:`Tanh`, :class:`Sigmoid`, :class:`Dropout`, :class:`BatchNorm`), output
 heads with their losses, optimizers and schedules, a training loop with
-Keras-style early stopping, the evaluation of thinned sub-networks, and
-scikit-learn estimators built on them.
+Keras-style early stopping, the evaluation of thinned sub-networks, stacks of
+``k`` networks trained at once with batched products, and scikit-learn estimators
+built on them.
 """
 
+from .ensemble import StackedMLPClassifier, StackedMLPRegressor
 from .estimators import DropoutMLPClassifier, DropoutMLPRegressor
 from .layers import BatchNorm, Dense, Dropout, Layer, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
 from .network import Network, ThinnedPredictions, build_mlp
 from .optim import SGD, Adam, ConstantLR, ExponentialLR, StepLR
+from .stacked import StackedNetwork, build_stacked_mlp, stacked_training_bytes, train_stacked
 from .training import EarlyStopping, History, TrainingConfig, train
 
 __all__ = [
@@ -32,10 +35,16 @@ __all__ = [
     "ReLU",
     "Sigmoid",
     "SoftmaxCrossEntropy",
+    "StackedMLPClassifier",
+    "StackedMLPRegressor",
+    "StackedNetwork",
     "StepLR",
     "Tanh",
     "ThinnedPredictions",
     "TrainingConfig",
     "build_mlp",
+    "build_stacked_mlp",
+    "stacked_training_bytes",
     "train",
+    "train_stacked",
 ]

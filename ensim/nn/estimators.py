@@ -8,6 +8,8 @@ conventions (``__init__`` stores its arguments, ``fit`` validates them and retur
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
@@ -17,8 +19,9 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._backend import get_namespace, to_numpy
 from .._random import as_seed_sequence, child_seed
-from .._validation import check_choice, check_int, check_real
 from .network import build_mlp
+from .settings import DEFAULTS as _D
+from .settings import ESTIMATOR_SETTINGS, check_settings, settings_doc
 from .training import EarlyStopping, TrainingConfig, _check_batch_norm_batches, train
 
 __all__ = ["DropoutMLPClassifier", "DropoutMLPRegressor"]
@@ -32,56 +35,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 _DOC_PARAMETERS = """
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default (100,)
-        Width of each hidden layer.
-    activation : {"relu", "tanh", "sigmoid"}, default "relu"
-    keep_prob : float in (0, 1], default 0.5
-        Keep probability of the dropout layer after each hidden layer (1: none).
-    input_keep_prob : float in (0, 1], default 1.0
-        Keep probability of a dropout layer on the input (1: none).
-    batch_norm : bool, default False
-        Batch normalization between each hidden affine map and its activation.
-    batch_norm_convention : {"pytorch", "keras"}, default "pytorch"
-        How running statistics are kept; see :class:`~ensim.nn.BatchNorm`.
-    optimizer : {"adam", "sgd"}, default "adam"
-    learning_rate : float > 0, default 1e-3
-    momentum : float in [0, 1), default 0.9
-        SGD momentum.
-    nesterov : bool, default False
-    batch_size : int >= 1, default 128
-        At least 2 with ``batch_norm=True`` (batch statistics need two rows).
-    max_epochs : int >= 1, default 200
-    schedule : {"constant", "step", "exponential"}, default "constant"
-    step_size : int, default 10
-        Epochs between decays of the step schedule.
-    gamma : float in (0, 1], default 0.1
-        Decay factor of the step and exponential schedules.
-    l1, l2 : float >= 0, default 0
-        Penalties ``l1 * sum|W| + l2 * sum W**2`` on the weight matrices, added to
-        the loss.
-    max_norm : float > 0 or None, default None
-        Bound on the norm of each unit's incoming weight vector.
-    early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the training data (stratified for
-        classifiers) and stop as :class:`~ensim.nn.EarlyStopping` says.
-    validation_fraction : float in (0, 1), default 0.1
-    monitor : str, default "val_loss"
-    patience : int >= 0, default 10
-    min_delta : float >= 0, default 0
-    restore_best_weights : bool, default True
-    start_from_epoch : int >= 0, default 0
-    baseline : float or None, default None
-    augment : callable or None, default None
-        ``augment(X_batch, rng) -> X_batch`` applied to every training batch, for
-        example :class:`ensim.data.ImageAugmenter` or :class:`ensim.data.GaussianNoise`.
-    dtype : {"float64", "float32"}, default "float64"
-    backend : {"numpy", "cupy"}, default "numpy"
-    random_state : None, int, SeedSequence or Generator, default None
-        Seeds the initial weights, the shuffling, the dropout masks, the
-        augmentation and the validation split, each from its own stream.
-    verbose : bool, default False
-        Show a progress bar over epochs.
-
+""" + settings_doc() + """
     Attributes
     ----------
     network_ : ensim.nn.Network
@@ -100,19 +54,43 @@ _DOC_PARAMETERS = """
 """
 
 
+def training_config(settings):
+    """The :class:`TrainingConfig` (with its :class:`EarlyStopping`) of validated settings."""
+    stopper = None
+    if settings.get("early_stopping", _D["early_stopping"]):
+        get = lambda name: settings.get(name, _D[name])  # noqa: E731
+        stopper = EarlyStopping(get("monitor"), min_delta=get("min_delta"),
+                                patience=get("patience"), baseline=get("baseline"),
+                                restore_best_weights=get("restore_best_weights"),
+                                start_from_epoch=get("start_from_epoch"))
+    fields = {f.name for f in dataclasses.fields(TrainingConfig)} - {"early_stopping"}
+    config = TrainingConfig(early_stopping=stopper,
+                            **{name: value for name, value in settings.items() if name in fields})
+    config.validate()
+    return config
+
+
 class _DropoutMLP(BaseEstimator):
     """Shared fitting logic; see the two public subclasses."""
 
     _task: str
 
-    def __init__(self, hidden_layer_sizes=(100,), *, activation="relu", keep_prob=0.5,
-                 input_keep_prob=1.0, batch_norm=False, batch_norm_convention="pytorch",
-                 optimizer="adam", learning_rate=1e-3, momentum=0.9, nesterov=False,
-                 batch_size=128, max_epochs=200, schedule="constant", step_size=10, gamma=0.1,
-                 l1=0.0, l2=0.0, max_norm=None, early_stopping=False, validation_fraction=0.1,
-                 monitor="val_loss", patience=10, min_delta=0.0, restore_best_weights=True,
-                 start_from_epoch=0, baseline=None, augment=None, dtype="float64",
-                 backend="numpy", random_state=None, verbose=False):
+    def __init__(self, hidden_layer_sizes=_D["hidden_layer_sizes"], *, activation=_D["activation"],
+                 keep_prob=_D["keep_prob"], input_keep_prob=_D["input_keep_prob"],
+                 batch_norm=_D["batch_norm"], batch_norm_convention=_D["batch_norm_convention"],
+                 optimizer=_D["optimizer"], learning_rate=_D["learning_rate"],
+                 momentum=_D["momentum"], nesterov=_D["nesterov"], batch_size=_D["batch_size"],
+                 max_epochs=_D["max_epochs"], schedule=_D["schedule"], step_size=_D["step_size"],
+                 gamma=_D["gamma"], l1=_D["l1"], l2=_D["l2"], max_norm=_D["max_norm"],
+                 early_stopping=_D["early_stopping"],
+                 validation_fraction=_D["validation_fraction"], monitor=_D["monitor"],
+                 patience=_D["patience"], min_delta=_D["min_delta"],
+                 restore_best_weights=_D["restore_best_weights"],
+                 start_from_epoch=_D["start_from_epoch"], baseline=_D["baseline"],
+                 augment=_D["augment"], dtype=_D["dtype"], backend=_D["backend"],
+                 random_state=_D["random_state"], verbose=_D["verbose"]):
+        # Every default is the one declared in ensim.nn.settings (a test checks that
+        # this signature lists exactly the estimator settings with those defaults).
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.keep_prob = keep_prob
@@ -151,49 +129,22 @@ class _DropoutMLP(BaseEstimator):
         return tags
 
     # --------------------------------------------------------------- fitting
-    def _training_config(self):
-        owner = type(self).__name__
-        stopper = None
-        if self.early_stopping:
-            check_real(self.validation_fraction, "validation_fraction", low=0.0, high=1.0,
-                       low_inclusive=False, high_inclusive=False, owner=owner)
-            stopper = EarlyStopping(self.monitor, min_delta=self.min_delta, patience=self.patience,
-                                    baseline=self.baseline,
-                                    restore_best_weights=self.restore_best_weights,
-                                    start_from_epoch=self.start_from_epoch)
-        config = TrainingConfig(
-            max_epochs=self.max_epochs, batch_size=self.batch_size, optimizer=self.optimizer,
-            learning_rate=self.learning_rate, momentum=self.momentum, nesterov=self.nesterov,
-            schedule=self.schedule, step_size=self.step_size, gamma=self.gamma, l1=self.l1,
-            l2=self.l2, max_norm=self.max_norm, early_stopping=stopper, augment=self.augment,
-            verbose=self.verbose)
-        config.validate()
-        return config
+    def _settings(self):
+        """Every parameter, validated against :data:`ensim.nn.settings.SETTINGS`."""
+        return check_settings(self.get_params(deep=False), type(self).__name__,
+                              names=ESTIMATOR_SETTINGS)
 
     def _check_params(self):
         """Validate every parameter; return ``(hidden, config, seed)``. Changes nothing."""
         owner = type(self).__name__
-        check_choice(self.dtype, "dtype", ("float64", "float32"), owner=owner)
-        check_choice(self.backend, "backend", ("numpy", "cupy"), owner=owner)
-        check_choice(self.activation, "activation", ("relu", "tanh", "sigmoid"), owner=owner)
-        check_choice(self.batch_norm_convention, "batch_norm_convention", ("pytorch", "keras"),
-                     owner=owner)
-        if isinstance(self.hidden_layer_sizes, (int, np.integer)):
-            hidden = (self.hidden_layer_sizes,)
-        else:
-            hidden = tuple(self.hidden_layer_sizes)
-        for width in hidden:
-            check_int(width, "hidden_layer_sizes", low=1, owner=owner)
-        for name in ("keep_prob", "input_keep_prob"):
-            check_real(getattr(self, name), name, low=0.0, high=1.0, low_inclusive=False,
-                       owner=owner)
-        config = self._training_config()
-        if self.batch_norm:
+        settings = self._settings()
+        config = training_config(settings)
+        if settings["batch_norm"]:
             _check_batch_norm_batches(config.batch_size, None, owner=owner,
                                       condition="batch_norm=True")
         seed = as_seed_sequence(self.random_state)
         get_namespace(self.backend)
-        return hidden, config, seed
+        return settings["hidden_layer_sizes"], config, seed
 
     def _fit_or_forget(self, X, y):
         """Fit, assigning the fitted attributes only once training has finished.

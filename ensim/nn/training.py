@@ -18,6 +18,7 @@ from .._random import as_seed_sequence, child_seed, make_generator, numpy_genera
 from .._validation import check_choice, check_int, check_real
 from .layers import BatchNorm
 from .optim import SGD, Adam, ConstantLR, ExponentialLR, StepLR
+from .settings import DEFAULTS, check_settings
 
 __all__ = ["EarlyStopping", "History", "TrainingConfig", "train"]
 
@@ -148,45 +149,40 @@ class History:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    """How to train a network. Every field has the default a user would expect."""
+    """How to train a network.
 
-    max_epochs: int = 100          # passes over the training set (fewer if stopped early)
-    batch_size: int = 128          # examples per step (>= 2 with BatchNorm); last may be smaller
-    optimizer: str = "adam"        # "adam" or "sgd"
-    learning_rate: float = 1e-3    # initial learning rate
-    momentum: float = 0.9          # SGD momentum (0 for plain SGD)
-    nesterov: bool = False         # SGD with Nesterov momentum
-    beta1: float = 0.9             # Adam first-moment decay
-    beta2: float = 0.999           # Adam second-moment decay
-    schedule: str = "constant"     # "constant", "step" or "exponential"
-    step_size: int = 10            # epochs between decays of the "step" schedule
-    gamma: float = 0.1             # decay factor of the "step" and "exponential" schedules
-    l1: float = 0.0                # L1 penalty l1 * sum|W| added to the loss
-    l2: float = 0.0                # L2 penalty l2 * sum W**2 added to the loss
-    max_norm: float | None = None  # bound on each unit's incoming weight norm
-    early_stopping: EarlyStopping | None = None  # stop on a validation curve
-    augment: object = None         # callable (X_batch, rng) -> X_batch, applied to each batch
-    shuffle: bool = True           # reshuffle the training set every epoch
-    verbose: bool = False          # show a progress bar over epochs
+    Defaults, valid values and meanings come from :data:`ensim.nn.settings.SETTINGS`,
+    the one declaration the estimators share.
+    """
+
+    max_epochs: int = DEFAULTS["max_epochs"]          # passes over the training set
+    batch_size: int = DEFAULTS["batch_size"]          # examples per step (>= 2 with BatchNorm)
+    optimizer: str = DEFAULTS["optimizer"]            # "adam" or "sgd"
+    learning_rate: float = DEFAULTS["learning_rate"]  # initial learning rate
+    momentum: float = DEFAULTS["momentum"]            # SGD momentum (0 for plain SGD)
+    nesterov: bool = DEFAULTS["nesterov"]             # SGD with Nesterov momentum
+    beta1: float = DEFAULTS["beta1"]                  # Adam first-moment decay
+    beta2: float = DEFAULTS["beta2"]                  # Adam second-moment decay
+    schedule: str = DEFAULTS["schedule"]              # "constant", "step" or "exponential"
+    step_size: int = DEFAULTS["step_size"]            # epochs between decays of "step"
+    gamma: float | None = DEFAULTS["gamma"]           # decay factor; None: 0.1 step, 0.95 exp.
+    l1: float = DEFAULTS["l1"]                        # L1 penalty l1 * sum|W| added to the loss
+    l2: float = DEFAULTS["l2"]                        # L2 penalty l2 * sum W**2 added to the loss
+    max_norm: float | None = DEFAULTS["max_norm"]     # bound on each unit's incoming weight norm
+    early_stopping: EarlyStopping | None = None       # stop on a validation curve
+    augment: object = DEFAULTS["augment"]             # callable (X_batch, rng) -> X_batch
+    shuffle: bool = DEFAULTS["shuffle"]               # reshuffle the training set every epoch
+    verbose: bool = DEFAULTS["verbose"]               # show a progress bar over epochs
 
     def validate(self):
         """Check every field; raise ``ValueError``/``TypeError`` naming the bad one."""
         owner = "TrainingConfig"
-        check_int(self.max_epochs, "max_epochs", low=1, owner=owner)
-        check_int(self.batch_size, "batch_size", low=1, owner=owner)
-        check_choice(self.optimizer, "optimizer", ("adam", "sgd"), owner=owner)
-        check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False, owner=owner)
-        check_choice(self.schedule, "schedule", ("constant", "step", "exponential"), owner=owner)
-        check_real(self.l1, "l1", low=0.0, owner=owner)
-        check_real(self.l2, "l2", low=0.0, owner=owner)
-        if self.max_norm is not None:
-            check_real(self.max_norm, "max_norm", low=0.0, low_inclusive=False, owner=owner)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in ("early_stopping", "nesterov", "shuffle", "verbose")}
+        check_settings(fields, owner)
         if self.early_stopping is not None and not isinstance(self.early_stopping, EarlyStopping):
             raise TypeError(f"The 'early_stopping' parameter of {owner} must be an EarlyStopping "
                             f"or None; got {type(self.early_stopping).__name__}.")
-        if self.augment is not None and not callable(self.augment):
-            raise TypeError(f"The 'augment' parameter of {owner} must be callable or None; "
-                            f"got {type(self.augment).__name__}.")
         self.make_optimizer()
         self.make_schedule()
 
@@ -199,13 +195,14 @@ class TrainingConfig:
     def make_schedule(self):
         """The learning-rate schedule as configured."""
         if self.schedule == "step":
-            return StepLR(self.learning_rate, self.step_size, self.gamma)
+            return StepLR(self.learning_rate, self.step_size,
+                          0.1 if self.gamma is None else self.gamma)
         if self.schedule == "exponential":
-            return ExponentialLR(self.learning_rate, self.gamma)
+            return ExponentialLR(self.learning_rate, 0.95 if self.gamma is None else self.gamma)
         return ConstantLR(self.learning_rate)
 
 
-def train(network, X, y, config=None, *, validation_data=None, rng=None):
+def train(network, X, y, config=None, *, validation_data=None, rng=None, masks=None):
     """Train ``network`` in place on ``(X, y)`` and return its :class:`History`.
 
     Parameters
@@ -223,6 +220,9 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
     rng : None, int, SeedSequence or Generator
         Seeds three independent streams: the shuffling order, the dropout masks
         and the augmentation.
+    masks : sequence of arrays, optional
+        Fixed 0/1 masks, one of shape ``(n_l,)`` per dropout layer: the network is
+        trained, and validated, as that one thinned sub-network (no mask is drawn).
 
     Returns
     -------
@@ -259,6 +259,9 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
     if stopper is not None and stopper.monitor.startswith("val_") and validation_data is None:
         raise ValueError(f"EarlyStopping monitors {stopper.monitor!r}, which needs "
                          "validation_data; got None.")
+    if masks is not None and len(masks) != len(network.dropout_layers):
+        raise ValueError(f"The 'masks' parameter of train must hold one mask per dropout layer "
+                         f"({len(network.dropout_layers)}); got {len(masks)}.")
     seed = as_seed_sequence(rng)
     order_rng = numpy_generator(child_seed(seed, 0))
     mask_rng = make_generator(child_seed(seed, 1), network.xp)
@@ -289,7 +292,7 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
             if config.augment is not None:
                 X_batch = config.augment(X_batch, augment_rng)
             loss, z = network.loss_and_grad(X_batch, y_batch, l1=config.l1, l2=config.l2,
-                                            rng=mask_rng)
+                                            masks=masks, rng=mask_rng)
             optimizer.step(pairs, lr)
             if config.max_norm is not None:
                 network.apply_max_norm(config.max_norm)
@@ -301,7 +304,7 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None):
         history.learning_rate.append(lr)
         if validation_data is not None:
             X_val, y_val = validation_data
-            z_val = network.forward(X_val)
+            z_val = network.forward(X_val, masks=masks)
             history._append("val_loss", head.loss(z_val, y_val) + network.penalty(l1=config.l1, l2=config.l2))
             history._append("val_" + head.metric_name, head.metric(z_val, y_val))
         history.n_epochs = epoch + 1

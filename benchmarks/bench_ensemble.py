@@ -1,0 +1,303 @@
+"""Benchmark: member-steps per second of k networks trained at once, against one at a time.
+
+For the small (10-64-64-1, squared error) and large (784-512-512-10, softmax) networks,
+with dropout 0.5 after each hidden layer, with and without batch normalization, float32
+batches of 128, SGD with momentum 0.9 and lr 0.01, on 1 and 2 BLAS threads, it times:
+
+* **stacked**: :func:`ensim.nn.train_stacked` on ``k = 10`` and ``k = 50`` members (the
+  stack size chosen by its default memory budget);
+* **one at a time**: :func:`ensim.nn.train` on one network (how an ensemble of ensim
+  networks was trained before: member after member, so its rate is the same for any k);
+* **torch**: the same network in PyTorch, one model at a time (consecutive steps on
+  one model; a loop over members costs at least this per member-step);
+* **vmap**: ``k`` PyTorch models stacked with ``torch.func.stack_module_state`` and
+  trained with ``vmap(grad(...), randomness="different")`` and a momentum step on the
+  stacked tensors (batch normalization through
+  ``torch.func.replace_all_batch_norm_modules_``, which stops tracking running
+  statistics: vmap cannot update them in place).
+
+Every member sees its own batches. A member-step is one training step of one member.
+Methods are timed in alternation, A, B, C, A, B, C, ..., and the best block of each is
+kept, so that ratios are fair on a shared machine. GFLOP/s count only a step's matrix
+products (as ``bench_nn.py``) and are compared with the float32 sgemm rate measured in
+the same run on exactly one step's product shapes ("step sgemm").
+
+``python benchmarks/bench_ensemble.py [--quick] [--threads 1 2]``. PyTorch is optional.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import os
+import platform
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from ensim.nn import TrainingConfig, build_mlp, build_stacked_mlp, train, train_stacked
+
+BATCH = 128
+KEEP_PROB = 0.5
+NETWORKS = {"10-64-64-1": (10, (64, 64), 1), "784-512-512-10": (784, (512, 512), 10)}
+KS = (10, 50)
+
+
+def step_flops(n_in, hidden, n_out, batch=BATCH):
+    """Floating-point operations of the matrix products of one training step of one member:
+    forward, weight gradients, and input gradients except the first layer's."""
+    widths = [n_in, *hidden, n_out]
+    per_layer = [2 * batch * a * b for a, b in itertools.pairwise(widths)]
+    return 3 * sum(per_layer) - per_layer[0]
+
+
+def sgemm_rate_step(n_in, hidden, n_out, batch=BATCH, seconds=0.5):
+    """float32 FLOP/s of exactly the matrix products of one training step."""
+    rng = np.random.default_rng(0)
+    widths = [n_in, *hidden, n_out]
+    Ws = [rng.standard_normal((a, b)).astype(np.float32) for a, b in itertools.pairwise(widths)]
+    hs = [rng.standard_normal((batch, w)).astype(np.float32) for w in widths]
+    outs = [np.empty_like(W) for W in Ws]
+
+    def products():
+        for h, W in zip(hs, Ws):
+            h @ W
+        for i, (h, g, out) in enumerate(zip(hs[:-1], hs[1:], outs)):
+            np.matmul(h.T, g, out=out)
+            if i > 0:
+                g @ Ws[i].T
+
+    best = 0.0
+    for _ in range(3):
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 3:
+            products()
+            n += 1
+        best = max(best, n / (time.perf_counter() - start))
+    return best * step_flops(n_in, hidden, n_out, batch)
+
+
+def _data(n_in, n_out, n_batches, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_batches * BATCH, n_in)).astype(np.float32)
+    if n_out > 1:
+        y = rng.integers(0, n_out, n_batches * BATCH)
+    else:
+        y = rng.standard_normal((n_batches * BATCH, 1)).astype(np.float32)
+    return X, y
+
+
+# ------------------------------------------------------------------ methods
+# Each method is a callable ``run(n_rounds) -> (member_steps, seconds)`` that trains for
+# ``n_rounds`` units of work (an epoch, or a batch of steps) and reports what it did.
+
+def ensim_stacked(net, k, batch_norm, n_batches):
+    n_in, hidden, n_out = NETWORKS[net]
+    task = "classification" if n_out > 1 else "regression"
+    stack = build_stacked_mlp(n_in, hidden, n_out, k, rng=0, task=task, keep_prob=KEEP_PROB,
+                              batch_norm=batch_norm, dtype=np.float32)
+    X, y = _data(n_in, n_out, n_batches)
+    config = TrainingConfig(max_epochs=1, batch_size=BATCH, optimizer="sgd", learning_rate=0.01,
+                            momentum=0.9)
+
+    def run(n_epochs):
+        start = time.perf_counter()
+        train_stacked(stack, X, y, dataclass_replace(config, max_epochs=n_epochs), rng=1)
+        return k * n_batches * n_epochs, time.perf_counter() - start
+
+    return run
+
+
+def ensim_alone(net, batch_norm, n_batches):
+    n_in, hidden, n_out = NETWORKS[net]
+    task = "classification" if n_out > 1 else "regression"
+    network = build_mlp(n_in, hidden, n_out, task=task, keep_prob=KEEP_PROB,
+                        batch_norm=batch_norm, rng=0, dtype=np.float32)
+    X, y = _data(n_in, n_out, n_batches)
+    config = TrainingConfig(max_epochs=1, batch_size=BATCH, optimizer="sgd", learning_rate=0.01,
+                            momentum=0.9)
+
+    def run(n_epochs):
+        start = time.perf_counter()
+        train(network, X, y, dataclass_replace(config, max_epochs=n_epochs), rng=1)
+        return n_batches * n_epochs, time.perf_counter() - start
+
+    return run
+
+
+def dataclass_replace(config, **changes):
+    import dataclasses
+    return dataclasses.replace(config, **changes)
+
+
+def _torch_model(torch, net, batch_norm):
+    nn = torch.nn
+    n_in, hidden, n_out = NETWORKS[net]
+    layers, width = [], n_in
+    for n_hidden in hidden:
+        layers.append(nn.Linear(width, n_hidden))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(n_hidden))
+        layers += [nn.ReLU(), nn.Dropout(p=1 - KEEP_PROB)]
+        width = n_hidden
+    layers.append(nn.Linear(width, n_out))
+    loss = nn.CrossEntropyLoss() if n_out > 1 else nn.MSELoss()
+    return nn.Sequential(*layers).train(), loss
+
+
+def torch_alone(torch, net, batch_norm, n_batches):
+    model, loss_fn = _torch_model(torch, net, batch_norm)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    n_in, _, n_out = NETWORKS[net]
+    X, y = (torch.from_numpy(a) for a in _data(n_in, n_out, n_batches))
+
+    def run(n_epochs):
+        start = time.perf_counter()
+        for _ in range(n_epochs):
+            order = torch.randperm(X.shape[0])
+            for b in range(n_batches):
+                rows = order[b * BATCH:(b + 1) * BATCH]
+                optimizer.zero_grad(set_to_none=True)
+                loss_fn(model(X[rows]), y[rows]).backward()
+                optimizer.step()
+        return n_batches * n_epochs, time.perf_counter() - start
+
+    return run
+
+
+def torch_vmap(torch, net, k, batch_norm, n_batches):
+    from torch.func import functional_call, grad, replace_all_batch_norm_modules_, \
+        stack_module_state, vmap
+
+    models = []
+    for _ in range(k):
+        model, loss_fn = _torch_model(torch, net, batch_norm)
+        if batch_norm:
+            replace_all_batch_norm_modules_(model)
+        models.append(model)
+    params, buffers = stack_module_state(models)
+    params = {name: p.detach() for name, p in params.items()}
+    velocity = {name: torch.zeros_like(p) for name, p in params.items()}
+    base = copy.deepcopy(models[0]).to("meta")
+    del models
+
+    def loss_of(p, b, x, t):
+        return loss_fn(functional_call(base, (p, b), (x,)), t)
+
+    step_grad = vmap(grad(loss_of), in_dims=(0, 0, 0, 0), randomness="different")
+    n_in, _, n_out = NETWORKS[net]
+    X, y = (torch.from_numpy(a) for a in _data(n_in, n_out, n_batches))
+
+    def run(n_epochs):
+        start = time.perf_counter()
+        with torch.no_grad():
+            for _ in range(n_epochs):
+                orders = torch.stack([torch.randperm(X.shape[0]) for _ in range(k)])
+                for b in range(n_batches):
+                    rows = orders[:, b * BATCH:(b + 1) * BATCH]  # (k, batch)
+                    grads = step_grad(params, buffers, X[rows], y[rows])
+                    for name, g in grads.items():
+                        v = velocity[name]
+                        v.mul_(0.9).add_(g)
+                        params[name].sub_(v, alpha=0.01)
+        return k * n_batches * n_epochs, time.perf_counter() - start
+
+    return run
+
+
+# ------------------------------------------------------------------ timing
+def measure_alternately(methods, *, block_seconds, n_rounds):
+    """Best member-steps/s of each method, timed A, B, C, A, B, C, ... in blocks."""
+    units = {}
+    for name, run in methods.items():  # warm up and calibrate the block size
+        run(1)
+        steps, seconds = run(1)
+        units[name] = max(1, round(block_seconds / max(seconds, 1e-9)))
+    best = dict.fromkeys(methods, 0.0)
+    for _ in range(n_rounds):
+        for name, run in methods.items():
+            steps, seconds = run(units[name])
+            best[name] = max(best[name], steps / seconds)
+    return best
+
+
+def machine_description():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('threading_layer', '?')}, "
+            f"{i.get('num_threads')} threads max)" for i in threadpool_info()
+            if i.get("user_api") == "blas"]
+    return (f"{model}; nproc {os.cpu_count()}; {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()}; numpy {np.__version__}; "
+            f"BLAS {', '.join(blas) or 'unknown'}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--quick", action="store_true",
+                        help="shorter blocks and fewer rounds (about a minute)")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    block_seconds, n_rounds = (0.15, 2) if args.quick else (0.4, 3)
+    print("machine:", machine_description())
+    print(f"torch: {torch.__version__ if torch else 'not installed'}; "
+          f"{n_rounds} alternating rounds of ~{block_seconds:g} s blocks, best of each\n")
+    results = {}
+    for n_threads in args.threads:
+        with threadpool_limits(n_threads):
+            if torch is not None:
+                torch.set_num_threads(n_threads)
+            for net, batch_norm in itertools.product(NETWORKS, (False, True)):
+                n_in, hidden, n_out = NETWORKS[net]
+                n_batches = 16 if net.startswith("10-") else (2 if args.quick else 4)
+                methods = {f"stacked k={k}": ensim_stacked(net, k, batch_norm, n_batches)
+                           for k in KS}
+                methods["one at a time"] = ensim_alone(net, batch_norm, n_batches)
+                if torch is not None:
+                    methods["torch"] = torch_alone(torch, net, batch_norm, n_batches)
+                    for k in KS:
+                        methods[f"vmap k={k}"] = torch_vmap(torch, net, k, batch_norm, n_batches)
+                rates = measure_alternately(methods, block_seconds=block_seconds,
+                                            n_rounds=n_rounds)
+                step_rate = sgemm_rate_step(n_in, hidden, n_out)
+                flops = step_flops(n_in, hidden, n_out)
+                results[n_threads, net, batch_norm] = rates
+                print(f"== {net}, batch norm {batch_norm}, {n_threads} thread(s): step sgemm "
+                      f"{step_rate / 1e9:.1f} GFLOP/s")
+                print(f"   {'method':<16}{'member-steps/s':>16}{'GFLOP/s':>10}{'of sgemm':>10}")
+                for name, rate in rates.items():
+                    print(f"   {name:<16}{rate:>16.0f}{rate * flops / 1e9:>10.1f}"
+                          f"{rate * flops / step_rate:>10.0%}")
+    print("\n== targets (member-steps/s ratios; 'met' on every thread count measured)")
+    print(f"{'target':<58}{'measured':>24}  met?")
+    for batch_norm in (False, True):
+        suffix = ", batch norm" if batch_norm else ""
+        targets = [("10-64-64-1", 50, "one at a time", 3.0), ("10-64-64-1", 50, "vmap k=50", 5.0)]
+        targets += [("784-512-512-10", k, "one at a time", 0.95) for k in KS]
+        targets += [("784-512-512-10", k, "torch", 1.3) for k in KS]
+        for net, k, against, goal in targets:
+            ratios = [results[t, net, batch_norm][f"stacked k={k}"]
+                      / results[t, net, batch_norm][against]
+                      for t in args.threads if against in results[t, net, batch_norm]]
+            if not ratios:
+                continue
+            label = f"{net} k={k}{suffix}: stacked >= {goal:g}x {against}"
+            measured = " / ".join(f"{r:.2f}x" for r in ratios)
+            print(f"{label:<58}{measured:>24}  {'met' if min(ratios) >= goal else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
