@@ -336,6 +336,23 @@ def _single_variance(q):
     return np.mean(np.var(q, axis=0, ddof=1))
 
 
+def across_replicates(q, truth):
+    """The view across training sets (ESL section 15.2) from two members of each replicate.
+
+    ``q``: ``(n_replicates, 2, n_points)``. Returns, as means over the points: one
+    member's squared bias against ``truth`` and its variance across replicates, the
+    covariance of two members of the same replicate across replicates, and the
+    pooled correlation (mean covariance / mean variance).
+    """
+    centred = q - q.mean(axis=0)                                       # (R, 2, n)
+    n = q.shape[0]
+    variance = float(np.mean(centred**2) * n / (n - 1))
+    covariance = float(np.mean(centred[:, 0] * centred[:, 1]) * n / (n - 1))
+    bias2 = float(np.mean((q.mean(axis=0) - truth) ** 2))
+    return {"bias2": bias2, "variance": variance, "covariance": covariance,
+            "rho": covariance / variance}
+
+
 def effective_size(S, X, mse_dropout):
     """How many plain networks one dropout network is worth: the ``k`` at which
     ``S/k + (k-1)/k X`` equals the dropout network's error, ``(S - X)/(mse - X)``;
@@ -352,7 +369,7 @@ def plot(tables, config: Config):
 
     ens, curves = tables["ensembles"], tables["curves"]
     tasks = [t for t in config.tasks if t in set(ens.task)]
-    fig, axes = figure(len(tasks), 4, width=14, height_per_row=3.6)
+    fig, axes = figure(len(tasks), 5, width=17, height_per_row=3.7)
     colors = dict(zip(config.arms, color_cycle(len(config.arms))))
     level = f"{1 - config.alpha:.0%}"
     for row, task in enumerate(tasks):
@@ -387,12 +404,22 @@ def plot(tables, config: Config):
             half = se * _t(dof, config.alpha)
             plot_interval_points([i], [mean], [mean - half], [mean + half], ax=ax,
                                  color=colors[arm])
+        points = tables["points"]
+        for i, arm in enumerate(config.arms):
+            q, truth = _across_replicates(points, task, arm)
+            est = jackknife(lambda s: [across_replicates(s, truth)["rho"]], q,
+                            n_groups=len(q))
+            low, high = est.conf_int(config.alpha)
+            plot_interval_points([i + 0.2], est.estimate, low, high, ax=ax, color=colors[arm],
+                                 marker="^")
+        ax.plot([], [], "o", color="0.3", ls="", label="over test points, one training set")
+        ax.plot([], [], "^", color="0.3", ls="", label="across training sets (pooled)")
+        ax.legend(loc="upper center", fontsize=7, ncols=2)
         ax.axhline(config.rho_zero, color="k", lw=0.8, ls=":")
-        ax.text(len(config.arms) - 0.5, config.rho_zero, f"ρ = {config.rho_zero:g}",
-                va="bottom", ha="right", fontsize=7)
+        ax.text(-0.4, config.rho_zero, f"ρ = {config.rho_zero:g}", va="bottom", fontsize=7)
         ax.set_xticks(positions, [_LABELS[a].replace(" ", "\n", 1) for a in config.arms],
                       fontsize=7)
-        ax.set(ylabel="ρ = C / V", ylim=(0, 1.05), title=f"ρ = C/V per arm ({level})")
+        ax.set(ylabel="ρ = C / V", ylim=(-0.05, 1.4), title=f"ρ = C/V per arm ({level})")
         ax = axes[row, 3]
         singles = [(_LABELS[a].split(" ")[0] + " (one)", part[part.arm == a].mse_single,
                     colors[a]) for a in config.arms if a != "thinned"]
@@ -411,6 +438,23 @@ def plot(tables, config: Config):
         ax.text(0.03, 0.97, f"one dropout network ≈ {k_eff}\nindependent plain networks",
                 transform=ax.transAxes, va="top", fontsize=7)
         ax.set(ylabel=f"test {unit}", title=f"Single networks ({level})")
+        ax = axes[row, 4]
+        bias2, variance = [], []
+        for arm in config.arms:
+            q, truth = _across_replicates(tables["points"], task, arm)
+            terms = across_replicates(q, truth)
+            bias2.append(terms["bias2"])
+            variance.append(terms["variance"])
+        ax.bar(positions, bias2, color="0.75", label="bias² (against the truth)")
+        ax.bar(positions, variance, bottom=bias2, color=[colors[a] for a in config.arms],
+               label="variance across training sets")
+        ax.set_xticks(positions, [_LABELS[a].replace(" ", "\n", 1) for a in config.arms],
+                      fontsize=7)
+        truth_name = "f" if task == "friedman1" else "the one-hot label"
+        ax.set(ylabel=f"per test output ({config.n_points} test points)",
+               title="A member across training sets")
+        ax.legend(loc="upper right", fontsize=7, title=f"truth: {truth_name}",
+                  title_fontsize=7)
     fig.suptitle("Dropout as an ensemble: the thinned sub-networks beside real ensembles "
                  f"({config.n_replicates} replicates; intervals over replicates)")
     return fig
