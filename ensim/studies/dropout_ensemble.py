@@ -484,7 +484,8 @@ def plot(tables, config: Config):
         ax.set_xticks(positions, [_LABELS[a].replace(" ", "\n", 1) for a in config.arms],
                       fontsize=7)
         truth_name = "f" if task == "friedman1" else "the one-hot label"
-        ax.set(ylabel=f"per test output ({config.n_points} test points)",
+        top = max(b + v for b, v in zip(bias2, variance))
+        ax.set(ylabel=f"per test output ({config.n_points} test points)", ylim=(0, 1.45 * top),
                title="A member across training sets")
         ax.legend(loc="upper right", fontsize=7, title=f"truth: {truth_name}",
                   title_fontsize=7)
