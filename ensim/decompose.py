@@ -83,6 +83,7 @@ __all__ = [
     "EnsembleDecomposition",
     "bias_variance",
     "decompose",
+    "ensemble_mse_curve",
 ]
 
 #: What the first axis of a 3-D ``predictions`` array repeats: fresh training sets
@@ -870,3 +871,38 @@ def _repeated_decomposition(xp, q, targets, repeats, matrices):
         test_points=test_points,
         covariance_matrix=_training_set_matrix(xp, q) if matrices else None,
         **{name: to_numpy(value) for name, value in pointwise.items()})
+
+
+def ensemble_mse_curve(errors, orders) -> np.ndarray:
+    """The MSE of an average of ``k`` members for every ``k``, averaged over member orders.
+
+    Which ``k`` members are averaged matters for one curve. For each order in
+    ``orders`` (permutations of the ``K`` members) this averages the MSE of the
+    first ``k`` members over the ``K`` cyclic shifts of the order, so that every
+    member comes first equally often; over random orders its expectation is
+    exactly ``S/k + (k-1)/k X`` (see :class:`EnsembleDecomposition`), at ``k = 1``
+    it is the mean member MSE and at ``k = K`` the ensemble's MSE.
+
+    Parameters
+    ----------
+    errors : array of shape (K, n_test)
+        Member errors ``q_i - y`` (NumPy).
+    orders : sequence of permutations of ``range(K)``
+
+    Returns
+    -------
+    ndarray of shape (K,)
+        Entry ``k - 1`` is the curve at ``k``.
+    """
+    errors = np.asarray(errors, dtype=float)
+    n_members = errors.shape[0]
+    curves = []
+    for order in orders:
+        doubled = errors[np.concatenate([order, order])]                  # (2K, n_test)
+        prefix = np.concatenate([np.zeros((1, errors.shape[1])), np.cumsum(doubled, axis=0)])
+        out = np.empty(n_members)
+        for k in range(1, n_members + 1):
+            blocks = (prefix[k:k + n_members] - prefix[:n_members]) / k   # (K, n_test)
+            out[k - 1] = np.mean(blocks**2)
+        curves.append(out)
+    return np.mean(curves, axis=0)

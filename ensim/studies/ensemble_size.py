@@ -39,7 +39,7 @@ from scipy import stats as sps
 
 from ensim.claims import direction, equivalence, identity, negative_control
 from ensim.data import KnownTruth
-from ensim.decompose import decompose
+from ensim.decompose import decompose, ensemble_mse_curve
 from ensim.ensembles import make_ensemble, member_predictions
 from ensim.stats import fit_inverse_k
 from ensim.study import Study
@@ -68,23 +68,6 @@ def cells(config: Config) -> list[dict]:
     return [{"model": model, "repeat": r} for model in MODELS for r in range(config.n_repeats)]
 
 
-def _ordered_curves(errors, order):
-    """MSE of the mean of ``k`` consecutive members, for every cyclic shift of ``order``.
-
-    ``errors``: (K, n_test) member errors. Returns (K,): entry ``k - 1`` is the mean,
-    over the K shifts, of the MSE of the first ``k`` members in that shift, from
-    prefix sums over the order written twice.
-    """
-    n_members = errors.shape[0]
-    doubled = errors[np.concatenate([order, order])]                  # (2K, n_test)
-    prefix = np.concatenate([np.zeros((1, errors.shape[1])), np.cumsum(doubled, axis=0)])
-    out = np.empty(n_members)
-    for k in range(1, n_members + 1):
-        blocks = (prefix[k:k + n_members] - prefix[:n_members]) / k   # (K, n_test)
-        out[k - 1] = np.mean(blocks**2)
-    return out
-
-
 def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
     from ensim._random import child_seed, numpy_generator
 
@@ -102,8 +85,8 @@ def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
     ks = np.arange(1, config.k_max + 1)
     gen = numpy_generator(child_seed(seed, 3))
     errors = members - test.y
-    averaged = np.mean([_ordered_curves(errors, gen.permutation(config.k_max))
-                        for _ in range(config.n_orders)], axis=0)     # (k_max,)
+    averaged = ensemble_mse_curve(errors, [gen.permutation(config.k_max)
+                                           for _ in range(config.n_orders)])   # (k_max,)
     fit = fit_inverse_k(ks, averaged, np.ones_like(averaged))         # equal weights: OLS
     curves = [{"k": int(k), "mse": float(m), "formula": float(V / k + (k - 1) / k * C)}
               for k, m in zip(ks, averaged)]
