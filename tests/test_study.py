@@ -23,6 +23,10 @@ SMALL = {
     "ensemble-size": dict(n_repeats=2, k_max=8, n_test=40),
     "forest-correlation": dict(max_features=(1, 10), n_features=10, n_trees=4, n_repeats=8,
                                n_seeds=6, n_test=10, n_groups=4),
+    "dropout-ensemble": dict(n_replicates=4, k=2, n_thinned=4, n_fresh_masks=4, hidden=(8,),
+                             n_train_friedman=60, n_test_friedman=30, n_train_digits=60,
+                             n_test_digits=20, n_points=3, max_epochs=2),
+    "co-adaptation": dict(n_seeds=3, keep_probs=(1.0, 0.5), hidden=(16, 12), max_epochs=3),
 }
 
 
