@@ -29,10 +29,12 @@ def _is_array_api_check(check):
     return check.__name__ == "check_array_api_input"
 
 
-def common_checks(estimators):
+def common_checks(estimators, expected_failed_checks=None):
     """``(decorator, array_api_checks)``: a parametrize decorator for ``(estimator, check)``
-    without the array API checks, and those checks as ``(estimator, check)`` pairs."""
-    checks = parametrize_with_checks(estimators)
+    without the array API checks, and those checks as ``(estimator, check)`` pairs.
+    ``expected_failed_checks`` is scikit-learn's: a function of the estimator giving
+    ``{check name: reason}`` for the checks it is known to fail."""
+    checks = parametrize_with_checks(estimators, expected_failed_checks=expected_failed_checks)
     array_api = [_check_pair(p) for p in checks.args[1] if _is_array_api_check(_check_pair(p)[1])]
     decorator = pytest.mark.parametrize(
         checks.args[0], [p for p in checks.args[1] if not _is_array_api_check(_check_pair(p)[1])],

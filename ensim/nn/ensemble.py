@@ -30,14 +30,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._backend import get_namespace, to_numpy
 from .._random import as_seed_sequence, child_seed, numpy_generator
 from .._validation import check_choice, check_int
-from .estimators import _validate_data, training_config
+from .estimators import _validate_data, encode_labels, training_config
 from .network import ThinnedPredictions, build_mlp
 from .settings import DEFAULTS, ESTIMATOR_SETTINGS, check_settings
 from .stacked import StackedNetwork, train_stacked
@@ -288,9 +286,7 @@ class StackedMLPClassifier(ClassifierMixin, _StackedMLP):
     def _prepare_targets(self, X, y):
         X, y = _validate_data(self, X, y, dtype=[np.float64, np.float32])
         y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        labels = encoder.transform(y)  # (n,) in [0, n_classes)
+        encoder, labels = encode_labels(y, type(self).__name__)  # (n,) in [0, n_classes)
         return X, labels, len(encoder.classes_), labels, {"classes_": encoder.classes_}
 
     def member_predictions(self, X):

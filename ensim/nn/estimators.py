@@ -214,11 +214,13 @@ class _DropoutMLP(BaseEstimator):
         return X_train, y_train, (X_val, y_val)
 
     def _output(self, X):
-        """Inference output of the head (regression values or class probabilities)."""
+        """Inference output of the head (regression values or class probabilities), as
+        float64 whatever the network computes in (as scikit-learn's estimators return)."""
         check_is_fitted(self)
         X = _validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         xp = self.network_.xp
-        return to_numpy(self.network_.predict(xp.asarray(X, dtype=self.network_.dtype)))
+        out = to_numpy(self.network_.predict(xp.asarray(X, dtype=self.network_.dtype)))
+        return out.astype(np.float64, copy=False)
 
     # -------------------------------------------------------- thinned networks
     def sample_masks(self, m, rng=None):
@@ -334,9 +336,7 @@ class DropoutMLPClassifier(ClassifierMixin, _DropoutMLP):
     def _prepare_targets(self, X, y):
         X, y = _validate_data(self, X, y, dtype=[np.float64, np.float32])
         y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        labels = encoder.transform(y)  # (n,) in [0, n_classes)
+        encoder, labels = encode_labels(y, type(self).__name__)  # (n,) in [0, n_classes)
         n_classes = len(encoder.classes_)
         return X, labels, n_classes, labels, {"classes_": encoder.classes_}
 
@@ -353,3 +353,18 @@ class DropoutMLPClassifier(ClassifierMixin, _DropoutMLP):
         """The most probable class of each row."""
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def encode_labels(y, owner):
+    """``(encoder, labels)``: class labels as ``0 .. n_classes - 1``, at least two classes.
+
+    A classifier cannot learn from one class (scikit-learn's classifiers refuse it
+    too), so ``y`` with fewer than two distinct labels is a ``ValueError``.
+    """
+    check_classification_targets(y)
+    encoder = LabelEncoder().fit(y)
+    if len(encoder.classes_) < 2:
+        raise ValueError(f"The 'y' parameter of {owner} must hold at least 2 classes; got "
+                         f"only the class {encoder.classes_[0].tolist()!r}: a classifier can't train "
+                         "when only one class is present.")
+    return encoder, encoder.transform(y)
