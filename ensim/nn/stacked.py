@@ -760,11 +760,12 @@ def train_stacked(stack, X, y, config=None, *, rng=None, rows=None, validation_d
     stack_size : int, optional
         The most members trained together, overriding ``max_bytes``.
     n_jobs : int, optional
-        Stacks trained at the same time, in threads (default 1). NumPy releases the
-        GIL in its products and element-wise loops, so for small networks, whose
-        products are too small for BLAS threads to help, ``n_jobs`` threads each with
-        one BLAS thread (``threadpoolctl.threadpool_limits(1)``) use the cores
-        better. There are then at least ``n_jobs`` stacks, so that every job has one. ``config.augment`` must then be safe to call from several
+        Stacks trained at the same time, in threads (default 1); NumPy releases the
+        GIL in its products and element-wise loops. Run under
+        ``threadpoolctl.threadpool_limits(1)`` to give each job one BLAS thread
+        (measured faster than BLAS threads for the 784-512-512-10 network; see
+        ``docs/nn.md``). There are then at least ``n_jobs`` stacks, so that every
+        job has one. ``config.augment`` must then be safe to call from several
         threads. The results are the same for any ``n_jobs``.
 
     Returns
