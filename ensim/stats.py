@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats as _sps
 
 from ._validation import check_array, check_int, check_real, check_real_array
 
@@ -51,7 +50,9 @@ def _check_dof(dof, owner):
 
 def _quantile_distribution(dof):
     """The standard normal, or Student-t with ``dof`` degrees of freedom."""
-    return _sps.norm if dof is None else _sps.t(dof)
+    from scipy import stats as sps     # imported on first use: `import ensim` stays light
+
+    return sps.norm if dof is None else sps.t(dof)
 
 
 def normal_conf_int(estimate: float, stderr: float, alpha: float = 0.05,
