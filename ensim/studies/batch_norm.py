@@ -98,7 +98,7 @@ def _check_grid(values, name, owner, *, low, low_inclusive=True, integer=False, 
 @dataclass(frozen=True)
 class Config:
     parts: tuple = PARTS                # which parts to run (all by default)
-    n_seeds: int = 5                    # replicates: split, initial weights, batch order
+    n_seeds: int = 8                    # replicates: split, initial weights, batch order
     depth: int = 8                      # hidden layers
     width: int = 64                     # units per hidden layer
     # -- learning rates
