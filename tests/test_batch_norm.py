@@ -15,11 +15,18 @@ from scipy import stats as sps
 
 import ensim
 from ensim.nn import BatchNorm, Dense, Dropout, MSELoss, Network, ReLU
-from ensim.nn.batchnorm_tools import (NoisyBatchNorm, PopulationBatchNorm,
-                                      batch_norm_input_variance_ratios, build_normalized_mlp,
-                                      dropout_variance_ratio, gradient_shift,
-                                      population_statistics, reestimate_batch_norm,
-                                      sgd_train, variance_ratio)
+from ensim.nn.batchnorm_tools import (
+    NoisyBatchNorm,
+    PopulationBatchNorm,
+    batch_norm_input_variance_ratios,
+    build_normalized_mlp,
+    dropout_variance_ratio,
+    gradient_shift,
+    population_statistics,
+    reestimate_batch_norm,
+    sgd_train,
+    variance_ratio,
+)
 from ensim.studies import batch_norm as study_module
 from ensim.study import StudyError
 

@@ -136,7 +136,14 @@ import numpy as np
 from scipy import stats as sps
 
 from ensim._validation import check_int, check_real
-from ensim.claims import all_of, direction, equivalence, holm, identity, negative_control
+from ensim.claims import (
+    all_of,
+    direction,
+    equivalence,
+    holm,
+    identity,
+    negative_control,
+)
 from ensim.study import Study
 
 PARTS = ("primer", "lr", "noise", "init", "ics", "shift")
@@ -429,7 +436,10 @@ def _ics(config, params, streams):
 def _shift(config, params, streams):
     from ensim._random import numpy_generator
     from ensim.nn import BatchNorm
-    from ensim.nn.batchnorm_tools import batch_norm_input_variance_ratios, reestimate_batch_norm
+    from ensim.nn.batchnorm_tools import (
+        batch_norm_input_variance_ratios,
+        reestimate_batch_norm,
+    )
 
     data = _digits(streams)
     keep = params["keep_prob"]
