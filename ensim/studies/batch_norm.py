@@ -214,7 +214,10 @@ class Config:
         check_int(self.depth, "depth", low=2, owner=owner)
         check_int(self.width, "width", low=2, owner=owner)
         _check_grid(self.learning_rates, "learning_rates", owner, low=0.0, low_inclusive=False)
-        _check_grid(self.batch_sizes, "batch_sizes", owner, low=2, integer=True)
+        for b in _check_grid(self.batch_sizes, "batch_sizes", owner, low=1, integer=True):
+            if b < 2:
+                raise ValueError(f"The 'batch_sizes' parameter of {owner} must hold sizes >= 2 "
+                                 f"(batch normalization needs two rows per batch); got {b}.")
         _check_grid(self.init_scales, "init_scales", owner, low=0.0, low_inclusive=False,
                     minimum=2)
         keeps = _check_grid(self.keep_probs, "keep_probs", owner, low=0.0, low_inclusive=False,
