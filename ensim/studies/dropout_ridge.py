@@ -59,7 +59,7 @@ from ensim.study import Study
 
 @dataclass(frozen=True)
 class Config:
-    n_seeds: int = 10                      # replicates (data, initial weights, batch order)
+    n_seeds: int = 8                       # replicates (data, initial weights, batch order)
     keep_probs: tuple = (0.3, 0.5, 0.8)    # input keep probabilities
     kinds: tuple = ("bernoulli", "gaussian")  # dropout noise
     schedules: tuple = ("decay", "constant")  # SGD learning-rate schedules
@@ -71,7 +71,7 @@ class Config:
     learning_rate: float = 0.01            # lr0 (both schedules)
     decay_steps: float = 1000.0            # t0 of lr0 / (1 + t / t0)
     n_checkpoints: int = 30                # distances recorded on a log grid of steps
-    n_masks: int = 20000                   # Monte Carlo masks for the objective check
+    n_masks: int = 4000                    # Monte Carlo masks for the objective check
     margin: float = 0.02                   # relative distance counted as "at the closed form"
     alpha: float = 0.05                    # intervals are 1 - alpha
 
@@ -106,7 +106,7 @@ class Config:
                    high_inclusive=False, owner=owner)
 
 
-QUICK = Config(n_seeds=3, n_steps=4000, n_masks=4000)
+QUICK = Config(n_seeds=3, n_steps=4000, n_masks=1000)
 FULL = Config()
 
 
