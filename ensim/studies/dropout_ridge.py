@@ -37,14 +37,41 @@ the wrong `Γ` (the identity, at the same total penalty), which must be rejected
 
 How to read the figure: left, the relative distance `||W_t − W*|| / ||W*||` to the
 closed form against SGD steps, one colour per keep probability, solid for the
-decaying rate with averaging, dashed for the constant rate's last iterate
+decaying rate with averaging (the last iterate until averaging starts, half-way),
+dashed for the constant rate's last iterate
 (Bernoulli masks; mean over seeds); middle, the same for Gaussian dropout; right,
 the trained weights of both kinds of dropout (averaged iterates, first seed)
 against the closed form, with the wrong-`Γ` ridge for comparison.
 
-FULL_FINDINGS
+At the full scale (8 seeds, 20,000 SGD steps; means over seeds):
 
-Times (2 cores shared with other work, so rough): TIMES
+* **The marginalised objective is right**: the Monte Carlo average of the masked
+  loss at the closed-form weights equals `||y − b − XW||² + (1 − p)/p Σ_j (XᵀX)_jj
+  W_j²` within 0.07% for both kinds of noise and every `p` (all six equivalences
+  hold within 1%).
+* **SGD with a decaying rate and averaging approaches the closed form**, slowly
+  at strong dropout: the relative distance is 0.7% at `p = 0.8` (holds), 1.2% and
+  1.4% at `p = 0.5` and 2.1% and 2.2% at `p = 0.3` (Bernoulli, Gaussian;
+  inconclusive against the 2% bound: the curves are still falling when training
+  stops). The trained weights are far from the ridge with the wrong `Γ`
+  (47% at `p = 0.5`): the negative controls are rejected.
+* **A constant rate stalls.** With the same initial rate held constant, the last
+  iterate's distance stops falling after a few hundred steps and stays at about
+  35%, 14% and 7.5% for `p` = 0.3, 0.5 and 0.8 (from step 300 to step 20,000 the
+  `p = 0.3` curve moves from 0.34 to 0.35): the noise of the masks does not
+  vanish at the closed form, so the iterate fluctuates around it at a distance
+  set by the rate and the dropout variance. The marginalised loss alone would
+  predict plain convergence; the masked gradients do not give it without a
+  decaying rate or averaging.
+* **Bernoulli and Gaussian dropout train to the same weights**, to the precision
+  of the runs: their averaged iterates differ by 1.1% at `p = 0.8` (holds), 1.8%
+  at `p = 0.5` (inconclusive) and 3.1% at `p = 0.3` (fails against 2%), about the
+  sum of their own distances to the common closed form (2.1% + 2.2%), i.e. the
+  optimisation error, not a different target.
+
+Times (2 cores shared with other work, so rough): `--quick` (3 seeds, 4,000 steps, 36 cells) about 15 s of CPU; the full scale (96
+cells) 409 s in the cells and 442 s in all with `--n-jobs 2` at a load average
+of about 10 from other processes (115 s of CPU).
 """
 
 from __future__ import annotations
