@@ -21,11 +21,10 @@ import numpy as np
 
 from .._backend import to_numpy
 from .._validation import check_array, check_int, check_real
-from .layers import Dropout
 from .losses import MSELoss, SoftmaxCrossEntropy
 
-__all__ = ["ExactEnsemble", "LogisticEnsemble", "exact_ensemble", "logistic_unit_ensemble",
-           "MAX_SUBNETWORKS"]
+__all__ = ["MAX_SUBNETWORKS", "ExactEnsemble", "LogisticEnsemble", "exact_ensemble",
+           "logistic_unit_ensemble"]
 
 #: Default largest number of sub-networks an exact average enumerates.
 MAX_SUBNETWORKS = 2**22

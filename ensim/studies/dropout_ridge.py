@@ -69,7 +69,8 @@ At the full scale (8 seeds, 20,000 SGD steps; means over seeds):
   sum of their own distances to the common closed form (2.1% + 2.2%), i.e. the
   optimisation error, not a different target.
 
-Times (2 cores shared with other work, so rough): `--quick` (3 seeds, 4,000 steps, 36 cells) about 15 s of CPU; the full scale (96
+Times (2 cores shared with other work, so rough): `--quick` (3 seeds, 4,000 steps, 36 cells) 14 s in the cells, about 20 s in all
+(both studies' `--quick` together: 43 s at a load average of 4 to 6); the full scale (96
 cells) 409 s in the cells and 442 s in all with `--n-jobs 2` at a load average
 of about 10 from other processes (115 s of CPU).
 """

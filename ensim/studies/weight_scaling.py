@@ -96,10 +96,11 @@ At the full scale (6 seeds, 50 draws per `k`; means over seeds):
   approximation `−a³/256`, so the discrepancy is of the approximation's own
   order, not a higher one.
 
-Times (2 cores shared with other work, so rough): `--quick` (2 seeds, 10 draws, `k` up to 50, 2^12 exact masks) 13 s in the cells, 23 s
-in all, at a load average of about 10 from other processes; the full scale (19
-cells) 228 s in the cells and 242 s in all with `--n-jobs 2` at the same load
-(90 s of CPU).
+Times (2 cores shared with other work, so rough): `--quick` (2 seeds, 10 draws, `k` up to 50, 2^12 exact masks) 12 to 13 s in the
+cells, 20 to 23 s in all, at a load average of 4 to 10 from other processes; the
+full scale (19 cells) with `--n-jobs 2` 228 s in the cells (242 s in all, 90 s of
+CPU) in one run and 398 s (420 s in all) in another at a load average of 6 to 10;
+the two runs wrote the same tables.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensim.claims import all_of, direction, equivalence, holm, identity, negative_control, within
+from ensim.claims import direction, equivalence, holm, identity, negative_control, within
 from ensim.study import Study
 
 METRICS = {"digits": ("error_rate", "log_loss", "brier"), "friedman1": ("mse",)}
@@ -424,7 +425,7 @@ def claims(tables, config):
             better.append(direction(f"{task}, {metric}: at k = {kmax}, Monte Carlo averaging is "
                                     "better than weight scaling", mean, stderr=se, dof=dof,
                                     side="below", bound=0.0, alpha=config.alpha,
-                                    method=f"paired difference AM − weight scaling, t over seeds"))
+                                    method="paired difference AM − weight scaling, t over seeds"))
             part = curves[(curves.task == task) & (curves.rule == "mean")
                           & (curves.metric == metric) & (curves.k == kmax)]
             sd = float(part.mc_sd.mean())
