@@ -10,6 +10,8 @@ rho : ``C / V``, the pairwise error correlation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ._validation import (
@@ -21,9 +23,12 @@ from ._validation import (
 )
 
 __all__ = [
+    "DropoutRidgeSolution",
     "check_bias",
     "check_covariance_matrix",
     "covariance_bounds",
+    "dropout_objective",
+    "dropout_ridge",
     "ensemble_mse",
     "ensemble_mse_general",
     "forest_variance",
@@ -151,3 +156,136 @@ def forest_variance(rho: float, sigma2: float, n_trees: int) -> float:
                      range_text=f"[-1/(B-1), 1] = [{low:g}, 1]" if n_trees > 1 else None)
     sigma2 = check_real(sigma2, "sigma2", low=0.0)
     return rho * sigma2 + (1.0 - rho) / n_trees * sigma2
+
+
+@dataclass(frozen=True)
+class DropoutRidgeSolution:
+    """The minimiser of the marginalised dropout objective of a linear model.
+
+    Attributes
+    ----------
+    coef : ndarray of shape (n_features,)
+        The weights, in the parametrisation asked for (``w`` of the network
+        ``(R * X) w``, or ``W = p w`` of the inverted network ``(R * X / p) W``).
+    intercept : float
+        The unpenalised intercept (0 when ``fit_intercept`` is false); it is the
+        same in both parametrisations.
+    penalty : ndarray of shape (n_features,)
+        The diagonal ``lambda_j`` of the equivalent ridge penalty ``sum_j lambda_j
+        coef_j**2`` in the same parametrisation: ``p (1 - p) (X^T X)_jj`` for
+        ``w``, ``(1 - p) / p (X^T X)_jj`` for ``W``.
+    keep_prob : float
+    inverted : bool
+    """
+
+    coef: np.ndarray
+    intercept: float
+    penalty: np.ndarray
+    keep_prob: float
+    inverted: bool
+
+
+def dropout_ridge(X, y, keep_prob, *, inverted=False, fit_intercept=False) -> DropoutRidgeSolution:
+    r"""Linear regression with dropout on its inputs, marginalised: a ridge regression.
+
+    Each input ``X_ij`` is kept with probability ``p = keep_prob`` by an independent
+    ``R_ij ~ Bernoulli(p)``. Srivastava et al. (2014, section 9.1) show that
+
+    .. math::
+
+        E_R \|y - (R * X) w\|^2 = \|y - p X w\|^2 + p (1 - p) \|\Gamma w\|^2,
+        \qquad \Gamma = \operatorname{diag}(X^T X)^{1/2},
+
+    whose minimiser is the ridge solution
+
+    .. math::
+
+        w = (p^2 X^T X + p (1 - p) \operatorname{diag}(X^T X))^{-1} p X^T y.
+
+    Inverted dropout (``ensim.nn``'s :class:`~ensim.nn.Dropout`) multiplies by
+    ``R / p``, so the network learns ``W = p w``; with ``inverted=True`` this
+    returns
+
+    .. math::
+
+        W = (X^T X + \tfrac{1 - p}{p} \operatorname{diag}(X^T X))^{-1} X^T y,
+
+    the weights of ``build_mlp(d, (), 1, input_keep_prob=p)``. Multiplicative
+    Gaussian noise ``N(1, (1 - p) / p)`` (:class:`~ensim.nn.GaussianDropout`) has
+    the same first two moments as ``R / p`` and therefore the same marginalised
+    objective and the same ``W``.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    y : array of shape (n_samples,)
+    keep_prob : float in (0, 1]
+        ``keep_prob = 1`` is ordinary least squares.
+    inverted : bool, default False
+        Return ``W = p w`` (inverted dropout) instead of ``w``.
+    fit_intercept : bool, default False
+        Add an intercept ``b`` that is never dropped nor penalised: ``X`` and ``y``
+        are centred in the data term, while the penalty keeps the uncentred
+        ``diag(X^T X)`` (the inputs, not their deviations, are dropped), and
+        ``b = mean(y) - mean(X) @ (p w)``.
+
+    Returns
+    -------
+    DropoutRidgeSolution
+
+    Raises
+    ------
+    ValueError
+        For ``keep_prob`` outside ``(0, 1]``, shapes of ``X`` and ``y`` that
+        disagree, NaN or infinite entries, or a singular system (a column of
+        zeros with ``keep_prob = 1``, or fewer rows than columns).
+    """
+    owner = "dropout_ridge"
+    p = check_real(keep_prob, "keep_prob", low=0.0, high=1.0, low_inclusive=False, owner=owner)
+    X = check_array(X, "X", ndim=2, owner=owner)
+    y = check_array(y, "y", ndim=1, owner=owner)
+    if X.shape[0] != y.shape[0] or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"The 'X' and 'y' parameters of {owner} must have the same number "
+                         f"of rows (at least 1) and X at least one column; got X of shape "
+                         f"{X.shape} and y of shape {y.shape}.")
+    gram_diag = np.einsum("ij,ij->j", X, X)  # (d,): diag(X^T X), uncentred
+    if fit_intercept:
+        x_mean, y_mean = X.mean(axis=0), float(y.mean())
+        Xc, yc = X - x_mean, y - y_mean
+    else:
+        Xc, yc = X, y
+    # Solve in the inverted parametrisation (better scaled for small p), then map.
+    penalty_inverted = (1.0 - p) / p * gram_diag  # (d,)
+    A = Xc.T @ Xc + np.diag(penalty_inverted)  # (d, d)
+    try:
+        W = np.linalg.solve(A, Xc.T @ yc)  # (d,)
+    except np.linalg.LinAlgError as exc:
+        raise ValueError(f"The system of {owner} is singular (keep_prob = {p:g}, X of shape "
+                         f"{X.shape}): a constant or all-zero column, or fewer rows than "
+                         "columns without dropout.") from exc
+    intercept = y_mean - float(x_mean @ W) if fit_intercept else 0.0
+    if inverted:
+        return DropoutRidgeSolution(W, intercept, penalty_inverted, p, True)
+    return DropoutRidgeSolution(W / p, intercept, p * (1.0 - p) * gram_diag, p, False)
+
+
+def dropout_objective(X, y, coef, keep_prob, *, intercept=0.0, inverted=False) -> float:
+    r"""The marginalised dropout objective ``E_R ||y - b - (R * X / s) coef||^2``.
+
+    ``s = p`` when ``inverted`` and ``1`` otherwise; the closed form is
+    ``||y - b - (p / s) X coef||^2 + p (1 - p) / s^2 sum_j (X^T X)_jj coef_j^2``
+    (see :func:`dropout_ridge`, which minimises it).
+    """
+    owner = "dropout_objective"
+    p = check_real(keep_prob, "keep_prob", low=0.0, high=1.0, low_inclusive=False, owner=owner)
+    X = check_array(X, "X", ndim=2, owner=owner)
+    y = check_array(y, "y", ndim=1, owner=owner)
+    coef = check_array(coef, "coef", ndim=1, owner=owner)
+    if X.shape[0] != y.shape[0] or X.shape[1] != coef.shape[0]:
+        raise ValueError(f"The parameters of {owner} disagree: X of shape {X.shape}, y of "
+                         f"shape {y.shape}, coef of shape {coef.shape}.")
+    intercept = check_real(intercept, "intercept", owner=owner)
+    s = p if inverted else 1.0
+    residual = y - intercept - (p / s) * (X @ coef)
+    gram_diag = np.einsum("ij,ij->j", X, X)
+    return float(residual @ residual + p * (1.0 - p) / s**2 * (gram_diag @ coef**2))

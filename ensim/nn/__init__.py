@@ -1,7 +1,8 @@
 """A from-scratch multilayer perceptron in NumPy/CuPy whose dropout masks are visible.
 
 Layers with explicit ``forward``/``backward`` (:class:`Dense`, :class:`ReLU`,
-:class:`Tanh`, :class:`Sigmoid`, :class:`Dropout`, :class:`BatchNorm`), output
+:class:`Tanh`, :class:`Sigmoid`, :class:`Dropout`, :class:`GaussianDropout`,
+:class:`BatchNorm`), output
 heads with their losses, optimizers and schedules, a training loop with
 Keras-style early stopping, the evaluation of thinned sub-networks, stacks of
 ``k`` networks trained at once with batched products, and scikit-learn estimators
@@ -9,8 +10,9 @@ built on them.
 """
 
 from .ensemble import StackedMLPClassifier, StackedMLPRegressor
+from .exact import ExactEnsemble, LogisticEnsemble, exact_ensemble, logistic_unit_ensemble
 from .estimators import DropoutMLPClassifier, DropoutMLPRegressor
-from .layers import BatchNorm, Dense, Dropout, Layer, ReLU, Sigmoid, Tanh
+from .layers import BatchNorm, Dense, Dropout, GaussianDropout, Layer, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
 from .network import Network, ThinnedPredictions, build_mlp
 from .optim import SGD, Adam, ConstantLR, ExponentialLR, StepLR
@@ -27,8 +29,11 @@ __all__ = [
     "DropoutMLPClassifier",
     "DropoutMLPRegressor",
     "EarlyStopping",
+    "ExactEnsemble",
+    "GaussianDropout",
     "ExponentialLR",
     "History",
+    "LogisticEnsemble",
     "Layer",
     "MSELoss",
     "Network",
@@ -44,6 +49,8 @@ __all__ = [
     "TrainingConfig",
     "build_mlp",
     "build_stacked_mlp",
+    "exact_ensemble",
+    "logistic_unit_ensemble",
     "stacked_training_bytes",
     "train",
     "train_stacked",

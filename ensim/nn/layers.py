@@ -21,7 +21,7 @@ import numpy as np
 from .._backend import generator_namespace, namespace_of
 from .._validation import check_choice, check_int, check_real
 
-__all__ = ["BatchNorm", "Dense", "Dropout", "Layer", "ReLU", "Sigmoid", "Tanh"]
+__all__ = ["BatchNorm", "Dense", "Dropout", "GaussianDropout", "Layer", "ReLU", "Sigmoid", "Tanh"]
 
 
 class Layer:
@@ -418,3 +418,99 @@ def _training_cache(layer, cache):
         raise RuntimeError(f"{type(layer).__name__}.backward needs a forward pass in training "
                            "mode first (an inference pass keeps nothing for backward).")
     return cache
+
+
+class GaussianDropout(Layer):
+    """Multiplicative Gaussian noise with the variance of inverted dropout.
+
+    In training, each unit of each example is multiplied by its own ``E ~ N(1,
+    sigma**2)`` with ``sigma**2 = (1 - p) / p`` and ``p = keep_prob``: the mean and
+    variance of the inverted-dropout factor ``M / p`` (Srivastava et al., 2014,
+    section 10). So ``E[y] = x`` and, at inference, the layer is the identity, as
+    :class:`Dropout` is. The backward pass multiplies the gradient by the same
+    noise.
+
+    The noise is an explicit array, as a dropout mask is: :meth:`draw_noise` draws
+    it from a passed-in generator, ``forward(x, noise=E)`` applies a given one (in
+    training or inference mode), and the last one applied is kept in
+    :attr:`noise`, so a training step can be replayed exactly. A network built by
+    ``build_mlp(..., dropout="gaussian")`` draws the noise from the training mask
+    stream. Thinned sub-networks (:meth:`ensim.nn.Network.sample_masks`) are
+    Bernoulli masks and are not defined for this layer.
+
+    Parameters
+    ----------
+    keep_prob : float in (0, 1]
+        The keep probability of the Bernoulli dropout whose variance the noise
+        has; ``keep_prob = 1`` means no noise.
+
+    Attributes
+    ----------
+    noise : array or None
+        The multiplicative noise of the last training or noisy forward pass.
+    std : float
+        ``sqrt((1 - keep_prob) / keep_prob)``.
+    """
+
+    def __init__(self, keep_prob):
+        super().__init__()
+        self.keep_prob = check_real(keep_prob, "keep_prob", low=0.0, high=1.0,
+                                    low_inclusive=False, owner="GaussianDropout")
+        self.std = math.sqrt((1.0 - self.keep_prob) / self.keep_prob)
+        self.noise = None
+
+    def draw_noise(self, shape, rng):
+        """Draw ``1 + std * Z`` of ``shape``, ``Z`` standard normal, from ``rng``.
+
+        A NumPy generator draws in float64 (so a seed gives the same noise on
+        every backend when the draw is made with NumPy); a CuPy generator draws on
+        the device.
+        """
+        z = rng.standard_normal(shape)
+        z *= self.std
+        z += 1.0
+        return z
+
+    def forward(self, x, *, training=False, noise=None, rng=None):
+        """Multiply ``x`` by the noise.
+
+        Parameters
+        ----------
+        x : array of shape (batch, n)
+        training : bool
+            Draw fresh noise from ``rng`` when True and no ``noise`` is given.
+        noise : array of shape (n,) or (batch, n), optional
+            Finite multiplicative noise to apply instead of drawing it.
+        rng : numpy.random.Generator or cupy.random.Generator, optional
+            Required when noise has to be drawn.
+        """
+        xp = namespace_of(x)
+        if noise is not None:
+            self.noise = self._check_noise(noise, x)
+        elif training and self.keep_prob < 1:
+            if rng is None:
+                raise ValueError("GaussianDropout needs a random generator 'rng' to draw noise "
+                                 "in training mode; got None.")
+            self.noise = xp.asarray(self.draw_noise(x.shape, rng), dtype=x.dtype)  # (batch, n)
+        else:
+            self.noise = None
+            return x
+        return x * self.noise  # (batch, n)
+
+    def backward(self, grad_out):
+        if self.noise is None:
+            return grad_out
+        return grad_out * self.noise
+
+    def _check_noise(self, noise, x):
+        xp = namespace_of(x)
+        noise = xp.asarray(noise, dtype=x.dtype)
+        if noise.shape not in (x.shape, x.shape[-1:]):
+            raise ValueError(f"The 'noise' parameter of GaussianDropout must have shape "
+                             f"{tuple(x.shape)} or {tuple(x.shape[-1:])}; got {tuple(noise.shape)}.")
+        if not bool(xp.all(xp.isfinite(noise))):
+            raise ValueError("The 'noise' parameter of GaussianDropout must hold only finite values.")
+        return noise
+
+    def __repr__(self):
+        return f"GaussianDropout(keep_prob={self.keep_prob:g})"

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._backend import array_namespace
 from .._validation import check_choice, check_int, check_mask, check_real
-from .layers import BatchNorm, Dense, Dropout, ReLU, Sigmoid, Tanh
+from .layers import BatchNorm, Dense, Dropout, GaussianDropout, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
 
 __all__ = ["Network", "ThinnedPredictions", "build_mlp"]
@@ -172,6 +172,8 @@ class Network:
                 h = layer.forward(h, training=training, rng=rng,
                                   mask=None if masks is None else masks[k])
                 k += 1
+            elif isinstance(layer, GaussianDropout):
+                h = layer.forward(h, training=training, rng=rng)
             else:
                 h = layer.forward(h, training=training)
         return h
@@ -577,7 +579,8 @@ def _scale_members(h, scale):
 
 def build_mlp(n_inputs, hidden_layer_sizes, n_outputs, *, task="regression",
               activation="relu", keep_prob=1.0, input_keep_prob=1.0, batch_norm=False,
-              batch_norm_convention="pytorch", rng=None, dtype=np.float64, backend="numpy"):
+              batch_norm_convention="pytorch", rng=None, dtype=np.float64, backend="numpy",
+              dropout="bernoulli"):
     """Build a multilayer perceptron.
 
     Each hidden block is ``Dense -> [BatchNorm] -> activation -> [Dropout]``
@@ -606,6 +609,11 @@ def build_mlp(n_inputs, hidden_layer_sizes, n_outputs, *, task="regression",
         Source of the initial weights.
     dtype : data type
     backend : {"numpy", "cupy"}
+    dropout : {"bernoulli", "gaussian"}, default "bernoulli"
+        The kind of every dropout layer: :class:`Dropout` (Bernoulli masks,
+        inverted scaling) or :class:`GaussianDropout` (multiplicative ``N(1, (1 -
+        p) / p)`` noise with the same keep probabilities). Gaussian layers have no
+        thinned sub-networks: :meth:`Network.sample_masks` needs Bernoulli ones.
 
     Returns
     -------
@@ -622,10 +630,12 @@ def build_mlp(n_inputs, hidden_layer_sizes, n_outputs, *, task="regression",
     check_choice(activation, "activation", tuple(_ACTIVATIONS), owner=owner)
     for name, value in (("keep_prob", keep_prob), ("input_keep_prob", input_keep_prob)):
         check_real(value, name, low=0.0, high=1.0, low_inclusive=False, owner=owner)
+    check_choice(dropout, "dropout", ("bernoulli", "gaussian"), owner=owner)
+    drop = Dropout if dropout == "bernoulli" else GaussianDropout
     xp = get_namespace(backend)
     init_rng = rng if isinstance(rng, np.random.Generator) else numpy_generator(as_seed_sequence(rng))
     init = "he" if activation == "relu" else "glorot"
-    layers = [Dropout(input_keep_prob)] if input_keep_prob < 1 else []
+    layers = [drop(input_keep_prob)] if input_keep_prob < 1 else []
     width = n_inputs
     for n_hidden in hidden:
         layers.append(Dense(width, n_hidden, init=init, rng=init_rng, dtype=dtype, xp=xp))
@@ -633,7 +643,7 @@ def build_mlp(n_inputs, hidden_layer_sizes, n_outputs, *, task="regression",
             layers.append(BatchNorm(n_hidden, convention=batch_norm_convention, dtype=dtype, xp=xp))
         layers.append(_ACTIVATIONS[activation]())
         if keep_prob < 1:
-            layers.append(Dropout(keep_prob))
+            layers.append(drop(keep_prob))
         width = n_hidden
     layers.append(Dense(width, n_outputs, init="glorot", rng=init_rng, dtype=dtype, xp=xp))
     head = MSELoss() if task == "regression" else SoftmaxCrossEntropy()
