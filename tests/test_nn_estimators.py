@@ -218,3 +218,21 @@ def test_one_class_is_refused_before_training(make, rng):
     with pytest.raises(ValueError, match="at least 2 classes; got only the class 0"):
         make().fit(X, np.zeros(40))
     assert len(make().fit(X, np.arange(40) % 2).classes_) == 2     # two classes are fine
+
+
+def test_gaussian_dropout_from_the_estimators(rng):
+    # The estimator's network has Gaussian dropout layers, and it trains and predicts.
+    X, y = _regression(rng)
+    model = DropoutMLPRegressor((16,), keep_prob=0.8, dropout="gaussian", max_epochs=30,
+                                learning_rate=0.01, random_state=0).fit(X, y)
+    kinds = {type(layer).__name__ for layer in model.network_.layers}
+    assert "GaussianDropout" in kinds and "Dropout" not in kinds
+    assert model.score(X, y) > 0.8
+    bernoulli = DropoutMLPRegressor((16,), keep_prob=0.8, max_epochs=30, learning_rate=0.01,
+                                    random_state=0).fit(X, y)
+    assert not np.allclose(model.predict(X), bernoulli.predict(X))   # a different noise
+    with pytest.raises(ValueError, match="'dropout' parameter.*'bernoulli', 'gaussian'"):
+        DropoutMLPRegressor(dropout="uniform").fit(X, y)
+    with pytest.raises(ValueError, match="Bernoulli dropout only; got 'gaussian'"):
+        StackedMLPClassifier("dropout", 2, member_params={"dropout": "gaussian"}).fit(
+            X, (y > 0).astype(int))

@@ -89,6 +89,11 @@ class _StackedMLP(BaseEstimator):
             raise ValueError(f"The 'kind' parameter of {owner} is 'fixed_mask', whose members are "
                              "thinned sub-networks: it needs keep_prob < 1 or input_keep_prob < 1 "
                              "in member_params; got keep_prob=1 and input_keep_prob=1.")
+        if settings["dropout"] != "bernoulli":
+            raise ValueError(f"The 'dropout' member setting of {owner} must be 'bernoulli': "
+                             "stacked networks train Bernoulli dropout only; got "
+                             f"{settings['dropout']!r} (DropoutMLPRegressor and "
+                             "DropoutMLPClassifier offer 'gaussian').")
         config = training_config(settings)
         if settings["batch_norm"]:
             _check_batch_norm_batches(config.batch_size, None, owner=owner,

@@ -77,7 +77,7 @@ class _DropoutMLP(BaseEstimator):
 
     def __init__(self, hidden_layer_sizes=_D["hidden_layer_sizes"], *, activation=_D["activation"],
                  keep_prob=_D["keep_prob"], input_keep_prob=_D["input_keep_prob"],
-                 batch_norm=_D["batch_norm"], batch_norm_convention=_D["batch_norm_convention"],
+                 dropout=_D["dropout"], batch_norm=_D["batch_norm"], batch_norm_convention=_D["batch_norm_convention"],
                  optimizer=_D["optimizer"], learning_rate=_D["learning_rate"],
                  momentum=_D["momentum"], nesterov=_D["nesterov"], batch_size=_D["batch_size"],
                  max_epochs=_D["max_epochs"], schedule=_D["schedule"], step_size=_D["step_size"],
@@ -95,6 +95,7 @@ class _DropoutMLP(BaseEstimator):
         self.activation = activation
         self.keep_prob = keep_prob
         self.input_keep_prob = input_keep_prob
+        self.dropout = dropout
         self.batch_norm = batch_norm
         self.batch_norm_convention = batch_norm_convention
         self.optimizer = optimizer
@@ -188,7 +189,7 @@ class _DropoutMLP(BaseEstimator):
             X.shape[1], hidden, n_outputs, task=self._task, activation=self.activation,
             keep_prob=self.keep_prob, input_keep_prob=self.input_keep_prob,
             batch_norm=self.batch_norm, batch_norm_convention=self.batch_norm_convention,
-            rng=child_seed(seed, 0), dtype=dtype, backend=self.backend)
+            rng=child_seed(seed, 0), dtype=dtype, backend=self.backend, dropout=self.dropout)
         target_dtype = dtype if self._task == "regression" else None
         if validation is not None:
             validation = (xp.asarray(validation[0], dtype=dtype),

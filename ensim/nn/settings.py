@@ -122,6 +122,11 @@ SETTINGS = {s.name: s for s in (
        "Keep probability of the dropout layer after each hidden layer (1: none)."),
     _S("input_keep_prob", 1.0, _real(0.0, 1.0, low_inclusive=False), "float in (0, 1]",
        "Keep probability of a dropout layer on the input (1: none)."),
+    _S("dropout", "bernoulli", _choice("bernoulli", "gaussian"), '{"bernoulli", "gaussian"}',
+       "The dropout noise: ``\"bernoulli\"`` masks that keep each unit with probability "
+       "``keep_prob`` (inverted dropout), or ``\"gaussian\"`` multiplicative "
+       "``N(1, (1 - keep_prob) / keep_prob)`` noise of the same variance (Srivastava et al. "
+       "2014, section 10). The stacked ensembles support Bernoulli dropout only."),
     _S("batch_norm", False, _bool, "bool",
        "Batch normalization between each hidden affine map and its activation."),
     _S("batch_norm_convention", "pytorch", _choice("pytorch", "keras"), '{"pytorch", "keras"}',
