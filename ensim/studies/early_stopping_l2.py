@@ -62,7 +62,7 @@ What the full scale finds (20 directions, `ελ_i` from 5e-4 to 0.5, `τ` from 1
   the early-stopped ones and 8.5 unpenalised, because full-batch descent at this
   rate has not gone far from the initial network when the validation loss turns.
 
-Time: `--quick` (3 network replicates, 32-32, 1,500 steps) about 35 s on 2 cores;
+Time: `--quick` (3 network replicates, 32-32, 1,500 steps) about 15 s on 2 cores;
 full scale 4 minutes with `--n-jobs 2` (measured on a shared, loaded 2-core
 machine: rough).
 """

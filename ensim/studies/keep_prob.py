@@ -41,7 +41,7 @@ What the full scale finds (5 seeds, 64-64 at fixed `n`, `p·n = 32`, Adam for
   fixed `n`.
 
 Time: `--quick` (4 keep probabilities, 3 seeds, 32 units, `p·n = 16`, 30 epochs)
-about 40 s on 2 cores; full scale 3.3 minutes with `--n-jobs 2` (measured on a
+about 15 s on 2 cores; full scale 3.3 minutes with `--n-jobs 2` (measured on a
 shared, loaded 2-core machine: rough).
 """
 

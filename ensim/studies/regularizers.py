@@ -73,7 +73,7 @@ inconclusive, many of them digits comparisons that Holm's correction over 11
 arms leaves undecided at 10 replicates.
 
 Time: `--quick` (2 tasks, 4 replicates, 32-32 networks, 30 epochs, one value per
-grid) about 25 s on 2 cores; full scale 21 minutes with `--n-jobs 2` (of which
+grid) about 20 s on 2 cores (the three studies together about 50 s); full scale 21 minutes with `--n-jobs 2` (of which
 the augmented digits and the 2000-row Friedman cells take the most), measured on
 a shared, loaded 2-core machine: rough. To fit the time, the full scale uses 100
 epochs and grids of two or three values per knob.
