@@ -17,7 +17,7 @@ from .losses import MSELoss, SoftmaxCrossEntropy
 from .network import Network, ThinnedPredictions, build_mlp
 from .optim import SGD, Adam, ConstantLR, ExponentialLR, StepLR
 from .stacked import StackedNetwork, build_stacked_mlp, stacked_training_bytes, train_stacked
-from .training import EarlyStopping, History, TrainingConfig, train
+from .training import EarlyStopping, History, TrainingConfig, evaluation_loss, train
 
 __all__ = [
     "SGD",
@@ -49,6 +49,7 @@ __all__ = [
     "TrainingConfig",
     "build_mlp",
     "build_stacked_mlp",
+    "evaluation_loss",
     "exact_ensemble",
     "logistic_unit_ensemble",
     "stacked_training_bytes",

@@ -20,7 +20,7 @@ from .layers import BatchNorm
 from .optim import SGD, Adam, ConstantLR, ExponentialLR, StepLR
 from .settings import DEFAULTS, check_settings
 
-__all__ = ["EarlyStopping", "History", "TrainingConfig", "train"]
+__all__ = ["EarlyStopping", "History", "TrainingConfig", "evaluation_loss", "train"]
 
 
 class EarlyStopping:
@@ -356,3 +356,37 @@ def _check_finite(xp, a, name):
     if n_bad:
         raise ValueError(f"The {name!r} parameter of train must hold only finite values; got "
                          f"{n_bad} NaN or infinite entr{'y' if n_bad == 1 else 'ies'}.")
+
+
+def evaluation_loss(network, X, y):
+    """The data loss of ``network`` on ``(X, y)`` at inference, without any penalty.
+
+    The loss :func:`train` records in ``History.metrics["loss"]`` is the training-mode
+    one (dropout masks drawn, batch statistics of each batch) with the penalty
+    ``l1 * sum|W| + l2 * sum W**2`` added, as Keras reports it. A generalization gap
+    (test loss minus training loss) compares like with like only when both are the
+    head's loss of the network as it predicts: dropout layers the identity, batch
+    normalization with its running statistics, no penalty. This is that loss.
+
+    Parameters
+    ----------
+    network : Network or StackedNetwork
+    X : array of shape (n, n_inputs)
+    y : array
+        ``(n, n_outputs)`` regression targets or ``(n,)`` integer labels.
+
+    Returns
+    -------
+    float, or ndarray of shape (k,)
+        The mean loss; one per member for a :class:`~ensim.nn.StackedNetwork`.
+    """
+    from .network import Network
+    from .stacked import StackedNetwork
+
+    if isinstance(network, StackedNetwork):
+        z = network.forward(X)                                   # (k, n, n_outputs)
+        return np.array([network.head.loss(z[i], y) for i in range(network.k)])
+    if isinstance(network, Network):
+        return float(network.head.loss(network.forward(X), y))
+    raise TypeError(f"The 'network' parameter of evaluation_loss must be a Network or a "
+                    f"StackedNetwork; got {type(network).__name__}.")

@@ -1,0 +1,493 @@
+"""Regularizers side by side: generalization gaps, V and C of none, L1, L2, max-norm, dropout, batch norm, early stopping and augmentation.
+
+The primer lists five regularizers (L1/L2, dropout, early stopping, data
+augmentation, batch normalization) with a table of what each is for. This study
+trains every one of them, and the usual combinations, on the same data, from the
+same initial weights, with one architecture, optimiser and budget, and measures
+what each changes.
+
+**Arms.** `none`; `l2`; `l1`; `max_norm` (each unit's incoming weight vector
+bounded); `dropout`; `dropout_max_norm`; `dropout_l2`; `batch_norm`;
+`batch_norm_dropout`; `early_stopping` (Keras semantics: validation loss
+monitored, best weights restored); `augmentation` (digits: random rotations and
+shifts of whole pixels from `ensim.data.ImageAugmenter`; regression: Gaussian input
+noise); and `l2_zero`, a control: L2 with `λ = 0` and a batch order of its own, an
+arm that changes nothing but the noise of training.
+
+**Tasks.** Digits at 300 training images (where a 64-64 network overfits plainly)
+and at the full training split (1,079 images), scored by cross-entropy and error
+rate; Friedman #1 (noise sd 1) at `n = 200` and `n = 2000`, scored by squared
+error.
+
+**A fair comparison.** Each arm's own setting (`λ`, keep probability, max-norm
+bound, patience, augmentation strength; the combinations over the product of
+their two grids) is chosen from a small declared grid by the validation loss of one
+network trained on the training split (initial weights of their own, the same for
+every arm), as Srivastava et al. (2014) chose theirs. Then `n_replicates`
+networks per arm are trained with the chosen setting, all arms of a task in step:
+replicate `i` of every arm has the same training, validation and test split and
+the same initial weights (and, but for `l2_zero`, the same batch order). A
+replicate differs from another by its initial weights and batch order only, so an
+arm's replicate networks are the members of an ensemble over training randomness:
+its `V`, `C`, `ρ = C/V` and the error of their average (an ensemble of
+`n_replicates`) are measured on the test set.
+
+**Measured per arm.** The training loss *at inference and without the penalty*
+(`ensim.nn.evaluation_loss`: dropout off, batch normalization with its running
+statistics; not the training-mode, penalised loss that `History["loss"]`
+records), the test loss, the generalization gap (test − train), the test error
+(error rate; squared error in the target's units), the squared weight norm, and
+the ensemble terms above. Each arm is compared with `none` as a paired difference
+over replicates (Student-t), and each family of comparisons (test loss; gap) is
+Holm-corrected.
+
+How to read the figure (one row per task): the generalization gap per arm; the test
+error per arm (both means over replicates with 95% Student-t intervals; the dotted
+line is `none`); `V` against `C` per arm (the ensemble's error is `V/k +
+(k−1)/k·C` plus the squared bias); and, for replicate 0 of each arm, the training
+loss per epoch as recorded during training (training mode, penalty included)
+against the validation loss at inference.
+
+What the full scale finds (10 replicates, 64-64 ReLU networks, Adam at 1e-3, batch
+32, 100 epochs; paired differences against none with 95% Student-t intervals, losses
+in the tasks' units: cross-entropy, or MSE of the standardised target), beside the
+primer's table row by row:
+
+| technique | primer: mechanism | primer: best used when… | measured here (full scale) |
+|---|---|---|---|
+| L1 / L2 | mathematical penalty | you want to constrain weight size (L2) or select features (L1) | L2 shrinks the weights on every task (ΣW² 362 → 84 on the full digits, 267 → 76 on Friedman #1 at 200). It lowers the test loss on Friedman #1 (−0.11 [−0.125, −0.096] at 200, −0.040 at 2000) but not measurably on the digits (−0.006 and −0.002, inconclusive after Holm). L1 does select features where data suffice: the share of the first layer's absolute weights on Friedman's 5 unused inputs falls from 0.47 to 0.14 at 2000 rows (from 0.493 to 0.489 only at 200), and it gives the lowest test loss at 2000 (−0.047). |
+| Dropout | random deactivation | you have a large, deep network (esp. fully connected layers) | Not for this network on the digits: at the full split dropout (p = 0.5 chosen) *raises* the test loss (+0.020 [0.007, 0.032]: the claim fails), at 300 images −0.009 (inconclusive). On Friedman #1 it lowers it a little (−0.033 at 200, −0.008 at 2000) and narrows the gap as much as L2 at 200 (−0.14). With L2 it does better than alone on every task, with max-norm on three of the four. It makes the replicates more alike: ρ 0.53 → 0.86 (Friedman, 200), 0.59 → 0.93 (2000). |
+| Early stopping | validation monitoring | you are unsure how many epochs to train for | Keras semantics, patience tuned: the networks stop after 32 (digits, full) to 93 (Friedman, 200) of the 100 epochs. It does not help the digits (test loss +0.012 [0.008, 0.017] at the full split: fails) and helps Friedman #1 only slightly (−0.002 at 200, −0.005 at 2000), less than any penalty: with a fixed, moderate budget there was little overtraining left to stop. |
+| Data augmentation | dataset expansion | you have limited training data (common in computer vision) | Rotations of up to 5-10° (shifts of one pixel lost on validation) *hurt* the 8x8 digits at both sizes (test loss +0.073 at 300, +0.094 at full): the claim that it helps most with limited data is inconclusive (−0.020 [−0.068, 0.027]). Input noise on Friedman #1 helps at 200 rows (−0.025) more than at 2000 (−0.005, inconclusive): there the primer's "limited data" reading holds. |
+| Batch norm | input normalization | you want faster convergence + mild regularization | The mild regularization holds: batch norm lowers the test loss on every task (−0.025 [−0.037, −0.012] on the full digits, −0.046 on Friedman at 200; on the 300 digits −0.023, undecided after Holm), and batch norm with dropout is the best arm on the digits (−0.035 at the full split, −0.031 at 300). Faster convergence does not: after 10 epochs its training loss as recorded is *higher* than without (+0.04 to +0.20 on all four tasks: fails), with Adam on these small networks. On the full digits it lowers both V and C (ρ 0.72 → 0.50). |
+
+Across arms, what lowers the error mostly lowers `V`, a replicate's own error
+variance, more than `C`: the penalties and dropout raise `ρ` (Friedman #1 at 200:
+0.53 for none, 0.80 for L2 and max-norm, 0.86 for dropout), so an ensemble of
+regularized networks gains less from averaging than one of plain networks. The
+control (L2 with `λ = 0`, its own batch order) is never declared different from
+none; it is shown equal to it within 5% on three tasks (inconclusive on the full
+digits, where the margin is 0.004). Max-norm with bound 2 never binds on the 300
+digits (its arm equals none there); 55 of the 103 claims hold, 11 fail, 37 are
+inconclusive, many of them digits comparisons that Holm's correction over 11
+arms leaves undecided at 10 replicates.
+
+Time: `--quick` (2 tasks, 4 replicates, 32-32 networks, 30 epochs, one value per
+grid) about 20 s on 2 cores (the three studies together about 50 s); full scale 21 minutes with `--n-jobs 2` (of which
+the augmented digits and the 2000-row Friedman cells take the most), measured on
+a shared, loaded 2-core machine: rough. To fit the time, the full scale uses 100
+epochs and grids of two or three values per knob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from ensim.claims import direction, equivalence, holm
+from ensim.study import Study
+
+ARMS = ("none", "l2", "l1", "max_norm", "dropout", "dropout_max_norm", "dropout_l2",
+        "batch_norm", "batch_norm_dropout", "early_stopping", "augmentation", "l2_zero")
+TASKS = ("digits_300", "digits_full", "friedman1_200", "friedman1_2000")
+# The knobs each arm tunes (over the product of their grids), and its fixed settings.
+_TUNED = {"none": (), "l2": ("l2",), "l1": ("l1",), "max_norm": ("max_norm",),
+          "dropout": ("keep_prob",), "dropout_max_norm": ("keep_prob", "max_norm"),
+          "dropout_l2": ("keep_prob", "l2"), "batch_norm": (),
+          "batch_norm_dropout": ("keep_prob",), "early_stopping": ("patience",),
+          "augmentation": ("augment",), "l2_zero": ()}
+_FIXED = {"batch_norm": {"batch_norm": True}, "batch_norm_dropout": {"batch_norm": True},
+          "l2_zero": {"l2": 0.0}}
+_N_DIGITS_TRAIN = 1079          # the digits training split of load_dataset (60% of 1,797)
+
+
+@dataclass(frozen=True)
+class Config:
+    tasks: tuple = TASKS                    # digits_<n> / friedman1_<n>: <n> training rows
+    arms: tuple = ARMS                      # the regularizers compared ("none" is required)
+    n_replicates: int = 10                  # paired networks per arm (members of its ensemble)
+    hidden: tuple = (64, 64)                # one architecture for every arm (ReLU)
+    max_epochs: int = 100                   # one budget for every arm and task
+    batch_size: int = 32
+    learning_rate: float = 1e-3             # Adam
+    l2_grid: tuple = (1e-4, 1e-3, 1e-2)     # λ of l2 * sum W**2, added to the mean loss
+    l1_grid: tuple = (1e-5, 1e-4, 1e-3)     # λ of l1 * sum |W|
+    max_norm_grid: tuple = (1.0, 2.0, 4.0)  # bound on each unit's incoming weight norm
+    keep_prob_grid: tuple = (0.5, 0.8)      # dropout keep probabilities, in (0, 1]
+    patience_grid: tuple = (5, 20)          # early-stopping patience, epochs
+    angle_grid: tuple = (5.0, 10.0)         # digits augmentation: largest rotation, degrees
+    shift_grid: tuple = (0, 1)              # digits augmentation: largest shift, pixels
+    noise_grid: tuple = (0.05, 0.2)         # regression augmentation: input noise sd
+    val_fraction: float = 0.2               # digits validation split (of 1,797 images)
+    n_val_friedman: int = 500               # Friedman #1 validation rows
+    n_test_friedman: int = 1000             # Friedman #1 test rows
+    data_seed: int = 20261201               # the splits (the same in every arm and replicate)
+    control_margin: float = 0.05            # l2_zero = none within this fraction of none's loss
+    alpha: float = 0.05                     # intervals are 1 - alpha (Student-t over replicates)
+
+    def __post_init__(self):
+        unknown = [a for a in self.arms if a not in ARMS]
+        if unknown or "none" not in self.arms:
+            raise ValueError(f"The 'arms' setting must be a subset of {ARMS} holding 'none' "
+                             f"(every arm is compared with it); got {self.arms!r}.")
+        for task in self.tasks:
+            name, _, n = task.rpartition("_")
+            if name not in ("digits", "friedman1") or not (n == "full" or n.isdigit()):
+                raise ValueError("The 'tasks' setting must hold names digits_<n>, digits_full "
+                                 f"or friedman1_<n> (<n> training rows); got {task!r}.")
+            low, high = 2, (_N_DIGITS_TRAIN if name == "digits" else 10**6)
+            if n != "full" and not low <= int(n) <= high:
+                raise ValueError(f"The 'tasks' setting's {task!r} must have between {low} and "
+                                 f"{high} training rows; got {n}.")
+        if not self.tasks:
+            raise ValueError("The 'tasks' setting must hold at least one task; got ().")
+        grids = (("l2_grid", 0.0, None, True, "λ >= 0"), ("l1_grid", 0.0, None, True, "λ >= 0"),
+                 ("max_norm_grid", 0.0, None, False, "bounds > 0"),
+                 ("keep_prob_grid", 0.0, 1.0, False, "keep probabilities in (0, 1]"),
+                 ("patience_grid", 0, None, True, "patience >= 0"),
+                 ("angle_grid", 0.0, 180.0, True, "angles in [0, 180]"),
+                 ("shift_grid", 0, 3, True, "shifts in {0, 1, 2, 3} pixels"),
+                 ("noise_grid", 0.0, None, True, "sd >= 0"))
+        for name, low, high, inclusive, what in grids:
+            values = getattr(self, name)
+            bad = [v for v in values if (v < low if inclusive else v <= low)
+                   or (high is not None and v > high)]
+            if bad or not values:
+                raise ValueError(f"The {name!r} setting must be a non-empty grid of {what}; "
+                                 f"got {values!r} ({bad[0] if bad else 'empty'} is out of "
+                                 "range).")
+        n_val_digits = int(round(1797 * self.val_fraction))
+        if not 0.0 < self.val_fraction < 0.5 or n_val_digits < 1:
+            raise ValueError("The 'val_fraction' setting must be in (0, 0.5) and leave at least "
+                             f"one validation row; got {self.val_fraction} ({n_val_digits} "
+                             "rows).")
+        for name, low, why in (("n_val_friedman", 1, "a validation split of zero rows cannot "
+                                "tune or stop"), ("n_test_friedman", 1, "a test set"),
+                               ("n_replicates", 3, "a covariance and a paired interval"),
+                               ("max_epochs", 1, "training"), ("batch_size", 2, "batch norm")):
+            if getattr(self, name) < low:
+                raise ValueError(f"The {name!r} setting must be at least {low} ({why} needs "
+                                 f"it); got {getattr(self, name)}.")
+
+
+QUICK = Config(tasks=("digits_300", "friedman1_200"), n_replicates=4, hidden=(32, 32),
+               max_epochs=30, learning_rate=3e-3, l2_grid=(1e-3,), l1_grid=(1e-4,),
+               max_norm_grid=(2.0,), keep_prob_grid=(0.8,), patience_grid=(5,),
+               angle_grid=(10.0,), shift_grid=(0,), noise_grid=(0.1,), n_val_friedman=200,
+               n_test_friedman=400)
+FULL = Config()
+
+
+def cells(config: Config) -> list[dict]:
+    return [{"task": t, "arm": a} for t in config.tasks for a in config.arms]
+
+
+# ------------------------------------------------------------------------ data
+
+
+def task_data(config: Config, task: str) -> dict:
+    """The task's fixed splits (standardised on the training split) and its scales."""
+    from ensim.data import KnownTruth, load_dataset
+
+    name, _, n = task.rpartition("_")
+    seed = np.random.SeedSequence(config.data_seed)
+    if name == "digits":
+        data = load_dataset("digits", val_fraction=config.val_fraction, rng=seed)
+        rows = slice(None) if n == "full" else slice(0, int(n))
+        return {"X": data.X_train[rows], "y": data.y_train[rows], "X_val": data.X_val,
+                "y_val": data.y_val, "X_test": data.X_test, "y_test": data.y_test,
+                "classification": True, "y_scale": 1.0, "mean": data.feature_mean,
+                "scale": data.feature_scale}
+    truth = KnownTruth("friedman1", 1.0)
+    parts = [truth.sample(size, rng=s) for size, s in
+             zip((int(n), config.n_val_friedman, config.n_test_friedman), seed.spawn(3))]
+    mean, sd = parts[0].X.mean(axis=0), parts[0].X.std(axis=0)
+    y_mean, y_sd = parts[0].y.mean(), parts[0].y.std()
+    X = [(p.X - mean) / sd for p in parts]
+    y = [((p.y - y_mean) / y_sd)[:, None] for p in parts]
+    return {"X": X[0], "y": y[0], "X_val": X[1], "y_val": y[1], "X_test": X[2], "y_test": y[2],
+            "classification": False, "y_scale": float(y_sd), "y_mean": float(y_mean),
+            "y_test_raw": parts[2].y}
+
+
+def arm_grid(config: Config, arm: str, task: str) -> list[dict]:
+    """The candidate settings of ``arm``: the product of its knobs' declared grids."""
+    digits = task.startswith("digits")
+    grids = {"l2": config.l2_grid, "l1": config.l1_grid, "max_norm": config.max_norm_grid,
+             "keep_prob": config.keep_prob_grid, "patience": config.patience_grid,
+             "augment": config.angle_grid if digits else config.noise_grid,
+             "shift": config.shift_grid}
+    knobs = _TUNED[arm] + (("shift",) if arm == "augmentation" and digits else ())
+    return [dict(_FIXED.get(arm, {}), **dict(zip(knobs, values)))
+            for values in itertools.product(*(grids[k] for k in knobs))]
+
+
+def _train(config: Config, data: dict, setting: dict, members, build_seed, train_seed,
+           validation=True):
+    """A stack of networks with ``setting``, trained; returns ``(stack, histories)``."""
+    from ensim.data import GaussianNoise, ImageAugmenter
+    from ensim.nn import EarlyStopping, TrainingConfig, build_stacked_mlp, train_stacked
+
+    classify = data["classification"]
+    n_out = 10 if classify else 1
+    stack = build_stacked_mlp(data["X"].shape[1], tuple(config.hidden), n_out, members,
+                              rng=build_seed, task="classification" if classify else "regression",
+                              keep_prob=float(setting.get("keep_prob", 1.0)),
+                              batch_norm=bool(setting.get("batch_norm", False)))
+    augment = None
+    if "augment" in setting:
+        augment = (ImageAugmenter(max_shift=int(setting["shift"]), max_angle=setting["augment"],
+                                  mean=data["mean"], scale=data["scale"]) if classify
+                   else GaussianNoise(setting["augment"]))
+    stopper = (EarlyStopping("val_loss", patience=int(setting["patience"]),
+                             restore_best_weights=True) if "patience" in setting else None)
+    training = TrainingConfig(max_epochs=config.max_epochs, batch_size=config.batch_size,
+                              optimizer="adam", learning_rate=config.learning_rate,
+                              l1=float(setting.get("l1", 0.0)), l2=float(setting.get("l2", 0.0)),
+                              max_norm=setting.get("max_norm"), early_stopping=stopper,
+                              augment=augment)
+    histories = train_stacked(stack, data["X"], data["y"], training, rng=train_seed,
+                              validation_data=((data["X_val"], data["y_val"])
+                                               if validation or stopper else None))
+    return stack, histories
+
+
+def tune(config: Config, data: dict, arm: str, task: str, seed) -> tuple[dict, list]:
+    """The arm's setting with the lowest validation loss (at inference, no penalty) of one
+    network trained on the training split; returns it and every candidate's score."""
+    from ensim.nn import evaluation_loss
+
+    grid = arm_grid(config, arm, task)
+    if len(grid) == 1:
+        return grid[0], [np.nan]
+    scores = []
+    for setting in grid:
+        stack, _ = _train(config, data, setting, [0], seed, seed,
+                          validation="patience" in setting)
+        scores.append(float(evaluation_loss(stack, data["X_val"], data["y_val"])[0]))
+    return grid[int(np.argmin(scores))], scores
+
+
+def _digest(array) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:12]
+
+
+def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    # Small products: one BLAS thread is faster, and a cell's numbers then do not
+    # depend on how many threads the machine would have given it.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run_cell(config, params, streams)
+
+
+def _run_cell(config: Config, params: dict, streams) -> dict:
+    from ensim.decompose import decompose
+    from ensim.nn import build_stacked_mlp, evaluation_loss
+
+    task, arm = params["task"], params["arm"]
+    data = task_data(config, task)
+    setting, _ = tune(config, data, arm, task, streams.shared("tuning"))
+    init = streams.shared("init")                 # replicate i: the same weights in every arm
+    order = streams.own("order") if arm == "l2_zero" else init
+    R = config.n_replicates
+    classify = data["classification"]
+    initial = build_stacked_mlp(data["X"].shape[1], tuple(config.hidden),
+                                10 if classify else 1, R, rng=init)
+    stack, histories = _train(config, data, setting, R, init, order)
+    train_loss = evaluation_loss(stack, data["X"], data["y"])                 # (R,)
+    test_loss = evaluation_loss(stack, data["X_test"], data["y_test"])
+    q = stack.predict(data["X_test"])                                        # (R, n, out)
+    if classify:
+        labels = data["y_test"]
+        test_error = (q.argmax(axis=-1) != labels).mean(axis=1)
+        target = np.eye(10)[labels].ravel()
+        flat, scale = q.reshape(R, -1), 10.0                                 # Brier score
+    else:
+        flat = q[:, :, 0] * data["y_scale"] + data["y_mean"]            # y's own units
+        target, scale = data["y_test_raw"], 1.0
+        test_error = ((flat - target) ** 2).mean(axis=1)
+    d = decompose(flat, target, matrices=False)
+    weights = [w for w in stack.layers if hasattr(w, "W")]
+    weight_norm = sum((layer.W ** 2).sum(axis=(1, 2)) for layer in weights)   # (R,)
+    first = weights[0].W                                                       # (R, n_in, n_h)
+    setting_text = ", ".join(f"{k}={v:g}" for k, v in setting.items()) or "-"
+    replicates = []
+    for i, history in enumerate(histories):
+        loss = history.metrics["loss"]
+        row = {"replicate": i, "train_loss": float(train_loss[i]),
+               "test_loss": float(test_loss[i]), "gap": float(test_loss[i] - train_loss[i]),
+               "test_error": float(test_error[i]), "weight_norm2": float(weight_norm[i]),
+               "n_epochs": history.n_epochs, "recorded_train_loss": float(loss[-1]),
+               "early_loss": float(loss[min(len(loss), max(1, config.max_epochs // 10)) - 1]),
+               "init_digest": _digest(np.concatenate([w.ravel() for w in
+                                                       initial.member(i).get_weights()])),
+               "split_digest": _digest(data["X"]) + _digest(data["X_val"])}
+        if not classify:       # inputs 5-9 of Friedman #1 are unused: their share of |W|
+            row["unused_input_share"] = float(np.abs(first[i, 5:]).sum()
+                                              / np.abs(first[i]).sum())
+        replicates.append(row)
+    ensemble = {"setting": setting_text, "V": scale * d.member_variance,
+                "C": scale * d.covariance, "rho": d.rho, "mse_ensemble": scale * d.mse_ensemble,
+                "mse_member": scale * d.mean_square, "n_members": R}
+    curves = [{"epoch": e + 1, "recorded_train_loss": float(a), "val_loss": float(b)}
+              for e, (a, b) in enumerate(zip(histories[0].metrics["loss"],
+                                             histories[0].metrics["val_loss"]))]
+    return {"replicates": replicates, "ensembles": ensemble, "curves": curves}
+
+
+# ---------------------------------------------------------------------- tables
+
+
+def _mean_se(values):
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size)), values.size - 1
+
+
+def _t(dof, alpha):
+    from scipy import stats as sps
+
+    return float(sps.t.ppf(1 - alpha / 2, dof))
+
+
+def paired(replicates, task, arm, column, reference="none"):
+    """Per replicate, ``column`` of ``arm`` minus that of ``reference`` (same replicate)."""
+    part = replicates[replicates.task == task].set_index(["arm", "replicate"])[column]
+    left, right = part.loc[arm], part.loc[reference]
+    return (left - right.loc[left.index]).to_numpy(dtype=float)
+
+
+def _interval(values, alpha):
+    mean, se, dof = _mean_se(values)
+    half = se * _t(dof, alpha)
+    return mean, mean - half, mean + half
+
+
+# ------------------------------------------------------------------------- plot
+
+
+def plot(tables, config: Config):
+    from ensim.plotting import color_cycle, figure, plot_interval_points
+
+    reps, ens, curves = tables["replicates"], tables["ensembles"], tables["curves"]
+    tasks = [t for t in config.tasks if t in set(reps.task)]
+    arms = [a for a in config.arms if a in set(reps.arm)]
+    colors = dict(zip(arms, color_cycle(len(arms))))
+    fig, axes = figure(len(tasks), 4, width=18, height_per_row=3.6)
+    positions = np.arange(len(arms))
+    labels = [a.replace("_", " ").replace("batch norm", "BN").replace("early stopping",
+                                                                       "early stop") for a in arms]
+    for row, task in enumerate(tasks):
+        part = reps[reps.task == task]
+        digits = task.startswith("digits")
+        loss_name = "cross-entropy" if digits else "MSE (standardised y)"
+        for col, column, ylabel in ((0, "gap", f"test − train {loss_name}"),
+                                    (1, "test_error", "test error rate" if digits
+                                     else "test MSE")):
+            ax = axes[row, col]
+            for i, arm in enumerate(arms):
+                mean, low, high = _interval(part[part.arm == arm][column], config.alpha)
+                plot_interval_points([i], [mean], [low], [high], ax=ax, color=colors[arm])
+            ax.axhline(part[part.arm == "none"][column].mean(), color="k", lw=0.8, ls=":")
+            ax.set_xticks(positions, labels, fontsize=7, rotation=40, ha="right")
+            title = "gap (at inference, no penalty)" if col == 0 else "test error"
+            ax.set(ylabel=ylabel, title=f"{task}: {title}")
+        ax = axes[row, 2]
+        epart = ens[ens.task == task].set_index("arm")
+        for i, arm in enumerate(arms):        # colours repeat after 7: markers tell apart
+            ax.plot(epart.loc[arm, "C"], epart.loc[arm, "V"], "osD^vP<X>*hd"[i % 12],
+                    color=colors[arm], label=arm.replace("_", " "))
+        top = float(max(epart.V.max(), epart.C.max())) * 1.1
+        ax.plot([0, top], [0, top], color="0.6", lw=0.8, ls="--")
+        ax.text(0.97 * top, 0.97 * top, "V = C (ρ = 1)", ha="right", va="top", fontsize=7,
+                color="0.4")
+        unit = "Brier score" if digits else "MSE"
+        ax.set(xlabel=f"C: covariance of two replicates' errors ({unit})",
+               ylabel=f"V: a replicate's error variance ({unit})",
+               title=f"{task}: V against C", xlim=(0, top), ylim=(0, top))
+        if row == 0:
+            ax.legend(fontsize=6, ncols=2, loc="lower right")
+        ax = axes[row, 3]
+        cpart = curves[curves.task == task]
+        for arm in arms:
+            c = cpart[cpart.arm == arm].sort_values("epoch")
+            ax.plot(c.epoch, c.recorded_train_loss, "-", lw=0.9, color=colors[arm])
+            ax.plot(c.epoch, c.val_loss, "--", lw=0.9, color=colors[arm])
+        ax.plot([], [], "-", color="0.3", label="training (as recorded: training mode, "
+                                                 "with penalty)")
+        ax.plot([], [], "--", color="0.3", label="validation (at inference, with penalty)")
+        ax.set(yscale="log", xlabel="epoch", ylabel=loss_name,
+               title=f"{task}: curves, replicate 0")
+        ax.legend(fontsize=6, loc="upper right")
+    fig.suptitle(f"Regularizers side by side ({config.n_replicates} paired replicates per arm; "
+                 f"{1 - config.alpha:.0%} Student-t intervals; dotted: none)")
+    return fig
+
+
+# ----------------------------------------------------------------------- claims
+
+
+def claims(tables, config: Config) -> list:
+    reps = tables["replicates"]
+    alpha, out = config.alpha, []
+    arms = [a for a in config.arms if a != "none" and a in set(reps.arm)]
+    for task in [t for t in config.tasks if t in set(reps.task)]:
+        for column, verb in (("test_loss", "lowers the test loss"),
+                             ("gap", "narrows the generalization gap")):
+            family = []
+            for arm in arms:
+                mean, se, dof = _mean_se(paired(reps, task, arm, column))
+                family.append(direction(f"{arm.replace('_', ' ')} {verb} against none: "
+                                        f"{column}({arm}) − {column}(none) < 0 ({task})",
+                                        mean, stderr=se, dof=dof, side="below", alpha=alpha,
+                                        method="paired over replicates, t"))
+            out.extend(holm(family, f"{column} against none ({task})"))
+        part = reps[reps.task == task]
+        if "l2_zero" in arms:
+            diff = paired(reps, task, "l2_zero", "test_loss")
+            mean, se, dof = _mean_se(diff)
+            margin = config.control_margin * float(part[part.arm == "none"].test_loss.mean())
+            out.append(equivalence(f"Control: L2 with λ = 0 and its own batch order has the "
+                                   f"test loss of none ({task})", mean, se, 0.0, margin,
+                                   alpha=alpha, dof=dof,
+                                   method=f"paired over replicates; margin "
+                                          f"{config.control_margin:.0%} of none's test loss"))
+        if "l2" in arms:
+            mean, se, dof = _mean_se(paired(reps, task, "l2", "weight_norm2"))
+            out.append(direction(f"Primer: L2 constrains the weights' size: |W|²(l2) − "
+                                 f"|W|²(none) < 0 ({task})", mean, stderr=se, dof=dof,
+                                 side="below", alpha=alpha, method="paired over replicates, t"))
+        if "l1" in arms and task.startswith("friedman1"):
+            mean, se, dof = _mean_se(paired(reps, task, "l1", "unused_input_share"))
+            out.append(direction(f"Primer: L1 selects features: it lowers the share of the "
+                                 f"first layer's |W| on the 5 unused inputs ({task})", mean,
+                                 stderr=se, dof=dof, side="below", alpha=alpha,
+                                 method="paired over replicates, t"))
+        if "batch_norm" in arms:
+            mean, se, dof = _mean_se(paired(reps, task, "batch_norm", "early_loss"))
+            out.append(direction(f"Primer: batch norm converges faster: lower recorded training "
+                                 f"loss after {max(1, config.max_epochs // 10)} epochs ({task})",
+                                 mean, stderr=se, dof=dof, side="below", alpha=alpha,
+                                 method="paired over replicates, t"))
+    small, large = "digits_300", "digits_full"
+    if "augmentation" in arms and {small, large} <= set(reps.task):
+        gain = [paired(reps, t, "augmentation", "test_loss") for t in (small, large)]
+        (m1, s1, d1), (m2, s2, d2) = _mean_se(gain[0]), _mean_se(gain[1])
+        se = float(np.hypot(s1, s2))
+        dof = se**4 / (s1**4 / d1 + s2**4 / d2) if se > 0 else d1 + d2   # Welch-Satterthwaite
+        out.append(direction("Primer: augmentation helps most with limited data: its change of "
+                             "test loss at 300 digits minus that at the full split < 0",
+                             m1 - m2, stderr=se, dof=dof, side="below", alpha=alpha,
+                             method="difference of two paired means, Welch"))
+    return out
+
+
+STUDY = Study(name="regularizers", doc=__doc__, config=Config, quick=QUICK, full=FULL,
+              cells=cells, run_cell=run_cell, plot=plot, claims=claims,
+              tables=("replicates", "ensembles", "curves"), pairing=("task",), order=60)
+
+if __name__ == "__main__":
+    STUDY.main()
