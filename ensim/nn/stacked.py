@@ -35,7 +35,7 @@ import numpy as np
 from .._random import as_seed_sequence, child_seed, make_generator, numpy_generator
 from .._validation import check_int, check_real
 from .layers import _RAW_64_BIT, BatchNorm, Dense, Dropout, ReLU, Sigmoid, Tanh, _keep_threshold
-from .losses import MSELoss, SoftmaxCrossEntropy
+from .losses import MSELoss
 from .network import Network, ThinnedPredictions, build_mlp
 from .training import (
     History,
@@ -43,6 +43,7 @@ from .training import (
     _check_batch_norm_batches,
     _check_finite,
     _check_targets,
+    check_monitor,
 )
 
 __all__ = ["StackedNetwork", "build_stacked_mlp", "stacked_training_bytes", "train_stacked"]
@@ -812,15 +813,7 @@ def train_stacked(stack, X, y, config=None, *, rng=None, rows=None, validation_d
         raise ValueError(f"The 'validation_rows' parameter of {owner} needs validation_data; "
                          "got None.")
     stopper = config.early_stopping
-    metric = template.head.metric_name
-    monitors = ("loss", metric, "val_loss", "val_" + metric)
-    if stopper is not None and stopper.monitor not in monitors:
-        raise ValueError(f"The 'monitor' parameter of EarlyStopping must be one of "
-                         f"{', '.join(map(repr, monitors))} for this network; "
-                         f"got {stopper.monitor!r}.")
-    if stopper is not None and stopper.monitor.startswith("val_") and validation_data is None:
-        raise ValueError(f"EarlyStopping monitors {stopper.monitor!r}, which needs "
-                         "validation_data; got None.")
+    check_monitor(stopper, template.head, validation_data)
     l1 = _per_member(l1, config.l1, "l1", k, owner)
     l2 = _per_member(l2, config.l2, "l2", k, owner)
     max_norm = _per_member(max_norm, config.max_norm, "max_norm", k, owner, optional=True)

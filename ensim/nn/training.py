@@ -250,15 +250,7 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None, masks=N
         _check_finite(network.xp, validation_data[0], "validation_data")
         _check_targets(network, validation_data[1], "validation_data")
     stopper = config.early_stopping
-    metric = network.head.metric_name
-    monitors = ("loss", metric, "val_loss", "val_" + metric)
-    if stopper is not None and stopper.monitor not in monitors:
-        raise ValueError(f"The 'monitor' parameter of EarlyStopping must be one of "
-                         f"{', '.join(map(repr, monitors))} for this network; "
-                         f"got {stopper.monitor!r}.")
-    if stopper is not None and stopper.monitor.startswith("val_") and validation_data is None:
-        raise ValueError(f"EarlyStopping monitors {stopper.monitor!r}, which needs "
-                         "validation_data; got None.")
+    check_monitor(stopper, network.head, validation_data)
     if masks is not None and len(masks) != len(network.dropout_layers):
         raise ValueError(f"The 'masks' parameter of train must hold one mask per dropout layer "
                          f"({len(network.dropout_layers)}); got {len(masks)}.")
@@ -390,3 +382,18 @@ def evaluation_loss(network, X, y):
         return float(network.head.loss(network.forward(X), y))
     raise TypeError(f"The 'network' parameter of evaluation_loss must be a Network or a "
                     f"StackedNetwork; got {type(network).__name__}.")
+
+
+def check_monitor(stopper, head, validation_data):
+    """Refuse an early-stopping monitor the network does not record, before training."""
+    if stopper is None:
+        return
+    metric = head.metric_name
+    monitors = ("loss", metric, "val_loss", "val_" + metric)
+    if stopper.monitor not in monitors:
+        raise ValueError(f"The 'monitor' parameter of EarlyStopping must be one of "
+                         f"{', '.join(map(repr, monitors))} for this network; "
+                         f"got {stopper.monitor!r}.")
+    if stopper.monitor.startswith("val_") and validation_data is None:
+        raise ValueError(f"EarlyStopping monitors {stopper.monitor!r}, which needs "
+                         "validation_data; got None.")
