@@ -318,6 +318,7 @@ def test_an_unusable_scheduler_touches_nothing(kind, fresh, folder, finished, tm
         assert "not a Dask scheduler" in err[0]
 
 
+@pytest.mark.slow   # the real 20 s deadline; the matrix above runs the same path at 3 s
 def test_a_listener_that_never_answers_fails_within_the_deadline(tmp_path):
     pytest.importorskip("distributed")
     with listener("silent") as address:

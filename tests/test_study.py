@@ -65,11 +65,34 @@ def test_in_memory_writes_nothing(tmp_path, monkeypatch):
     plt.close(figure)
 
 
-@pytest.mark.parametrize("name", list(SMALL))
+def _tiny_configurations():
+    """Every shipped study's small configuration: the ones above, and those its own tests
+    use."""
+    import importlib
+
+    out = dict(SMALL)
+    for name in ("weight-scaling", "dropout-ridge", "regularizers", "keep-prob",
+                 "early-stopping-l2", "batch-norm"):
+        out[name] = importlib.import_module("test_" + name.replace("-", "_")).TINY
+    return out
+
+
+_ALL_SMALL = _tiny_configurations()
+# Two studies in the default run (the engine's, and one with three tables of trained
+# networks); every shipped study with -m slow.
+_DEFAULT_EQUALITY = ("formula-check", "dropout-ensemble")
+
+
+def test_every_shipped_study_has_a_small_configuration():
+    assert set(_ALL_SMALL) == set(available_studies())
+
+
+@pytest.mark.parametrize("name", [n if n in _DEFAULT_EQUALITY else
+                                  pytest.param(n, marks=pytest.mark.slow) for n in _ALL_SMALL])
 def test_in_memory_tables_equal_the_cli_files_byte_for_byte(name, tmp_path):
-    result = ensim.run(name, seed=4, **SMALL[name])
+    result = ensim.run(name, seed=4, **_ALL_SMALL[name])
     settings = [f"--set={key}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
-                for key, v in SMALL[name].items()]
+                for key, v in _ALL_SMALL[name].items()]
     out = ensim_cli("run", name, "--quick", "--seed", "4", "--no-progress", "--out", "r",
                     *settings, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
