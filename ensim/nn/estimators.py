@@ -342,8 +342,13 @@ class DropoutMLPClassifier(ClassifierMixin, _DropoutMLP):
         return X, labels, n_classes, labels, {"classes_": encoder.classes_}
 
     def predict_proba(self, X):
-        """Class probabilities of the full network at inference, ``(n, n_classes)``."""
-        return self._output(X)
+        """Class probabilities of the full network at inference, ``(n, n_classes)``, as
+        float64 (renormalised after the cast when the network computes in float32, so that
+        each row sums to one in float64)."""
+        proba = self._output(X)
+        if np.dtype(self.network_.dtype) != np.float64:
+            proba /= proba.sum(axis=1, keepdims=True)
+        return proba
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
