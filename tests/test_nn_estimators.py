@@ -236,3 +236,14 @@ def test_gaussian_dropout_from_the_estimators(rng):
     with pytest.raises(ValueError, match="Bernoulli dropout only; got 'gaussian'"):
         StackedMLPClassifier("dropout", 2, member_params={"dropout": "gaussian"}).fit(
             X, (y > 0).astype(int))
+
+
+def test_random_state_takes_a_list_of_ints_as_every_rng_does(rng):
+    X, y = _regression(rng)
+    a = DropoutMLPRegressor((8,), max_epochs=3, random_state=[0, 1]).fit(X, y).predict(X)
+    b = DropoutMLPRegressor((8,), max_epochs=3, random_state=[0, 1]).fit(X, y).predict(X)
+    c = DropoutMLPRegressor((8,), max_epochs=3, random_state=[0, 2]).fit(X, y).predict(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    with pytest.raises(TypeError, match="non-empty list"):
+        DropoutMLPRegressor(random_state=[]).fit(X, y)

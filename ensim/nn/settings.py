@@ -104,8 +104,12 @@ def _seed(value, name, owner):
         return value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0:
         return value
-    raise TypeError(f"The {name!r} parameter of {owner} must be None, a non-negative int, a "
-                    f"SeedSequence or a Generator; got {value!r}.")
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
+            for v in value):
+        return value                   # a SeedSequence's entropy, as every rng accepts
+    raise TypeError(f"The {name!r} parameter of {owner} must be None, a non-negative int (or "
+                    f"a non-empty list of them), a SeedSequence or a Generator; got {value!r}.")
 
 
 def _early_stopping(value, name, owner):
