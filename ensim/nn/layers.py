@@ -363,13 +363,7 @@ class BatchNorm(Layer):
         return y
 
     def _update_running(self, mu, var, m):
-        if self.unbiased_running_var:
-            var = var * (m / (m - 1))
-        weight_new = self.momentum if self.convention == "pytorch" else 1 - self.momentum
-        self.running_mean *= 1 - weight_new
-        self.running_mean += weight_new * mu
-        self.running_var *= 1 - weight_new
-        self.running_var += weight_new * var
+        update_running_statistics(self, mu, var, m)
 
     def backward(self, grad_out):
         gamma, inv_std = self.params["gamma"], self._inv_std
@@ -514,3 +508,17 @@ class GaussianDropout(Layer):
 
     def __repr__(self):
         return f"GaussianDropout(keep_prob={self.keep_prob:g})"
+
+
+def update_running_statistics(layer, mu, var, m):
+    """Fold a batch's mean ``mu`` and biased variance ``var`` (``m`` rows) into a batch-norm
+    layer's running statistics, in place, by its convention (PyTorch or Keras momentum,
+    unbiased running variance or not). Shared by :class:`BatchNorm` and the stacked
+    networks' batch norm, whose statistics carry a leading member axis."""
+    if layer.unbiased_running_var:
+        var = var * (m / (m - 1))
+    weight_new = layer.momentum if layer.convention == "pytorch" else 1 - layer.momentum
+    layer.running_mean *= 1 - weight_new
+    layer.running_mean += weight_new * mu
+    layer.running_var *= 1 - weight_new
+    layer.running_var += weight_new * var

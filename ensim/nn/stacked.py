@@ -34,7 +34,17 @@ import numpy as np
 
 from .._random import as_seed_sequence, child_seed, make_generator, numpy_generator
 from .._validation import check_int, check_real
-from .layers import _RAW_64_BIT, BatchNorm, Dense, Dropout, ReLU, Sigmoid, Tanh, _keep_threshold
+from .layers import (
+    _RAW_64_BIT,
+    BatchNorm,
+    Dense,
+    Dropout,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    _keep_threshold,
+    update_running_statistics,
+)
 from .losses import MSELoss
 from .network import Network, ThinnedPredictions, build_mlp
 from .training import (
@@ -187,13 +197,7 @@ class _StackedBatchNorm:
         inv_std = (var + self.eps) ** -0.5  # (k, n)
         x_hat *= inv_std[:, None, :]
         self._x_hat, self._inv_std = x_hat, inv_std
-        if self.unbiased_running_var:
-            var = var * (m / (m - 1))
-        weight_new = self.momentum if self.convention == "pytorch" else 1 - self.momentum
-        self.running_mean *= 1 - weight_new
-        self.running_mean += weight_new * mu
-        self.running_var *= 1 - weight_new
-        self.running_var += weight_new * var
+        update_running_statistics(self, mu, var, m)
         y = x_hat * gamma[:, None, :]
         y += beta[:, None, :]
         return y
