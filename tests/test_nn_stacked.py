@@ -19,6 +19,7 @@ from ensim.nn import (
     train,
     train_stacked,
 )
+from ensim.nn import stacked as stacked_module
 
 N_IN, HIDDEN = 5, (12, 7)
 ROOT = 11
@@ -128,6 +129,19 @@ def test_each_member_is_bit_identical_to_its_solo_training(name):
     if name == "early_stopping":  # the members stopped at different epochs
         assert len({h.n_epochs for h in histories}) > 1
         assert all(h.n_epochs < config.max_epochs for h in histories)
+
+
+@pytest.mark.parametrize("name", ["dropout", "batch_norm", "early_stopping"])
+def test_masks_compared_where_drawn_are_the_solo_masks_too(name, monkeypatch):
+    # Members drawing many mask words a step compare them where they were drawn; with
+    # the threshold at one word every member here does (on its full batches; the last,
+    # odd-sized batch still takes the other path), and each is still its solo training.
+    monkeypatch.setattr(stacked_module, "_DIRECT_MASK_WORDS", 1)
+    case, X, y, config, rows, masks, validation = _setup(name)
+    stack, histories = _stacked(case, range(5), X, y, config, rows, masks, validation)
+    for i in range(5):
+        net, history, mask = _solo(case, i, X, y, config, rows, masks, validation)
+        _assert_member_is_solo(stack, i, net, history, histories[i], mask, X)
 
 
 def test_a_member_with_another_seed_is_not_its_solo_training():

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from ensim.nn import (
+    SGD,
+    Adam,
     ConstantLR,
     EarlyStopping,
     ExponentialLR,
@@ -12,6 +14,7 @@ from ensim.nn import (
     build_mlp,
     train,
 )
+from ensim.nn import optim as optim_module
 
 
 def _run(stopper, curve):
@@ -253,3 +256,32 @@ def test_batch_size_one_with_batch_norm_is_refused_before_training(rng):
     assert train(net, X, y, TrainingConfig(max_epochs=1, batch_size=2), rng=0).n_epochs == 1
     plain = build_mlp(3, [4], 1, rng=0)
     assert train(plain, X, y, TrainingConfig(max_epochs=1, batch_size=1), rng=0).n_epochs == 1
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SGD(),
+    lambda: SGD(momentum=0.9),
+    lambda: SGD(momentum=0.9, nesterov=True),
+    lambda: Adam(),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sliced_optimizer_steps_are_bit_identical_to_whole_array_steps(make, dtype, monkeypatch):
+    # Arrays larger than a slice are stepped a cache-sized slice at a time; the
+    # arithmetic of each element is unchanged, so every bit must be too. A 2-D
+    # (stacked) buffer, a 1-D one and one smaller than a slice, over three steps.
+    rng = np.random.default_rng(0)
+    shapes = [(3, 70_001), (150_000,), (17,)]
+    params = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
+
+    def run(slice_size):
+        monkeypatch.setattr(optim_module, "_STEP_SLICE", slice_size)
+        ps, optimizer = [p.copy() for p in params], make()
+        for step_grads in grads:
+            optimizer.step(list(zip(ps, step_grads)), 0.05)
+        return ps
+
+    whole, sliced = run(10**9), run(2**12)
+    for a, b, p in zip(whole, sliced, params):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, p)  # the step moved every array

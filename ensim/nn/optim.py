@@ -11,10 +11,35 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+
 from .._backend import namespace_of
 from .._validation import check_int, check_real
 
 __all__ = ["SGD", "Adam", "ConstantLR", "ExponentialLR", "StepLR"]
+
+#: Elements of each array that a NumPy optimizer step updates at a time: every pass
+#: of the step runs over one such slice of the parameters, gradients and state while
+#: it is in cache (measured about 1.3x faster than whole-array passes for a network of
+#: 670,000 parameters, ``docs/benchmarks-nn.md``). The arithmetic of each element is
+#: the same either way, so the results are too, bit for bit.
+_STEP_SLICE = 2**16
+
+
+def _slices(*arrays):
+    """The arrays (of one shape) as matching flat slices of ``_STEP_SLICE`` elements.
+
+    NumPy arrays that are all C-contiguous and larger than one slice are cut; any
+    other arrays (CuPy's, which gain nothing from it, or strided ones) come whole.
+    """
+    first = arrays[0]
+    if (type(first) is not np.ndarray or first.size <= _STEP_SLICE
+            or not all(a.flags.c_contiguous for a in arrays)):
+        yield arrays
+        return
+    flats = [a.reshape(-1) for a in arrays]  # views: the arrays are contiguous
+    for start in range(0, first.size, _STEP_SLICE):
+        yield tuple(f[start:start + _STEP_SLICE] for f in flats)
 
 
 class SGD:
@@ -43,23 +68,25 @@ class SGD:
         """Update every ``param`` in place from its ``grad``."""
         if self.momentum == 0:
             for param, grad in pairs:
-                param -= lr * grad
+                for p, g in _slices(param, grad):
+                    p -= lr * g
             return
-        if self._velocity is None:
+        first = self._velocity is None
+        if first:
             self._velocity = [grad.copy() for _, grad in pairs]  # v_1 = g_1, as PyTorch
             self._work = [grad.copy() for _, grad in pairs]
-        else:
-            for v, (_, grad) in zip(self._velocity, pairs):
-                v *= self.momentum
-                v += grad
-        for v, work, (param, grad) in zip(self._velocity, self._work, pairs):
-            if self.nesterov:  # work = g + mu v
-                namespace_of(v).multiply(v, self.momentum, out=work)
-                work += grad
-                work *= lr
-            else:
-                namespace_of(v).multiply(v, lr, out=work)
-            param -= work
+        for v_all, work_all, (param_all, grad_all) in zip(self._velocity, self._work, pairs):
+            for v, work, param, grad in _slices(v_all, work_all, param_all, grad_all):
+                if not first:
+                    v *= self.momentum
+                    v += grad
+                if self.nesterov:  # work = g + mu v
+                    namespace_of(v).multiply(v, self.momentum, out=work)
+                    work += grad
+                    work *= lr
+                else:
+                    namespace_of(v).multiply(v, lr, out=work)
+                param -= work
 
 
 class Adam:
@@ -91,15 +118,16 @@ class Adam:
         b1, b2 = self.beta1, self.beta2
         step_size = lr / (1 - b1**self._t)
         root_correction = math.sqrt(1 - b2**self._t)
-        for m, v, (param, grad) in zip(self._m, self._v, pairs):
-            m *= b1
-            m += (1 - b1) * grad
-            v *= b2
-            v += (1 - b2) * (grad * grad)
-            # sqrt(v_hat) + eps = (sqrt(v) / root_correction) + eps
-            denom = (v ** 0.5) * (1 / root_correction)
-            denom += self.eps
-            param -= step_size * (m / denom)
+        for m_all, v_all, (param_all, grad_all) in zip(self._m, self._v, pairs):
+            for m, v, param, grad in _slices(m_all, v_all, param_all, grad_all):
+                m *= b1
+                m += (1 - b1) * grad
+                v *= b2
+                v += (1 - b2) * (grad * grad)
+                # sqrt(v_hat) + eps = (sqrt(v) / root_correction) + eps
+                denom = (v ** 0.5) * (1 / root_correction)
+                denom += self.eps
+                param -= step_size * (m / denom)
 
 
 @dataclasses.dataclass(frozen=True)
