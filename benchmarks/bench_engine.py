@@ -40,6 +40,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from _cpu import cpu_times, steal_report  # benchmarks/_cpu.py, beside this script
 from ensim import EquicorrelatedErrors, simulate
 
 
@@ -99,6 +100,7 @@ def main(argv=None):
           f"{args.rounds} rounds of {args.seconds:g} s per workload, interleaved")
 
     jobs = workloads(args.seconds)
+    start_times = cpu_times()
     simulate(EquicorrelatedErrors(10, 1.0, 0.3), 10**6, n_jobs=2)  # start the worker pool
     for work, _ in jobs.values():                                    # warm every path once
         work()
@@ -110,6 +112,7 @@ def main(argv=None):
     limit = "fill SFC64, fastest"
     rates[limit] = np.max([v for name, v in rates.items() if name.startswith("fill SFC64")], axis=0)
 
+    print(steal_report(start_times))
     print(f"\nnormals per second (millions): best round, and its ratio to the best {limit}")
     for name, values in rates.items():
         print(f"  {name:<28} {values.max() / 1e6:8.1f}   {values.max() / rates[limit].max():5.2f}")

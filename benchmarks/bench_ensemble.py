@@ -46,6 +46,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from _cpu import cpu_times, steal_report  # benchmarks/_cpu.py, beside this script
 from ensim.nn import TrainingConfig, build_mlp, build_stacked_mlp, train, train_stacked
 
 BATCH = 128
@@ -331,6 +332,7 @@ def main(argv=None):
     block_seconds, n_rounds = (0.12, 2) if args.quick else (0.3, 3)
     print("machine:", machine_description())
     print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    start_times = cpu_times()
     print(f"torch: {torch.__version__ if torch else 'not installed'}; "
           f"{n_rounds} alternating rounds of ~{block_seconds:g} s blocks, best of each\n")
     results = {}
@@ -368,6 +370,7 @@ def main(argv=None):
                     print(f"   {name:<22}{rate:>16.0f}{rate * flops / 1e9:>10.1f}"
                           f"{rate * flops / step_rate:>10.0%}")
     print("\nload average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    print(steal_report(start_times))
     print("\n== targets (member-steps/s ratios; 'met' on every thread count measured)")
     print(f"{'target':<66}{'measured':>18}{'ceiling':>18}  met?")
     for batch_norm in (False, True):
