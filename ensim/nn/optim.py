@@ -20,7 +20,7 @@ __all__ = ["SGD", "Adam", "ConstantLR", "ExponentialLR", "StepLR"]
 
 #: Elements of each array that a NumPy optimizer step updates at a time: every pass
 #: of the step runs over one such slice of the parameters, gradients and state while
-#: it is in cache (measured about 1.3x faster than whole-array passes for a network of
+#: it is in cache (measured 1.2-1.3x faster than whole-array passes for a network of
 #: 670,000 parameters, ``docs/benchmarks-nn.md``). The arithmetic of each element is
 #: the same either way, so the results are too, bit for bit.
 _STEP_SLICE = 2**16
