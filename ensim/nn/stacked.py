@@ -115,12 +115,22 @@ class _StackedDense:
 
 
 class _StackedReLU:
+    # In place where the network owns the array (set by StackedNetwork): its input when
+    # it comes fresh from a Dense or BatchNorm layer, which keep other arrays for their
+    # backward; its incoming gradient when a layer above made it. The same values as
+    # new arrays, with less memory traffic.
+    in_place = grad_in_place = False
+
     def forward(self, x, training, members):
-        y = _xp(x).maximum(x, 0)
+        xp = _xp(x)
+        y = xp.maximum(x, 0, out=x) if self.in_place else xp.maximum(x, 0)
         self._active = y > 0 if training else None
         return y
 
     def backward(self, grad_out):
+        if self.grad_in_place:
+            grad_out *= self._active
+            return grad_out
         return grad_out * self._active
 
 
@@ -154,6 +164,10 @@ class _StackedDropout:
     over ``x`` does both, forward and backward, with the same bits.
     """
 
+    # In place as _StackedReLU: the input when a ReLU made it (a ReLU keeps only its
+    # activity mask), the incoming gradient when a layer above made it.
+    in_place = grad_in_place = False
+
     def __init__(self, layer):
         self.keep_prob = layer.keep_prob
         self.scale = None
@@ -166,10 +180,16 @@ class _StackedDropout:
             mask = mask[:, None, :]  # (k, 1, n): one sub-network per member
         xp = _xp(x)
         self.scale = xp.multiply(mask, x.dtype.type(1.0 / self.keep_prob), dtype=x.dtype)
+        if self.in_place:
+            x *= self.scale
+            return x
         return x * self.scale  # (k, batch, n)
 
     def backward(self, grad_out):
         if self.scale is None:
+            return grad_out
+        if self.grad_in_place:
+            grad_out *= self.scale
             return grad_out
         return grad_out * self.scale
 
@@ -340,6 +360,14 @@ class StackedNetwork:
             else:
                 self.layers.append(_STACKED_ACTIVATIONS[type(layer)]())
         self.dropout_layers = [layer for layer in self.layers if isinstance(layer, _StackedDropout)]
+        for below, layer in zip(self.layers, self.layers[1:]):
+            if isinstance(layer, _StackedReLU):
+                layer.in_place = isinstance(below, (_StackedDense, _StackedBatchNorm))
+            elif isinstance(layer, _StackedDropout):
+                layer.in_place = isinstance(below, _StackedReLU)
+        for layer in self.layers[:-1]:  # the last one's gradient is the caller's
+            if isinstance(layer, (_StackedReLU, _StackedDropout)):
+                layer.grad_in_place = True
         self.masks = masks if checked else self._check_masks(masks, "masks", "StackedNetwork")
 
     @property
