@@ -232,12 +232,12 @@ def stacked_ceiling(net, k, n_batches, n_jobs=1):
     ``n_jobs > 1`` the stacks are shared out over that many threads, one BLAS thread
     each, as :func:`train_stacked` shares them.
     """
-    from ensim.nn.stacked import DEFAULT_MAX_BYTES, stacked_training_bytes
+    from ensim.nn.stacked import _chunk_size, stacked_training_bytes
 
     n_in, hidden, n_out = NETWORKS[net]
     probe = build_stacked_mlp(n_in, hidden, n_out, 1, rng=0, keep_prob=KEEP_PROB,
                               dtype=np.float32)
-    size = min(k, max(1, DEFAULT_MAX_BYTES // stacked_training_bytes(probe, BATCH)))
+    size = min(k, _chunk_size(stacked_training_bytes(probe, BATCH), None, "bench"))
     n_stacks = max(-(-k // size), n_jobs)
     size = -(-k // n_stacks)
     rng = np.random.default_rng(0)
