@@ -183,6 +183,19 @@ class ErrorModel(abc.ABC):
         """
         return _reduce_errors(self.sample(n, gen, xp, out), self._bias_on(xp), xp)
 
+    def _moments_of_blocks(self, n: int, gens, xp=np, out=None):
+        """:meth:`_moments` of ``len(gens)`` blocks of ``n`` trials, block ``b`` from ``gens[b]``.
+
+        Returns ``(moments, col)`` of shapes ``(B, 3, n)`` and ``(B, k)``, block
+        ``b``'s exactly as ``_moments(n, gens[b], xp, out)`` returns them. A model
+        may do its per-trial arithmetic once for all the blocks; this default
+        reduces the blocks one at a time.
+        """
+        moments, col = xp.empty((len(gens), 3, n)), xp.empty((len(gens), self.k))
+        for b, gen in enumerate(gens):
+            moments[b], col[b] = self._moments(n, gen, xp, out)
+        return moments, col
+
     @property
     @abc.abstractmethod
     def sigma(self) -> np.ndarray:
@@ -332,6 +345,10 @@ class EquicorrelatedErrors(ErrorModel):
         return eps
 
     def _moments(self, n, gen, xp=np, out=None):
+        moments, col = self._moments_of_blocks(n, [gen], xp, out)
+        return moments[0], col[0]
+
+    def _moments_of_blocks(self, n, gens, xp=np, out=None):
         # The draws of sample(), reduced as factors. With d = e - bias,
         #   C >= 0:  d_ti = a Z_ti + c W_t,             a = sqrt(V - C), c = sqrt(C);
         #   C <  0:  d_ti = a (Z_ti - Zbar_t) + c W_t,  c = sqrt((V + (k-1) C) / k),
@@ -343,34 +360,41 @@ class EquicorrelatedErrors(ErrorModel):
         # the block, adding W to it and reading it three times. On NumPy, laws
         # drawn in one sequential pass are drawn and reduced a cache-sized chunk of
         # rows at a time: the same numbers in the same order, never leaving cache.
+        # Each block's draws and passes come first; the per-trial arithmetic then
+        # runs once over all the blocks' (n,) rows together, element by element
+        # (and each sum over one block's row), so a block's moments are the same
+        # bits whichever blocks it is computed with.
         k, V, C = self.k, self.V, self.C
         a = math.sqrt(V - C)
         c = math.sqrt(C if C >= 0 else max(V + (k - 1) * C, 0.0) / k)
-        moments = xp.empty((3, n))
-        ebar2, q1, q2 = moments                        # (n,) views, filled in place
-        u = xp.empty(n)
-        col = xp.zeros(k)
+        moments = xp.empty((len(gens), 3, n))
+        ebar2, q1, q2 = moments[:, 0], moments[:, 1], moments[:, 2]  # (B, n) views
+        u = xp.empty((len(gens), n))
+        w = xp.empty((len(gens), n))
+        col = xp.zeros((len(gens), k))
         one_pass = xp is np and self.dist in _ONE_PASS_DISTS
         rows = max(1, _CHUNK_ELEMENTS // k) if one_pass else n
         ones_k, ones_rows = xp.ones(k), xp.ones(min(rows, n))
-        for first in range(0, n, rows):
-            stop = min(first + rows, n)
-            z = self._draws(gen, (stop - first, k), xp,
-                            None if out is None else out[:stop - first])  # (rows, k): Z_i
-            xp.matmul(z, ones_k, out=u[first:stop])    # S_t
-            _row_dots(z, q1[first:stop], xp)           # Q_t
-            col += ones_rows[:stop - first] @ z        # (k,)  sum_t Z_ti
-        w = self._draws(gen, (n, 1), xp)[:, 0]         # (n,): W
+        for b, gen in enumerate(gens):
+            for first in range(0, n, rows):
+                stop = min(first + rows, n)
+                z = self._draws(gen, (stop - first, k), xp,
+                                None if out is None else out[:stop - first])  # (rows, k): Z_i
+                xp.matmul(z, ones_k, out=u[b, first:stop])   # S_t
+                _row_dots(z, q1[b, first:stop], xp)          # Q_t
+                col[b] += ones_rows[:stop - first] @ z       # (k,)  sum_t Z_ti
+            # (n,): W, drawn in place where the law allows
+            w[b] = self._draws(gen, (n, 1), xp, w[b, :, None] if xp is np else None)[:, 0]
         if C < 0:
-            col -= xp.sum(u) / k                       # sum_t (Z_ti - Zbar_t)
-        u *= a / k                                     # u_t
+            col -= xp.sum(u, axis=1, keepdims=True) / k      # sum_t (Z_ti - Zbar_t)
+        u *= a / k                                           # u_t
         xp.multiply(u, u, out=q2)
         q1 *= a * a / k
         q1 -= q2
-        xp.maximum(q1, 0.0, out=q1)                    # P_t / k >= 0; rounding aside
-        w *= c                                         # c W_t
+        xp.maximum(q1, 0.0, out=q1)                          # P_t / k >= 0; rounding aside
+        w *= c                                               # c W_t
         col *= a
-        col += xp.sum(w)                               # (k,)  sum_t d_ti
+        col += xp.sum(w, axis=1, keepdims=True)              # (B, k)  sum_t d_ti
         if C >= 0:
             u += w
             dbar = u
@@ -383,7 +407,7 @@ class EquicorrelatedErrors(ErrorModel):
         else:
             q2[...] = 0.0
         q1 += ebar2
-        if self.mean_bias != 0.0:                      # ebar_t = dbar_t + mean bias
+        if self.mean_bias != 0.0:                            # ebar_t = dbar_t + mean bias
             dbar += self.mean_bias
             xp.multiply(dbar, dbar, out=ebar2)
         return moments, col

@@ -14,7 +14,7 @@ block order. Hence:
   an average over sampled errors.
 
 The model reduces each block to per-trial moments
-(:meth:`~ensim.errors.ErrorModel._moments`). By default it samples the
+(:meth:`~ensim.errors.ErrorModel._moments_of_blocks`). By default it samples the
 ``(n, k)`` errors and reduces them; :class:`~ensim.EquicorrelatedErrors` reduces
 the independent factors its errors are built from (row sums, row sums of
 squares and column sums of ``Z``, and ``W``), which gives the moments of the
@@ -70,29 +70,39 @@ _BLOCK_ELEMENTS = {"numpy": 2**18, "cupy": 2**24}
 #: Elements per parallel task: about 0.1 s of work, so task overhead is negligible.
 _TASK_ELEMENTS = 2**23
 
+#: Blocks seeded at once (a few KiB of generator state) ...
+_BATCH_BLOCKS = 16
+#: ... and reduced together, up to this many trials (their per-trial moments
+#: take about 40 bytes a trial).
+_BATCH_TRIALS = 2**16
+
 
 def default_block_size(k: int, backend: str = "numpy") -> int:
     """Trials per block: about ``2**18`` elements (2 MiB) on NumPy, ``2**24`` on CuPy."""
     return max(1, _BLOCK_ELEMENTS[backend] // k)
 
 
-def _block_sums(model: ErrorModel, n: int, gen, xp, buffer=None) -> np.ndarray:
-    """Draw ``n`` trials and reduce them to the block summary described above.
+def _block_sums(model: ErrorModel, n: int, gens, xp, buffer=None) -> np.ndarray:
+    """Draw ``len(gens)`` blocks of ``n`` trials and reduce each to its summary.
 
-    ``q1`` and ``q2`` are taken about the model's biases (``d = e - bias``), a
-    fixed shift that keeps their standard errors free of the bias terms; the
-    ensemble error ``ebar`` is always the plain mean of the sampled errors. The
-    model hands over the per-trial moments (:meth:`ErrorModel._moments`).
+    Block ``b`` is drawn from ``gens[b]``; row ``b`` of the ``(B, 7 + k)`` result
+    is its summary, described above, the same bits whichever blocks it is
+    reduced with. ``q1`` and ``q2`` are taken about the model's biases
+    (``d = e - bias``), a fixed shift that keeps their standard errors free of
+    the bias terms; the ensemble error ``ebar`` is always the plain mean of the
+    sampled errors. The model hands over the per-trial moments
+    (:meth:`ErrorModel._moments_of_blocks`).
     """
-    moments, col_sum = model._moments(n, gen, xp, out=None if buffer is None else buffer[:n])
-    means = xp.mean(moments, axis=1)                         # (3,)  ebar^2, q1, q2
-    moments -= means[:, None]
+    moments, col_sum = model._moments_of_blocks(
+        n, gens, xp, out=None if buffer is None else buffer[:n])      # (B, 3, n), (B, k)
+    means = xp.mean(moments, axis=2)                                  # (B, 3) ebar^2, q1, q2
+    moments -= means[:, :, None]
     moments *= moments
-    out = np.empty(_N_SCALARS + model.k)
-    out[_N] = n
-    out[_EBAR2:_N_SCALARS:2] = to_numpy(means)
-    out[_EBAR2_M2:_N_SCALARS:2] = to_numpy(xp.sum(moments, axis=1))
-    out[_N_SCALARS:] = to_numpy(col_sum)
+    out = np.empty((len(gens), _N_SCALARS + model.k))
+    out[:, _N] = n
+    out[:, _EBAR2:_N_SCALARS:2] = to_numpy(means)
+    out[:, _EBAR2_M2:_N_SCALARS:2] = to_numpy(xp.sum(moments, axis=2))
+    out[:, _N_SCALARS:] = to_numpy(col_sum)
     return out
 
 
@@ -125,13 +135,35 @@ def _run_blocks(model, root, first, stop, block_size, n_trials, backend) -> np.n
     # One BLAS thread: the sums then never depend on how many threads a process has.
     # Overflow and NaN are not warned about but checked: a clear error names the block.
     with _blas_controller().limit(limits=1, user_api="blas"), np.errstate(all="ignore"):
-        for row, b in enumerate(range(first, stop)):
-            n = min(block_size, n_trials - b * block_size)
-            gen = make_generator(child_seed(root, b), xp)
-            rows[row] = _block_sums(model, n, gen, xp, buffer)
-            if not np.all(np.isfinite(rows[row])):
-                raise ValueError(_non_finite_message(model, f"block {b}"))
+        for batch in range(first, stop, _BATCH_BLOCKS):
+            blocks = range(batch, min(batch + _BATCH_BLOCKS, stop))
+            # Seeded together, not each between two blocks' draws: a block's draws
+            # push the seeding code out of cache, and it then costs ~5x as much.
+            generators = [make_generator(child_seed(root, b), xp) for b in blocks]
+            for n, group in _equal_blocks(blocks, block_size, n_trials, xp):
+                rows[group.start - first:group.stop - first] = _block_sums(
+                    model, n, generators[group.start - batch:group.stop - batch], xp, buffer)
+            finite = np.all(np.isfinite(rows[batch - first:blocks.stop - first]), axis=1)
+            if not finite.all():
+                raise ValueError(_non_finite_message(model, f"block {batch + int(np.argmin(finite))}"))
     return rows
+
+
+def _equal_blocks(blocks: range, block_size: int, n_trials: int, xp):
+    """Split ``blocks`` into ``(n, group)``: runs of blocks of ``n`` trials each, reduced together.
+
+    Only the run's last block may be short. A group holds at most about
+    :data:`_BATCH_TRIALS` trials on NumPy (one block on CuPy, whose blocks are large).
+    """
+    per_group = max(1, _BATCH_TRIALS // block_size) if xp is np else 1
+    last = -(-n_trials // block_size) - 1                 # the only block that may be short
+    full = range(blocks.start, min(blocks.stop, last))
+    if n_trials % block_size == 0:
+        full = blocks
+    for start in range(full.start, full.stop, per_group):
+        yield block_size, range(start, min(start + per_group, full.stop))
+    if full.stop < blocks.stop:
+        yield n_trials - last * block_size, range(last, last + 1)
 
 
 def _task_ranges(n_blocks: int, per_task: int):

@@ -83,6 +83,54 @@ def test_bit_identical_for_any_grouping_and_n_jobs(monkeypatch):
     assert simulate(model, 50_000, n_jobs=2, **kwargs) == reference
 
 
+@pytest.mark.parametrize("model", [
+    EquicorrelatedErrors(100, 1.0, 0.3, bias=0.2),        # chunked draws, C >= 0, biased
+    EquicorrelatedErrors(7, 2.0, -0.25),                  # C < 0
+    EquicorrelatedErrors(5, 1.0, 0.4, dist="rademacher"),
+    GeneralErrors(np.array([[2.0, 0.5], [0.5, 1.0]]), bias=[0.1, -0.3]),  # the default path
+])
+def test_bit_identical_however_blocks_are_reduced_together(monkeypatch, model):
+    # Blocks are seeded and reduced a batch at a time, their per-trial arithmetic
+    # done once for the batch; each block's summary must not depend on which
+    # blocks share its batch. 23 blocks of 300 trials and a short last one.
+    kwargs = dict(rng=11, block_size=300)
+    n_trials = 23 * 300 + 41
+    reference = simulate(model, n_trials, **kwargs)
+    for blocks, trials in ((1, 1), (16, 2**16), (5, 900), (3, 10**9)):
+        monkeypatch.setattr(montecarlo, "_BATCH_BLOCKS", blocks)
+        monkeypatch.setattr(montecarlo, "_BATCH_TRIALS", trials)
+        assert simulate(model, n_trials, **kwargs) == reference
+
+
+def test_batches_really_group_blocks_and_keep_the_short_one_alone():
+    # The route the test above takes: groups of equal blocks, the short last
+    # block on its own, never more trials than the bound.
+    groups = list(montecarlo._equal_blocks(range(0, 16), 300, 23 * 300 + 41, np))
+    assert groups == [(300, range(0, 16))]
+    groups = list(montecarlo._equal_blocks(range(16, 24), 300, 23 * 300 + 41, np))
+    assert groups == [(300, range(16, 23)), (41, range(23, 24))]
+    groups = list(montecarlo._equal_blocks(range(0, 10), 300, 10 * 300, np))
+    assert groups == [(300, range(0, 10))]
+    assert montecarlo._BATCH_TRIALS == 2**16            # 13 blocks of 5000 trials fit
+    groups = list(montecarlo._equal_blocks(range(0, 16), 5000, 10**9, np))
+    assert groups == [(5000, range(0, 13)), (5000, range(13, 16))]
+
+
+def test_the_first_non_finite_block_is_named(monkeypatch):
+    # Finiteness is checked once per batch; the message still names the block.
+    real = montecarlo._block_sums
+
+    def poisoned(model, n, gens, xp, buffer=None):
+        rows = real(model, n, gens, xp, buffer)
+        if len(rows) > 6:
+            rows[5, 0] = rows[6, 0] = np.inf              # blocks 5 and 6 of the batch
+        return rows
+
+    monkeypatch.setattr(montecarlo, "_block_sums", poisoned)
+    with pytest.raises(ValueError, match="not finite in block 5"):
+        simulate(EquicorrelatedErrors(3, 1.0, 0.2), 20 * 100, rng=0, block_size=100)
+
+
 def test_grouping_hook_changes_the_grouping():
     # The route the test above takes really regroups the blocks into tasks.
     assert list(montecarlo._task_ranges(7, 3)) == [(0, 3), (3, 6), (6, 7)]
