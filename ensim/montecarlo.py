@@ -345,7 +345,8 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
         78% instead of 95% at ``df = 3``). Such models are refused rather than
         given an interval that cannot be trusted.
     n_trials : int
-        Number of independent trials, ``>= 1``. Memory does not grow with it:
+        Number of independent trials, ``>= 2`` (the standard errors are those of
+        means over trials; one trial has none). Memory does not grow with it:
         blocks are handed out one task at a time, never listed in advance.
     rng : None, int, SeedSequence or Generator
         Root of the random streams. Block ``b`` uses child ``b`` of the root
@@ -386,7 +387,10 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
     if not isinstance(model, ErrorModel):
         raise TypeError("The 'model' parameter of simulate must be an ErrorModel such as "
                         f"EquicorrelatedErrors or GeneralErrors; got {type(model).__name__}.")
-    n_trials = check_int(n_trials, "n_trials", low=1, owner="simulate")
+    n_trials = check_int(n_trials, "n_trials", owner="simulate")
+    if n_trials < 2:
+        raise ValueError("The 'n_trials' parameter of simulate must be in [2, inf] (a "
+                         f"standard error needs at least two trials); got {n_trials}.")
     if getattr(model, "dist", None) == "student-t" and not model.df > 4.0:
         raise ValueError(f"The 'df' parameter of {type(model).__name__} must be in (4, inf) "
                          "for simulate (with df <= 4 the errors' fourth moment is infinite, so "

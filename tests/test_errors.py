@@ -5,7 +5,7 @@ import pytest
 
 from ensim import DISTS, EquicorrelatedErrors, GeneralErrors
 from ensim._random import numpy_generator
-from ensim.errors import _reduce_errors, standardized_draws
+from ensim.errors import _reduce_chunk, _reduce_errors, standardized_draws
 
 N = 200_000  # trials per covariance check
 
@@ -81,6 +81,19 @@ def test_equicorrelated_moments_are_those_of_its_samples(dist, V, C, k, bias):
     scale = V + float(np.mean(model.bias ** 2))           # E[e^2] per member
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12 * scale)
     np.testing.assert_allclose(fast_col, slow_col, rtol=0, atol=1e-12 * n * np.sqrt(V))
+
+
+@pytest.mark.parametrize("k", [1, 2, 47, 48, 300])     # each way of summing, both sides of 48
+def test_chunk_reduction_gives_the_sums_of_the_chunk(k):
+    z = np.random.default_rng(k).standard_normal((200, k)) * 3.0
+    sums, squares, col = np.empty(200), np.empty(200), np.full(k, 0.5)
+    _reduce_chunk(z.copy(), sums, squares, col, np.ones(k), np.ones(256), np)
+    np.testing.assert_allclose(sums, z.sum(axis=1), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(squares, (z * z).sum(axis=1), rtol=1e-13)
+    np.testing.assert_allclose(col, 0.5 + z.sum(axis=0), rtol=1e-13)
+    if k == 1:   # the shortcut gives exactly the bits of the general products
+        assert np.array_equal(sums, z @ np.ones(1))
+        assert np.array_equal(squares, np.vecdot(z, z))
 
 
 def test_moment_check_rejects_other_errors():

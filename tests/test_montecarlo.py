@@ -264,6 +264,9 @@ def test_result_interval_and_summary():
 
 @pytest.mark.parametrize("kwargs, exc, words", [
     (dict(n_trials=0), ValueError, ["'n_trials' parameter of simulate", "got 0"]),
+    # One trial has no standard error: it used to report SE ~1e-16 and z ~1e14.
+    (dict(n_trials=1), ValueError,
+     ["'n_trials' parameter of simulate", "[2, inf]", "at least two trials", "got 1"]),
     (dict(n_trials=1.5), TypeError, ["'n_trials'", "integer"]),
     (dict(n_trials=10, backend="torch"), ValueError, ["'backend'", "'numpy', 'cupy'", "'torch'"]),
     (dict(n_trials=10, n_jobs=0), ValueError, ["'n_jobs'", "got 0"]),
@@ -317,6 +320,13 @@ def test_sums_that_overflow_raise_instead_of_returning_inf():
     model.V, model.C = 1e300, 0.5e300           # squares finite, sums of squares not
     with pytest.raises(ValueError, match="not finite"):
         simulate(model, 1000, rng=0)
+
+
+def test_two_trials_are_enough_for_a_standard_error():
+    # The smallest accepted run: its standard errors are real (if rough) ones.
+    result = simulate(EquicorrelatedErrors(10, 1.0, 0.0, dist="exponential"), 2, rng=3)
+    assert np.isfinite(result.stderr) and result.stderr > 1e-6
+    assert np.isfinite(result.variance_stderr) and result.variance_stderr > 1e-6
 
 
 def test_simulate_rejects_a_non_model():
