@@ -82,8 +82,8 @@ class RotatingFill:
 def workloads(seconds):
     """``{name: (work, normals per call)}``; each call takes about ``seconds`` or less."""
     jobs = {}
-    gen, buffer = np.random.Generator(np.random.PCG64(0)), np.empty(2**17)
-    jobs["fill PCG64 2^17"] = (lambda: gen.standard_normal(out=buffer), 2**17)
+    pcg, buffer = np.random.Generator(np.random.PCG64(0)), np.empty(2**17)
+    jobs["fill PCG64 2^17"] = (lambda: pcg.standard_normal(out=buffer), 2**17)
     jobs[LIMIT] = (RotatingFill(), 2**17)
     for k, n_jobs in ((10, 1), (100, 1), (1000, 1), (100, 2)):
         model = EquicorrelatedErrors(k, 1.0, 0.3)
@@ -132,21 +132,20 @@ def main(argv=None):
         for name, (work, n_per_call) in jobs.items():
             rates[name].append(rate(work, n_per_call, args.seconds))
     rates = {name: np.array(values) for name, values in rates.items()}
-    limit = LIMIT
 
     print(steal_report(start_times))
-    print(f"\nnormals per second (millions): best round, and its ratio to the best {limit}")
+    print(f"\nnormals per second (millions): best round, and its ratio to the best {LIMIT}")
     for name, values in rates.items():
-        print(f"  {name:<28} {values.max() / 1e6:8.1f}   {values.max() / rates[limit].max():5.2f}")
+        print(f"  {name:<28} {values.max() / 1e6:8.1f}   {values.max() / rates[LIMIT].max():5.2f}")
     sizes = np.array(fill.size_of_round)
     print("  the limit by buffer size (best of its rounds): " + ", ".join(
-        f"2^{size.bit_length() - 1} {rates[limit][sizes == size].max() / 1e6:.1f}"
+        f"2^{size.bit_length() - 1} {rates[LIMIT][sizes == size].max() / 1e6:.1f}"
         for size in SIZES if np.any(sizes == size)))
 
     checks = [
-        ("engine k=100, 1 job / SFC64 fill", "engine k=100 jobs=1", limit, 0.9),
-        ("engine k=1000, 1 job / SFC64 fill", "engine k=1000 jobs=1", limit, 0.9),
-        ("engine k=10, 1 job / SFC64 fill", "engine k=10 jobs=1", limit, None),
+        ("engine k=100, 1 job / SFC64 fill", "engine k=100 jobs=1", LIMIT, 0.9),
+        ("engine k=1000, 1 job / SFC64 fill", "engine k=1000 jobs=1", LIMIT, 0.9),
+        ("engine k=10, 1 job / SFC64 fill", "engine k=10 jobs=1", LIMIT, None),
         ("engine / multivariate_normal, k=100", "engine k=100 jobs=1",
          "multivariate_normal k=100", 2.0),
         ("engine / multivariate_normal, k=1000", "engine k=1000 jobs=1",

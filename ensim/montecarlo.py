@@ -73,7 +73,7 @@ _TASK_ELEMENTS = 2**23
 #: Blocks seeded at once (a few KiB of generator state) ...
 _BATCH_BLOCKS = 16
 #: ... and reduced together, up to this many trials (their per-trial moments
-#: take about 40 bytes a trial).
+#: take about 40 bytes a trial) and this many member sums (8 bytes each).
 _BATCH_TRIALS = 2**16
 
 
@@ -135,12 +135,13 @@ def _run_blocks(model, root, first, stop, block_size, n_trials, backend) -> np.n
     # One BLAS thread: the sums then never depend on how many threads a process has.
     # Overflow and NaN are not warned about but checked: a clear error names the block.
     with _blas_controller().limit(limits=1, user_api="blas"), np.errstate(all="ignore"):
-        for batch in range(first, stop, _BATCH_BLOCKS):
-            blocks = range(batch, min(batch + _BATCH_BLOCKS, stop))
+        per_batch = _BATCH_BLOCKS if xp is np else 1   # a GPU generator's state is MBs
+        for batch in range(first, stop, per_batch):
+            blocks = range(batch, min(batch + per_batch, stop))
             # Seeded together, not each between two blocks' draws: a block's draws
             # push the seeding code out of cache, and it then costs ~5x as much.
             generators = [make_generator(child_seed(root, b), xp) for b in blocks]
-            for n, group in _equal_blocks(blocks, block_size, n_trials, xp):
+            for n, group in _equal_blocks(blocks, block_size, n_trials, model.k, xp):
                 rows[group.start - first:group.stop - first] = _block_sums(
                     model, n, generators[group.start - batch:group.stop - batch], xp, buffer)
             finite = np.all(np.isfinite(rows[batch - first:blocks.stop - first]), axis=1)
@@ -149,13 +150,15 @@ def _run_blocks(model, root, first, stop, block_size, n_trials, backend) -> np.n
     return rows
 
 
-def _equal_blocks(blocks: range, block_size: int, n_trials: int, xp):
+def _equal_blocks(blocks: range, block_size: int, n_trials: int, k: int, xp):
     """Split ``blocks`` into ``(n, group)``: runs of blocks of ``n`` trials each, reduced together.
 
-    Only the run's last block may be short. A group holds at most about
-    :data:`_BATCH_TRIALS` trials on NumPy (one block on CuPy, whose blocks are large).
+    Only the run's last block may be short. On NumPy a group holds at most
+    :data:`_BATCH_TRIALS` trials and ``_BATCH_TRIALS / k`` blocks (each block's
+    summary has ``7 + k`` numbers), or one block; on CuPy, whose blocks are large,
+    one block.
     """
-    per_group = max(1, _BATCH_TRIALS // block_size) if xp is np else 1
+    per_group = max(1, min(_BATCH_TRIALS // block_size, _BATCH_TRIALS // k)) if xp is np else 1
     last = -(-n_trials // block_size) - 1                 # the only block that may be short
     full = range(blocks.start, min(blocks.stop, last))
     if n_trials % block_size == 0:

@@ -1,5 +1,6 @@
 """The Monte Carlo engine: reference, reproducibility, statistics, bad input."""
 
+import dataclasses
 import importlib.util
 import tracemalloc
 
@@ -87,6 +88,9 @@ def test_bit_identical_for_any_grouping_and_n_jobs(monkeypatch):
     EquicorrelatedErrors(100, 1.0, 0.3, bias=0.2),        # chunked draws, C >= 0, biased
     EquicorrelatedErrors(7, 2.0, -0.25),                  # C < 0
     EquicorrelatedErrors(5, 1.0, 0.4, dist="rademacher"),
+    EquicorrelatedErrors(1, 2.0, 0.0, bias=0.5),
+    EquicorrelatedErrors(4, 1.0, 0.2, dist="student-t", df=6.0),  # drawn whole, not chunked
+    EquicorrelatedErrors(3, 1.0, -0.5, dist="exponential"),       # the lower edge
     GeneralErrors(np.array([[2.0, 0.5], [0.5, 1.0]]), bias=[0.1, -0.3]),  # the default path
 ])
 def test_bit_identical_however_blocks_are_reduced_together(monkeypatch, model):
@@ -99,36 +103,61 @@ def test_bit_identical_however_blocks_are_reduced_together(monkeypatch, model):
     for blocks, trials in ((1, 1), (16, 2**16), (5, 900), (3, 10**9)):
         monkeypatch.setattr(montecarlo, "_BATCH_BLOCKS", blocks)
         monkeypatch.setattr(montecarlo, "_BATCH_TRIALS", trials)
-        assert simulate(model, n_trials, **kwargs) == reference
+        result = simulate(model, n_trials, **kwargs)
+        for field in dataclasses.fields(result):   # bit for bit; NaN (k = 1's C) equals NaN
+            if field.compare:
+                np.testing.assert_equal(getattr(result, field.name),
+                                        getattr(reference, field.name), err_msg=field.name)
 
 
 def test_batches_really_group_blocks_and_keep_the_short_one_alone():
     # The route the test above takes: groups of equal blocks, the short last
-    # block on its own, never more trials than the bound.
-    groups = list(montecarlo._equal_blocks(range(0, 16), 300, 23 * 300 + 41, np))
-    assert groups == [(300, range(0, 16))]
-    groups = list(montecarlo._equal_blocks(range(16, 24), 300, 23 * 300 + 41, np))
-    assert groups == [(300, range(16, 23)), (41, range(23, 24))]
-    groups = list(montecarlo._equal_blocks(range(0, 10), 300, 10 * 300, np))
-    assert groups == [(300, range(0, 10))]
+    # block on its own, never more trials or member sums than the bounds.
+    def groups(blocks, block_size, n_trials, k=3, xp=np):
+        return list(montecarlo._equal_blocks(blocks, block_size, n_trials, k, xp))
+
+    n_trials = 23 * 300 + 41
+    assert groups(range(0, 16), 300, n_trials) == [(300, range(0, 16))]
+    assert groups(range(16, 24), 300, n_trials) == [(300, range(16, 23)), (41, range(23, 24))]
+    assert groups(range(23, 24), 300, n_trials) == [(41, range(23, 24))]
+    assert groups(range(0, 10), 300, 10 * 300) == [(300, range(0, 10))]
+    assert groups(range(0, 1), 300, 7) == [(7, range(0, 1))]           # fewer than a block
+    assert groups(range(5, 9), 1, 100) == [(1, range(5, 9))]            # one-trial blocks
     assert montecarlo._BATCH_TRIALS == 2**16            # 13 blocks of 5000 trials fit
-    groups = list(montecarlo._equal_blocks(range(0, 16), 5000, 10**9, np))
-    assert groups == [(5000, range(0, 13)), (5000, range(13, 16))]
+    assert groups(range(0, 16), 5000, 10**9) == [(5000, range(0, 13)), (5000, range(13, 16))]
+    # Many members: at most 2**16 member sums a group (here 2 blocks of 2**15 members).
+    assert groups(range(0, 3), 1, 10, k=2**15) == [(1, range(0, 2)), (1, range(2, 3))]
+    assert groups(range(0, 2), 1, 10, k=10**6) == [(1, range(0, 1)), (1, range(1, 2))]
+    # Other backends reduce one block at a time.
+    assert groups(range(0, 3), 300, n_trials, xp=None) == [
+        (300, range(0, 1)), (300, range(1, 2)), (300, range(2, 3))]
 
 
-def test_the_first_non_finite_block_is_named(monkeypatch):
-    # Finiteness is checked once per batch; the message still names the block.
-    real = montecarlo._block_sums
+@pytest.mark.parametrize("per_task", [None, 7])
+def test_the_first_non_finite_block_is_named(monkeypatch, per_task):
+    # Finiteness is checked once per batch; the message still names the first bad
+    # block, also in a later batch and in a task that does not start at block 0.
+    if per_task is not None:
+        blocks_per_task(monkeypatch, per_task, 100, 3)
+    real_sums, real_make, bad = montecarlo._block_sums, montecarlo.make_generator, []
+
+    def make(seed, xp):                     # remember the generators of blocks 21 and 22
+        gen = real_make(seed, xp)
+        if seed.spawn_key[-1] in (21, 22):
+            bad.append(gen)
+        return gen
 
     def poisoned(model, n, gens, xp, buffer=None):
-        rows = real(model, n, gens, xp, buffer)
-        if len(rows) > 6:
-            rows[5, 0] = rows[6, 0] = np.inf              # blocks 5 and 6 of the batch
+        rows = real_sums(model, n, gens, xp, buffer)
+        for b, gen in enumerate(gens):
+            if any(gen is g for g in bad):
+                rows[b, 0] = np.inf
         return rows
 
     monkeypatch.setattr(montecarlo, "_block_sums", poisoned)
-    with pytest.raises(ValueError, match="not finite in block 5"):
-        simulate(EquicorrelatedErrors(3, 1.0, 0.2), 20 * 100, rng=0, block_size=100)
+    monkeypatch.setattr(montecarlo, "make_generator", make)
+    with pytest.raises(ValueError, match="not finite in block 21[^0-9]"):
+        simulate(EquicorrelatedErrors(3, 1.0, 0.2), 40 * 100, rng=0, block_size=100)
 
 
 def test_grouping_hook_changes_the_grouping():
