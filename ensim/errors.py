@@ -138,10 +138,12 @@ _ROW_DOT_MIN_K = 48
 
 
 def _reduce_chunk(z, sums, squares, col, ones_k, ones_rows, xp):
-    """Row sums of ``z`` into ``sums``, row sums of squares into ``squares``, column sums added to ``col``.
+    """Reduce one chunk ``z`` ``(m, k)``: row sums, row sums of squares, column sums.
 
-    ``z`` is ``(m, k)``, ``ones_k`` and ``ones_rows`` hold at least ``k`` and ``m``
-    ones. ``z`` may be overwritten: its caller is done with it.
+    Writes the row sums into ``sums`` and the row sums of squares into
+    ``squares``, and adds the column sums to ``col``. ``ones_k`` and ``ones_rows``
+    hold at least ``k`` and ``m`` ones. ``z`` may be overwritten: its caller is
+    done with it.
     """
     m, k = z.shape
     if xp is np and k == 1:

@@ -146,7 +146,8 @@ def _run_blocks(model, root, first, stop, block_size, n_trials, backend) -> np.n
                     model, n, generators[group.start - batch:group.stop - batch], xp, buffer)
             finite = np.all(np.isfinite(rows[batch - first:blocks.stop - first]), axis=1)
             if not finite.all():
-                raise ValueError(_non_finite_message(model, f"block {batch + int(np.argmin(finite))}"))
+                bad = batch + int(np.argmin(finite))          # the first block not finite
+                raise ValueError(_non_finite_message(model, f"block {bad}"))
     return rows
 
 
