@@ -161,12 +161,11 @@ def _equal_blocks(blocks: range, block_size: int, n_trials: int, k: int, xp):
     """
     per_group = max(1, min(_BATCH_TRIALS // block_size, _BATCH_TRIALS // k)) if xp is np else 1
     last = -(-n_trials // block_size) - 1                 # the only block that may be short
-    full = range(blocks.start, min(blocks.stop, last))
-    if n_trials % block_size == 0:
-        full = blocks
+    short = n_trials % block_size != 0 and last in blocks
+    full = range(blocks.start, last) if short else blocks
     for start in range(full.start, full.stop, per_group):
         yield block_size, range(start, min(start + per_group, full.stop))
-    if full.stop < blocks.stop:
+    if short:
         yield n_trials - last * block_size, range(last, last + 1)
 
 
