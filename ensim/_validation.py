@@ -19,12 +19,16 @@ import numpy as np
 
 __all__ = [
     "check_array",
+    "check_bool",
     "check_choice",
+    "check_float_dtype",
     "check_covariance",
     "check_int",
     "check_mask",
     "check_real",
     "check_real_array",
+    "check_sizes",
+    "check_values",
     "covariance_range",
 ]
 
@@ -49,6 +53,51 @@ def check_int(value, name: str, *, low: int | None = None, high: int | None = No
     return value
 
 
+def check_bool(value, name: str, *, owner: str | None = None) -> bool:
+    """Return ``value`` as a ``bool`` or raise ``TypeError``.
+
+    Only ``True`` and ``False`` (Python's or NumPy's) are flags: a string such as
+    ``"no"`` or a number such as ``2`` would otherwise count as true.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{_prefix(name, owner)} must be True or False; "
+                        f"got {value!r} of type {type(value).__name__}.")
+    return bool(value)
+
+
+def check_sizes(value, name: str, *, owner: str | None = None, empty: bool = False) -> tuple:
+    """Return layer widths as a tuple of ints >= 1: an int is one width, a sequence many.
+
+    ``empty`` allows ``()`` (no hidden layer). A string, a float or ``None`` is a
+    ``TypeError`` naming the value as given.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        value = (value,)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list, np.ndarray)):
+        raise TypeError(f"{_prefix(name, owner)} must be an int or a sequence of ints (one "
+                        f"width per layer); got {value!r} of type {type(value).__name__}.")
+    if not empty and len(value) == 0:
+        raise ValueError(f"{_prefix(name, owner)} must hold at least one width; got an empty "
+                         "sequence.")
+    return tuple(check_int(width, name, low=1, owner=owner) for width in value)
+
+
+def check_float_dtype(value, name: str = "dtype", *, owner: str | None = None):
+    """Return ``value`` as ``numpy.float32`` or ``numpy.float64`` (a type), or raise ``TypeError``.
+
+    Networks compute in one of the two; an integer or boolean dtype would truncate
+    the weights, and half precision is not supported.
+    """
+    try:
+        dtype = np.dtype(value)
+    except TypeError as exc:
+        raise TypeError(f"{_prefix(name, owner)} must be float32 or float64; got "
+                        f"{value!r}.") from exc
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"{_prefix(name, owner)} must be float32 or float64; got {dtype}.")
+    return dtype.type
+
+
 def check_real(value, name: str, *, low: float | None = None, high: float | None = None,
                low_inclusive: bool = True, high_inclusive: bool = True,
                range_text: str | None = None, owner: str | None = None) -> float:
@@ -63,12 +112,37 @@ def check_real(value, name: str, *, low: float | None = None, high: float | None
     value = float(value)
     text = range_text or _interval(low, high, low_inclusive, high_inclusive)
     if not math.isfinite(value):
-        raise ValueError(f"{_prefix(name, owner)} must be finite and in {text}; got {value}.")
+        where = "" if low is None and high is None and range_text is None else f" and in {text}"
+        raise ValueError(f"{_prefix(name, owner)} must be finite{where}; got {value}.")
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and (value > high if high_inclusive else value >= high)
     if too_low or too_high:
         raise ValueError(f"{_prefix(name, owner)} must be in {text}; got {value:g}.")
     return value
+
+
+def check_values(values, name: str, *, owner: str | None = None, integer: bool = False,
+                 low=None, high=None, low_inclusive: bool = True, high_inclusive: bool = True,
+                 choices=None, minimum: int = 1, distinct: bool = True) -> list:
+    """Return the entries of the tuple or list ``values`` checked one by one, or raise.
+
+    Each entry is a :func:`check_int` (``integer``), a :func:`check_choice`
+    (``choices``) or else a :func:`check_real` with the given bounds; there must be
+    at least ``minimum`` of them and, with ``distinct``, no value twice (a grid).
+    """
+    if not isinstance(values, (tuple, list)) or len(values) < minimum:
+        raise TypeError(f"{_prefix(name, owner)} must be a tuple of at least {minimum} "
+                        f"value{'s' if minimum != 1 else ''}; got {values!r}.")
+    if choices is not None:
+        checked = [check_choice(v, name, choices, owner=owner) for v in values]
+    elif integer:
+        checked = [check_int(v, name, low=low, high=high, owner=owner) for v in values]
+    else:
+        checked = [check_real(v, name, low=low, high=high, low_inclusive=low_inclusive,
+                              high_inclusive=high_inclusive, owner=owner) for v in values]
+    if distinct and len(set(checked)) != len(checked):
+        raise ValueError(f"{_prefix(name, owner)} lists a value twice; got {tuple(values)!r}.")
+    return checked
 
 
 def check_real_array(value, name: str, *, low: float | None = None, high: float | None = None,
@@ -95,7 +169,8 @@ def check_real_array(value, name: str, *, low: float | None = None, high: float 
         bad |= (array > high) if high_inclusive else (array >= high)
     n_bad = int(xp.sum(bad))
     if n_bad:
-        _raise_entries(name, owner, f"must be finite and in {text}", array, bad, n_bad)
+        where = "" if low is None and high is None else f" and in {text}"
+        _raise_entries(name, owner, f"must be finite{where}", array, bad, n_bad)
     return array
 
 

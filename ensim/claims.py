@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
+
+from ._validation import check_real
 
 __all__ = ["KINDS", "VERDICTS", "Claim", "all_of", "claims_to_markdown", "count_verdicts",
            "direction", "equivalence", "holm", "identity", "negative_control", "within"]
@@ -91,6 +94,20 @@ class Claim:
         if self.kind not in KINDS:
             raise ValueError(f"The 'kind' parameter of Claim must be one of {KINDS}; "
                              f"got {self.kind!r}.")
+        # NaN stands for a value that could not be measured (shown as "—"); anything else
+        # must be a number, and an interval must not be inverted.
+        for name in ("estimate", "conf_low", "conf_high"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"The {name!r} parameter of Claim must be a real number (NaN "
+                                f"if it could not be measured); got {value!r}.")
+        if self.conf_low > self.conf_high:
+            raise ValueError(f"The interval of a Claim must have conf_low <= conf_high; got "
+                             f"[{self.conf_low:g}, {self.conf_high:g}] for {self.statement!r}.")
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner="Claim")
+        if self.p_value is not None:
+            check_real(self.p_value, "p_value", low=0.0, high=1.0, owner="Claim")
 
     @property
     def as_expected(self) -> bool:
@@ -166,6 +183,9 @@ def equivalence(statement: str, estimate: float, stderr: float, target: float,
                                    test.margin, alpha)
     kind = "z" if dof is None else f"t, {dof:g} dof"
     text = f"{method}; TOST ({kind})" if method else f"TOST ({kind}), margin {margin:.3g}"
+    # The verdict rests on the 1 - 2 alpha interval, not the 1 - alpha one reported.
+    text += (f", {1 - 2 * alpha:.0%} interval [{tost_low:.4g}, {tost_high:.4g}] against "
+             f"{test.target:.4g} ± {test.margin:.3g}")
     return Claim(statement, float(target) if theory is None else theory, test.estimate,
                  float(low), float(high), verdict, _with_p(text, test.p_value), alpha,
                  kind="equivalence", p_value=test.p_value)
@@ -206,15 +226,19 @@ def direction(statement: str, estimate: float, *, stderr: float | None = None,
                else _verdict_interval(low, high, -math.inf, bound))
     rule = f"holds if the interval is {side} {bound:g}"
     text = f"{method}; {rule}" if method else rule
-    return Claim(statement, theory, float(estimate), float(low), float(high), verdict,
-                 text if p_value is None else _with_p(text, p_value), alpha,
-                 kind="direction", p_value=p_value)
+    if p_value is not None:   # two-sided: small when the estimate is far from the bound,
+        text += f", two-sided p = {p_value:.2g} for ≠ {bound:g}"    # on either side
+    return Claim(statement, theory, float(estimate), float(low), float(high), verdict, text,
+                 alpha, kind="direction", p_value=p_value)
 
 
 def within(statement: str, estimate: float, low: float, high: float, lower: float,
            upper: float, *, theory: float | None = None, alpha: float = 0.05,
            method: str = "") -> Claim:
     """Claim that a quantity lies in ``(lower, upper)``: its interval ``[low, high]`` must."""
+    if not lower < upper:
+        raise ValueError(f"The bounds of within must have lower < upper; got lower = {lower!r} "
+                         f"and upper = {upper!r} for {statement!r}.")
     verdict = _verdict_interval(low, high, lower, upper)
     rule = f"interval inside [{lower:g}, {upper:g}]"
     return Claim(statement, theory, float(estimate), float(low), float(high), verdict,
@@ -225,6 +249,9 @@ def identity(statement: str, residual: float, *, tol: float = 1e-10, alpha: floa
              method: str = "") -> Claim:
     """Claim an exact identity: the largest relative ``residual`` must be below ``tol``."""
     residual = float(residual)
+    if residual < 0:
+        raise ValueError(f"The 'residual' parameter of identity must be a size, >= 0 (the "
+                         f"largest relative residual); got {residual:g} for {statement!r}.")
     verdict = "holds" if residual < tol else "fails"
     rule = f"largest relative residual < {tol:g}"
     return Claim(statement, 0.0, residual, 0.0, residual, verdict,
@@ -239,9 +266,12 @@ def all_of(statement: str, parts: list, *, method: str = "", labels=None) -> Cla
     otherwise. It reports the least favourable part (a failing one, else the one
     with the largest p-value), named by ``labels`` when given.
     """
-    parts = list(parts)
+    parts = _check_claims(parts, "parts", "all_of")
     if not parts:
         raise ValueError("all_of needs at least one part.")
+    if labels is not None and len(labels) != len(parts):
+        raise ValueError(f"The 'labels' parameter of all_of must hold one label per part "
+                         f"({len(parts)}); got {len(labels)}.")
     verdicts = [p.verdict for p in parts]
     verdict = ("holds" if all(v == "holds" for v in verdicts)
                else "fails" if "fails" in verdicts else "inconclusive")
@@ -255,6 +285,15 @@ def all_of(statement: str, parts: list, *, method: str = "", labels=None) -> Cla
                  p_value=part.p_value)
 
 
+def _check_claims(claims, name, owner) -> list:
+    claims = list(claims)
+    bad = [c for c in claims if not isinstance(c, Claim)]
+    if bad:
+        raise TypeError(f"The {name!r} parameter of {owner} must hold Claim objects; got a "
+                        f"{type(bad[0]).__name__}.")
+    return claims
+
+
 def negative_control(claim: Claim) -> Claim:
     """Mark ``claim`` as a negative control: a wrong statement the check must reject."""
     return dataclasses.replace(claim, expected="fails")
@@ -266,13 +305,20 @@ def holm(claims: list, family: str, *, alpha: float | None = None) -> list:
     Each claim's p-value is replaced by its Holm-adjusted one; a claim holds only
     if its adjusted p-value is below ``alpha`` (the claims' own, by default), so the
     probability that any claim of the family holds wrongly stays below ``alpha``.
-    A ``fails`` verdict rests on the interval alone and is kept.
+    A direction claim's p-value is two-sided, so its ``fails`` (the effect lies
+    on the other side) needs an adjusted p-value below ``alpha`` too: otherwise
+    both verdicts become ``inconclusive``. An equivalence claim's ``fails`` rests
+    on its ``1 - 2 alpha`` interval lying outside the margin, a test of its own
+    that this correction does not cover.
     """
     from statsmodels.stats.multitest import multipletests
 
-    claims = list(claims)
+    claims = _check_claims(claims, "claims", "holm")
     if not claims:
         return claims
+    if alpha is not None:
+        check_real(alpha, "alpha", low=0.0, high=0.5, low_inclusive=False, high_inclusive=False,
+                   owner="holm")
     missing = [c.statement for c in claims if c.p_value is None]
     if missing:
         raise ValueError(f"Every claim of a family needs a p-value; {missing[0]!r} has none.")
@@ -282,7 +328,8 @@ def holm(claims: list, family: str, *, alpha: float | None = None) -> list:
     out = []
     for claim, p in zip(claims, adjusted):
         verdict = claim.verdict
-        if verdict == "holds" and not p < alpha:
+        p_based = verdict == "holds" or (verdict == "fails" and claim.kind == "direction")
+        if p_based and not p < alpha:
             verdict = "inconclusive"
         out.append(dataclasses.replace(
             claim, p_value=float(p), verdict=verdict, family=family,
@@ -296,7 +343,7 @@ def holm(claims: list, family: str, *, alpha: float | None = None) -> list:
 
 def count_verdicts(claims) -> str:
     """E.g. ``"12 hold, 0 fail, 1 inconclusive; negative controls rejected as expected: 1 of 1"``."""
-    claims = list(claims)
+    claims = _check_claims(claims, "claims", "count_verdicts")
     controls = [c for c in claims if c.is_control]
     checks = [c for c in claims if not c.is_control]
     text = ", ".join(f"{sum(c.verdict == v for c in checks)} {w}"

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._backend import array_namespace, to_numpy
 from ._random import as_seed_sequence, child_seed, numpy_generator
-from ._validation import check_array, check_choice, check_int, check_real
+from ._validation import check_array, check_bool, check_choice, check_int, check_real
 
 __all__ = ["DATASETS", "TRUTHS", "Dataset", "GaussianNoise", "ImageAugmenter", "KnownTruth",
            "Sample", "load_dataset", "resample", "split_and_standardize"]
@@ -242,6 +242,9 @@ def split_and_standardize(X, y, *, val_fraction=0.2, test_fraction=0.2, stratify
     from sklearn.model_selection import train_test_split
 
     owner = "split_and_standardize"
+    stratify = check_bool(stratify, "stratify", owner=owner)
+    per_feature = check_bool(per_feature, "per_feature", owner=owner)
+    standardize_target = check_bool(standardize_target, "standardize_target", owner=owner)
     X = check_array(X, "X", ndim=2, owner=owner)
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
@@ -322,6 +325,7 @@ def load_dataset(name, *, val_fraction=0.2, test_fraction=0.2, rng=None, n_sampl
     from sklearn import datasets
 
     check_choice(name, "name", tuple(DATASETS), owner="load_dataset")
+    standardize_target = check_bool(standardize_target, "standardize_target", owner="load_dataset")
     seed = as_seed_sequence(rng)
     if name == "digits":
         X, y = datasets.load_digits(return_X_y=True)

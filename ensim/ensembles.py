@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from ._random import as_seed_sequence, child_seed
-from ._validation import check_choice, check_int
+from ._validation import check_array, check_bool, check_choice, check_int
 from .data import Sample
 
 __all__ = [
@@ -234,6 +234,13 @@ def fit_repeats(make_estimator: Callable, draw_training_set: Callable, X_test,
     ndarray, shape (n_repeats, k, n_test)
     """
     n_repeats = check_int(n_repeats, "n_repeats", low=1, owner="fit_repeats")
+    fixed_training_set = check_bool(fixed_training_set, "fixed_training_set", owner="fit_repeats")
+    for name, value in (("make_estimator", make_estimator),
+                        ("draw_training_set", draw_training_set)):
+        if not callable(value):
+            raise TypeError(f"The {name!r} parameter of fit_repeats must be callable; got "
+                            f"{value!r} of type {type(value).__name__}.")
+    X_test = check_array(X_test, "X_test", ndim=2, owner="fit_repeats")   # before any fit
     seed = as_seed_sequence(rng)
     out = None
     for r in range(n_repeats):

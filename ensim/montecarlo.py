@@ -67,6 +67,10 @@ _EPS = float(np.finfo(np.float64).eps)
 #: the CPU's L2 cache, large enough that a GPU is kept busy.
 _BLOCK_ELEMENTS = {"numpy": 2**18, "cupy": 2**24}
 
+#: The most elements a block may hold (8 GiB of float64 errors): a larger one cannot be
+#: allocated on any machine ensim runs on.
+_MAX_BLOCK_ELEMENTS = 2**30
+
 #: Elements per parallel task: about 0.1 s of work, so task overhead is negligible.
 _TASK_ELEMENTS = 2**23
 
@@ -131,7 +135,7 @@ def _run_blocks(model, root, first, stop, block_size, n_trials, backend) -> np.n
     xp = get_namespace(backend)
     rows = np.empty((stop - first, _N_SCALARS + model.k))
     # One buffer per task, refilled by every block (NumPy; CuPy allocates).
-    buffer = np.empty((block_size, model.k)) if xp is np else None
+    buffer = np.empty((min(block_size, n_trials), model.k)) if xp is np else None
     # One BLAS thread: the sums then never depend on how many threads a process has.
     # Overflow and NaN are not warned about but checked: a clear error names the block.
     with _blas_controller().limit(limits=1, user_api="blas"), np.errstate(all="ignore"):
@@ -360,8 +364,10 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
         Worker processes (joblib); ``-1`` uses every core. The NumPy result does
         not depend on it.
     block_size : int, optional
-        Trials per block; default :func:`default_block_size`. The result depends
-        on it (it fixes which stream draws which trial), so keep it to reproduce.
+        Trials per block, at most ``2**30 / k`` (8 GiB of errors); default
+        :func:`default_block_size`. The result depends on it (it fixes which
+        stream draws which trial), so keep it to reproduce. A block larger than
+        ``n_trials`` takes only ``n_trials``' memory.
     progress : bool or None, default False
         Show a progress bar; ``None`` shows one only on a terminal.
 
@@ -376,6 +382,10 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
         over the sampled errors is not finite (an error was infinite or NaN, or
         its square overflowed), naming the block; the error models' ranges of
         variances and biases rule the latter out for the built-in models.
+    TypeError
+        For a ``model`` that is not an :class:`~ensim.errors.ErrorModel`, a
+        count that is not an integer, a ``progress`` that is not a flag, or an
+        ``rng`` that is not a seed.
 
     Examples
     --------
@@ -404,7 +414,8 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
         raise ValueError("The 'n_jobs' parameter of simulate must be >= 1 or -1 (all cores); got 0.")
     if block_size is None:
         block_size = default_block_size(model.k, backend)
-    block_size = check_int(block_size, "block_size", low=1, owner="simulate")
+    block_size = check_int(block_size, "block_size", low=1,
+                           high=max(1, _MAX_BLOCK_ELEMENTS // model.k), owner="simulate")
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise TypeError("The 'progress' parameter of simulate must be True, False or None "
                         f"(None: only on a terminal); got {progress!r} of type "

@@ -65,14 +65,21 @@ def normal_conf_int(estimate: float, stderr: float, alpha: float = 0.05,
     jackknife over ``G`` groups).
 
     ``estimate`` and ``stderr`` may be scalars or arrays (pandas Series too) of
-    matching shape: the bounds are then arrays of the same kind. Every ``stderr``
-    must be finite and non-negative (a negative one would invert the interval).
+    matching shape: the bounds are then arrays of the same kind. Every ``estimate``
+    must be finite, and every ``stderr`` finite and non-negative (a negative one
+    would invert the interval).
     """
     owner = "normal_conf_int"
     alpha = check_real(alpha, "alpha", low=0.0, high=1.0, low_inclusive=False,
                        high_inclusive=False, owner=owner)
     dof = _check_dof(dof, owner)
-    check_real_array(stderr, "stderr", low=0.0, owner=owner)
+    shapes = (np.shape(check_real_array(estimate, "estimate", owner=owner)),
+              np.shape(check_real_array(stderr, "stderr", low=0.0, owner=owner)))
+    if shapes[0] != shapes[1] and () not in shapes:
+        raise ValueError(f"The 'estimate' and 'stderr' parameters of {owner} must have the same "
+                         f"shape (or one be a scalar); got {shapes[0]} and {shapes[1]}.")
+    if isinstance(estimate, (list, tuple)):
+        estimate = np.asarray(estimate, dtype=float)
     half = _quantile_distribution(dof).ppf(1.0 - alpha / 2.0) * stderr
     low, high = estimate - half, estimate + half
     if isinstance(low, (float, np.floating)):            # NumPy scalars as plain floats
@@ -255,19 +262,23 @@ def fit_inverse_k(k, mse, stderr) -> InverseKFit:
                          f"got {np.unique(k).tolist()}.")
     check_real_array(stderr, "stderr", low=0.0, owner=owner)
     design = np.column_stack([np.ones_like(k), 1.0 / k])          # (n, 2): [1, 1/k]
-    if stderr.max() == 0.0:
+    scale = float(stderr.max())
+    if scale == 0.0:
         # Deterministic points: an exact least-squares solve, with zero uncertainty.
-        weights = np.ones_like(mse)
         params, cov = np.linalg.lstsq(design, mse, rcond=None)[0], np.zeros((2, 2))
+        chi2 = float(np.sum((mse - design @ params) ** 2))
     else:
-        weights = 1.0 / np.maximum(stderr, float(stderr.max()) * 1e-6) ** 2
+        # In units of the largest standard error, so that tiny ones (1e-170) cannot
+        # overflow 1 / stderr**2: ``cov`` is the covariance over scale**2.
+        weights = 1.0 / np.maximum(stderr / scale, 1e-6) ** 2
         fit = sm.WLS(mse, design, weights=weights).fit(cov_type="fixed scale")
         params, cov = np.asarray(fit.params), np.asarray(fit.cov_params())
-    chi2 = float(np.sum(weights * (mse - design @ params) ** 2))
-    variance_se = math.sqrt(max(cov[0, 0] + cov[1, 1] + 2 * cov[0, 1], 0.0))
+        with np.errstate(over="ignore"):        # chi2 = inf: a fit far outside tiny SEs
+            chi2 = float(np.sum(weights * ((mse - design @ params) / scale) ** 2))
+    variance_se = math.sqrt(max(cov[0, 0] + cov[1, 1] + 2 * cov[0, 1], 0.0)) * scale
     return InverseKFit(
-        covariance=float(params[0]), covariance_stderr=math.sqrt(cov[0, 0]),
-        slope=float(params[1]), slope_stderr=math.sqrt(cov[1, 1]),
+        covariance=float(params[0]), covariance_stderr=math.sqrt(cov[0, 0]) * scale,
+        slope=float(params[1]), slope_stderr=math.sqrt(cov[1, 1]) * scale,
         variance=float(params[0] + params[1]), variance_stderr=variance_se,
         n_points=int(k.size), chi2=chi2)
 

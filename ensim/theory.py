@@ -16,6 +16,7 @@ import numpy as np
 
 from ._validation import (
     check_array,
+    check_bool,
     check_covariance,
     check_int,
     check_real,
@@ -242,6 +243,8 @@ def dropout_ridge(X, y, keep_prob, *, inverted=False, fit_intercept=False) -> Dr
     """
     owner = "dropout_ridge"
     p = check_real(keep_prob, "keep_prob", low=0.0, high=1.0, low_inclusive=False, owner=owner)
+    inverted = check_bool(inverted, "inverted", owner=owner)
+    fit_intercept = check_bool(fit_intercept, "fit_intercept", owner=owner)
     X = check_array(X, "X", ndim=2, owner=owner)
     y = check_array(y, "y", ndim=1, owner=owner)
     if X.shape[0] != y.shape[0] or X.shape[0] < 1 or X.shape[1] < 1:

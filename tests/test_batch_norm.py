@@ -430,6 +430,29 @@ def test_the_claims_see_a_speed_up_and_only_a_speed_up(tiny):
     assert speedup(lr).verdict != "holds"
 
 
+def test_a_learning_rate_difference_without_spread_is_not_certain(tiny):
+    # Every seed at the same grid points (batch norm at the top, none at the bottom) gives
+    # the same difference: no t interval and no p = 0 can rest on that.
+    study, config = tiny.study, tiny.config
+    lr = tiny.tables["lr"].copy()
+    top = lr.learning_rate == lr.learning_rate.max()
+    lr["reached"], lr["diverged"] = np.where(lr.normalization == "batch", True, ~top), False
+    lr["steps_to_target"] = 50.0 + lr.seed
+
+    def larger_rates(table):
+        return next(c for c in study.claims({**tiny.tables, "lr": table}, config)
+                    if c.statement.startswith("Batch norm reaches the target at larger"))
+
+    claim = larger_rates(lr)
+    assert claim.verdict == "inconclusive" and "no width" in claim.method
+    assert claim.p_value is None
+    # With a spread between seeds the t interval decides (here: none reaches it in seed 1).
+    lr.loc[(lr.normalization == "none") & (lr.seed == 1), "reached"] = False
+    claim = larger_rates(lr)
+    assert claim.verdict != "inconclusive" or claim.conf_low < claim.conf_high
+    assert "no width" not in claim.method
+
+
 @pytest.mark.parametrize("overrides, words", [
     (dict(learning_rates=(0.1, 0.0)), r"learning_rates.*\(0, inf\); got 0|learning_rates.*got 0"),
     (dict(learning_rates=(0.1, -1.0)), "learning_rates.*got -1"),

@@ -60,9 +60,17 @@ def test_holm_adjusts_p_values_as_by_hand():
     assert [c.p_value for c in adjusted] == pytest.approx([0.03, 0.06, 0.06], rel=1e-12)
     assert [c.verdict for c in adjusted] == ["holds", "inconclusive", "inconclusive"]
     assert all(c.family == "family" and "Holm-adjusted" in c.method for c in adjusted)
-    # A failing claim stays failed (its verdict rests on the interval alone).
+    # A direction claim that fails (its effect on the other side) stays failed only if
+    # its adjusted two-sided p-value is below alpha, as a claim that holds.
     failed = direction("f", -1.0, stderr=0.1, side="above")
     assert holm([failed], "one")[0].verdict == "fails"
+    barely = [direction(f"b{i}", -1.0, interval=(-1.5, -0.5), p_value=p, side="above")
+              for i, p in enumerate((0.03, 0.04))]        # Holm: 0.06, 0.06
+    assert [c.verdict for c in barely] == ["fails"] * 2
+    assert [c.verdict for c in holm(barely, "two")] == ["inconclusive"] * 2
+    # An equivalence claim's fails rests on its 1 - 2 alpha interval, not on its p-value.
+    far = equivalence("e", 2.0, 0.1, 1.0, 0.1)
+    assert far.verdict == "fails" and holm([far, far], "eq")[0].verdict == "fails"
     with pytest.raises(ValueError, match="needs a p-value"):
         holm([within("w", 1.0, 0.8, 1.2, 0.5, 1.5)], "bad")
 

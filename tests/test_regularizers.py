@@ -178,9 +178,9 @@ def test_the_claims_separate_a_null_arm_from_a_real_effect():
 @pytest.mark.parametrize("overrides, words", [
     (dict(arms=("none", "ridge")), ["arms", "ridge"]),
     (dict(arms=("l2", "l1")), ["arms", "none"]),
-    (dict(l2_grid=(1e-3, -1e-4)), ["l2_grid", "λ >= 0", "-0.0001"]),
+    (dict(l2_grid=(1e-3, -1e-4)), ["l2_grid", "[0, inf]", "-0.0001"]),
     (dict(keep_prob_grid=(0.5, 1.5)), ["keep_prob_grid", "(0, 1]", "1.5"]),
-    (dict(keep_prob_grid=(0.0,)), ["keep_prob_grid", "(0, 1]", "0.0"]),
+    (dict(keep_prob_grid=(0.0,)), ["keep_prob_grid", "(0, 1]", "got 0"]),
     (dict(val_fraction=0.0001), ["val_fraction", "at least one validation row", "0 rows"]),
     (dict(n_val_friedman=0), ["n_val_friedman", "zero rows"]),
     (dict(tasks=("mnist_300",)), ["tasks", "mnist_300"]),

@@ -1,6 +1,7 @@
 """Studies as objects: in-memory runs, configuration overrides, pairing, named tables."""
 
 import dataclasses
+import math
 import os
 import subprocess
 import sys
@@ -131,6 +132,49 @@ def test_bad_overrides_are_refused_before_any_file_is_touched(overrides, words, 
         ensim.run(TINY, scale="full", out=tmp_path / "r", **overrides)
     for word in words:
         assert word in str(info.value)
+    assert not (tmp_path / "r").exists()
+
+
+def _always_bad(value):
+    """Values no study setting of ``value``'s type may take: each must be refused."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [-1]                                    # counts, sizes and seeds are >= 0
+    if isinstance(value, float):
+        return [math.nan, math.inf, -math.inf]
+    if isinstance(value, tuple) and value and not isinstance(value[0], bool):
+        if isinstance(value[0], int):
+            return [(-1,)]
+        if isinstance(value[0], float):
+            return [(math.nan,)]
+        if isinstance(value[0], str):
+            return [("no-such-value",)]
+    return []
+
+
+@pytest.mark.parametrize("name", sorted(available_studies()))
+def test_every_study_refuses_impossible_settings_before_any_work(name, tmp_path):
+    # Each study's Config checks its values when built, so that a run given one dies at
+    # once with the setting named, not after hours of cells, in a claim.
+    study = load_study(name)
+    tried = 0
+    for field in dataclasses.fields(study.config):
+        bad = _always_bad(getattr(study.quick, field.name))
+        if field.name == "alpha":
+            bad += [0.0, 0.5]                          # the TOSTs need 0 < alpha < 0.5
+        for value in bad:
+            tried += 1
+            with pytest.raises(StudyError, match=repr(field.name)):
+                ensim.study.plan(study, overrides={field.name: value}, out=tmp_path / "r")
+    assert tried >= 5
+    assert not (tmp_path / "r").exists()
+
+
+def test_fresh_must_be_a_flag(tmp_path):
+    # A string would be true, and a resumable run would drop its finished cells.
+    with pytest.raises(StudyError, match="'fresh'.*True or False.*'no'"):
+        ensim.run(TINY, out=tmp_path / "r", fresh="no")
     assert not (tmp_path / "r").exists()
 
 

@@ -74,24 +74,37 @@ def test_same_seed_same_tables(tiny):
         pd.testing.assert_frame_equal(table, again.tables[name])
 
 
-def test_the_crossover_claim_sees_a_crossing_at_fifty(tiny):
-    study, config = tiny.study, dataclasses.replace(tiny.config, ks=(1, 10, 100))
-    rows = []
-    for seed in range(4):
-        for k, diff in ((1, 0.2), (10, 0.1), (100, -0.1 - 0.01 * seed)):
-            rows.append({"task": "friedman1", "seed": seed, "k": k, "rule": "mean",
-                         "metric": "mse", "mc_mean": 1.0 + diff, "mc_sd": 0.3,
-                         "weight_scaled": 1.0})
+def _crossover_claim(tiny, ks, diffs, n_seeds=5):
+    """The crossover claim on made-up curves: ``diffs[k]`` plus 0.01 x seed at the last k."""
+    config = dataclasses.replace(tiny.config, ks=ks)
+    rows = [{"task": "friedman1", "seed": seed, "k": k, "rule": "mean", "metric": "mse",
+             "mc_mean": 1.0 + diff - (0.01 * seed if k == ks[-1] else 0.0), "mc_sd": 0.3,
+             "weight_scaled": 1.0}
+            for seed in range(n_seeds) for k, diff in zip(ks, diffs)]
     tables = dict(tiny.tables, curves=pd.DataFrame(rows))
-    claim = next(c for c in study.claims(tables, config) if "about k = 50" in c.statement)
-    # mean paired curve 0.2, 0.1, -0.115: it crosses 0 at log10 k = 1 + 0.1 / 0.215
-    assert claim.estimate == pytest.approx(10 ** (1 + 0.1 / 0.215), rel=1e-9)
+    return next(c for c in tiny.study.claims(tables, config) if "about k = 50" in c.statement)
+
+
+def test_the_crossover_claim_sees_a_crossing_at_fifty(tiny):
+    claim = _crossover_claim(tiny, (1, 10, 100), (0.2, 0.1, -0.1))
+    # mean paired curve 0.2, 0.1, -0.12: it crosses 0 at log10 k = 1 + 0.1 / 0.22
+    assert claim.estimate == pytest.approx(10 ** (1 + 0.1 / 0.22), rel=1e-9)
     assert claim.verdict == "holds"
-    # negative control: a curve that never crosses is not a crossing at 50
-    never = pd.DataFrame(rows).assign(mc_mean=lambda t: t.mc_mean.abs() + 0.5)
-    claim = next(c for c in study.claims(dict(tiny.tables, curves=never), config)
-                 if "about k = 50" in c.statement)
-    assert claim.verdict != "holds"
+    # negative control: a curve that never crosses up to k = 200 (past the range's end,
+    # 125) is not a crossing at 50
+    claim = _crossover_claim(tiny, (1, 10, 200), (0.7, 0.6, 0.5))
+    assert claim.estimate == np.inf and claim.verdict == "fails"
+
+
+def test_a_crossover_beyond_the_grid_is_not_refuted_by_it(tiny):
+    # No crossing up to k = 50 says only that the crossover lies beyond 50: it may still
+    # be in [20, 125], so the claim is inconclusive, not failed.
+    claim = _crossover_claim(tiny, (1, 10, 50), (0.7, 0.6, 0.5))
+    assert claim.estimate == np.inf and claim.verdict == "inconclusive"
+    assert claim.conf_low == 50 and "beyond 50" in claim.method
+    # Four seeds give too few distinct bootstrap resamples for a verdict.
+    claim = _crossover_claim(tiny, (1, 10, 100), (0.2, 0.1, -0.1), n_seeds=4)
+    assert claim.verdict == "inconclusive" and "fewer than 5 seeds" in claim.method
 
 
 @pytest.mark.parametrize("overrides, words", [

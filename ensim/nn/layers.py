@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from .._backend import generator_namespace, namespace_of
-from .._validation import check_choice, check_int, check_real
+from .._validation import check_choice, check_float_dtype, check_int, check_real
 
 __all__ = ["BatchNorm", "Dense", "Dropout", "GaussianDropout", "Layer", "ReLU", "Sigmoid", "Tanh"]
 
@@ -86,6 +86,10 @@ class Dense(Layer):
         self.n_in = check_int(n_in, "n_in", low=1, owner="Dense")
         self.n_out = check_int(n_out, "n_out", low=1, owner="Dense")
         self.init = check_choice(init, "init", ("he", "glorot"), owner="Dense")
+        dtype = check_float_dtype(dtype, "dtype", owner="Dense")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("The 'rng' parameter of Dense must be a numpy.random.Generator "
+                            f"(the source of the initial weights); got {type(rng).__name__}.")
         if init == "he":
             W = rng.standard_normal((n_in, n_out)) * math.sqrt(2.0 / n_in)
         else:

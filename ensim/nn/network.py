@@ -13,7 +13,15 @@ import dataclasses
 import numpy as np
 
 from .._backend import array_namespace
-from .._validation import check_choice, check_int, check_mask, check_real
+from .._validation import (
+    check_bool,
+    check_choice,
+    check_float_dtype,
+    check_int,
+    check_mask,
+    check_real,
+    check_sizes,
+)
 from .layers import BatchNorm, Dense, Dropout, GaussianDropout, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
 
@@ -624,9 +632,16 @@ def build_mlp(n_inputs, hidden_layer_sizes, n_outputs, *, task="regression",
 
     owner = "build_mlp"
     n_inputs = check_int(n_inputs, "n_inputs", low=1, owner=owner)
-    n_outputs = check_int(n_outputs, "n_outputs", low=1, owner=owner)
-    hidden = [check_int(h, "hidden_layer_sizes", low=1, owner=owner) for h in hidden_layer_sizes]
     check_choice(task, "task", ("regression", "classification"), owner=owner)
+    n_outputs = check_int(n_outputs, "n_outputs", low=1, owner=owner)
+    if task == "classification" and n_outputs < 2:
+        raise ValueError(f"The 'n_outputs' parameter of {owner} must be the number of classes, "
+                         f"at least 2, when task='classification'; got {n_outputs}.")
+    hidden = check_sizes(hidden_layer_sizes, "hidden_layer_sizes", owner=owner, empty=True)
+    check_bool(batch_norm, "batch_norm", owner=owner)
+    check_choice(batch_norm_convention, "batch_norm_convention", ("pytorch", "keras"),
+                 owner=owner)
+    dtype = check_float_dtype(dtype, "dtype", owner=owner)
     check_choice(activation, "activation", tuple(_ACTIVATIONS), owner=owner)
     for name, value in (("keep_prob", keep_prob), ("input_keep_prob", input_keep_prob)):
         check_real(value, name, low=0.0, high=1.0, low_inclusive=False, owner=owner)

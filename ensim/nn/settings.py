@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from .._validation import check_choice, check_int, check_real
+from .._validation import check_bool, check_choice, check_int, check_real, check_sizes
 
 __all__ = ["DEFAULTS", "SETTINGS", "Setting", "check_settings", "settings_doc"]
 
@@ -71,18 +71,11 @@ def _choice(*options):
 
 
 def _bool(value, name, owner):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"The {name!r} parameter of {owner} must be a bool; got {value!r} of "
-                        f"type {type(value).__name__}.")
-    return bool(value)
+    return check_bool(value, name, owner=owner)
 
 
 def _sizes(value, name, owner):
-    sizes = (value,) if isinstance(value, numbers.Integral) else tuple(value)
-    if not sizes:
-        raise ValueError(f"The {name!r} parameter of {owner} must hold at least one width; "
-                         "got an empty sequence.")
-    return tuple(check_int(width, name, low=1, owner=owner) for width in sizes)
+    return check_sizes(value, name, owner=owner)
 
 
 def _callable_or_none(value, name, owner):

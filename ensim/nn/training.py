@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .._random import as_seed_sequence, child_seed, make_generator, numpy_generator
-from .._validation import check_choice, check_int, check_real
+from .._validation import check_bool, check_choice, check_int, check_real
 from .layers import BatchNorm
 from .optim import SGD, Adam, ConstantLR, ExponentialLR, StepLR
 from .settings import DEFAULTS, check_settings
@@ -72,7 +72,8 @@ class EarlyStopping:
         self.patience = check_int(patience, "patience", low=0, owner=owner)
         self.mode = check_choice(mode, "mode", ("auto", "min", "max"), owner=owner)
         self.baseline = None if baseline is None else check_real(baseline, "baseline", owner=owner)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights",
+                                               owner=owner)
         self.start_from_epoch = check_int(start_from_epoch, "start_from_epoch", low=0, owner=owner)
         if mode == "auto":
             mode = "max" if monitor.removeprefix("val_") == "accuracy" else "min"
@@ -178,7 +179,7 @@ class TrainingConfig:
         """Check every field; raise ``ValueError``/``TypeError`` naming the bad one."""
         owner = "TrainingConfig"
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                  if f.name not in ("early_stopping", "nesterov", "shuffle", "verbose")}
+                  if f.name != "early_stopping"}
         check_settings(fields, owner)
         if self.early_stopping is not None and not isinstance(self.early_stopping, EarlyStopping):
             raise TypeError(f"The 'early_stopping' parameter of {owner} must be an EarlyStopping "

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ensim._validation import check_int, check_real
 from ensim.claims import direction, equivalence, identity, negative_control
 from ensim.data import KnownTruth
 from ensim.decompose import bias_variance, decompose
@@ -48,6 +49,19 @@ class Config:
     n_groups: int = 10            # jackknife groups of repeats for the intervals
     rel_margin: float = 0.10      # equivalence margin of the negative control, relative
     alpha: float = 0.05           # intervals are 1 - alpha (Student-t, n_groups - 1 dof)
+
+    def __post_init__(self):
+        owner = "the bagging-bias-variance Config"
+        check_int(self.n_repeats, "n_repeats", low=4, owner=owner)   # the jackknife's least
+        check_int(self.n_train, "n_train", low=2, owner=owner)
+        check_int(self.n_test, "n_test", low=2, owner=owner)
+        check_real(self.noise_sd, "noise_sd", low=0.0, owner=owner)
+        check_int(self.n_estimators, "n_estimators", low=2, owner=owner)   # a covariance
+        check_int(self.n_curves, "n_curves", low=0, high=self.n_repeats, owner=owner)
+        check_int(self.n_groups, "n_groups", low=2, high=self.n_repeats, owner=owner)
+        check_real(self.rel_margin, "rel_margin", low=0.0, low_inclusive=False, owner=owner)
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)
 
 
 QUICK = Config(n_repeats=40, n_test=200)

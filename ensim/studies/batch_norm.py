@@ -129,13 +129,14 @@ of its 2,000 steps) is about 60 s of it per seed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 
-from ensim._validation import check_int, check_real
+from ensim._validation import check_int, check_real, check_values
 from ensim.claims import (
     all_of,
     direction,
@@ -147,18 +148,6 @@ from ensim.claims import (
 from ensim.study import Study
 
 PARTS = ("primer", "lr", "noise", "init", "ics", "shift")
-
-
-def _check_grid(values, name, owner, *, low, low_inclusive=True, integer=False, minimum=1):
-    if not isinstance(values, tuple) or len(values) < minimum:
-        raise TypeError(f"The {name!r} parameter of {owner} must be a tuple of at least "
-                        f"{minimum} values; got {values!r}.")
-    checked = [check_int(v, name, low=low, owner=owner) if integer else
-               check_real(v, name, low=low, low_inclusive=low_inclusive, owner=owner)
-               for v in values]
-    if len(set(checked)) != len(checked):
-        raise ValueError(f"The {name!r} parameter of {owner} lists a value twice; got {values!r}.")
-    return checked
 
 
 @dataclass(frozen=True)
@@ -213,15 +202,16 @@ class Config:
         check_int(self.n_seeds, "n_seeds", low=2, owner=owner)
         check_int(self.depth, "depth", low=2, owner=owner)
         check_int(self.width, "width", low=2, owner=owner)
-        _check_grid(self.learning_rates, "learning_rates", owner, low=0.0, low_inclusive=False)
-        for b in _check_grid(self.batch_sizes, "batch_sizes", owner, low=1, integer=True):
+        check_values(self.learning_rates, "learning_rates", owner=owner, low=0.0,
+                     low_inclusive=False)
+        for b in check_values(self.batch_sizes, "batch_sizes", owner=owner, low=1, integer=True):
             if b < 2:
                 raise ValueError(f"The 'batch_sizes' parameter of {owner} must hold sizes >= 2 "
                                  f"(batch normalization needs two rows per batch); got {b}.")
-        _check_grid(self.init_scales, "init_scales", owner, low=0.0, low_inclusive=False,
-                    minimum=2)
-        keeps = _check_grid(self.keep_probs, "keep_probs", owner, low=0.0, low_inclusive=False,
-                            minimum=2)
+        check_values(self.init_scales, "init_scales", owner=owner, low=0.0, low_inclusive=False,
+                     minimum=2)
+        keeps = check_values(self.keep_probs, "keep_probs", owner=owner, low=0.0,
+                             low_inclusive=False, minimum=2)
         if 1.0 not in keeps or max(keeps) > 1:
             raise ValueError(f"The 'keep_probs' parameter of {owner} must hold values in (0, 1], "
                              f"among them 1.0 (no dropout); got {self.keep_probs!r}.")
@@ -237,7 +227,8 @@ class Config:
                    low_inclusive=False, high_inclusive=False, owner=owner)
         check_int(self.n_points, "n_points", low=100, owner=owner)
         check_int(self.n_points_shown, "n_points_shown", low=1, high=self.n_points, owner=owner)
-        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False, owner=owner)
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)
 
 
 QUICK = Config(n_seeds=2, depth=6, learning_rates=(0.03, 0.3, 3.0), lr_epochs=8,
@@ -710,11 +701,21 @@ def claims(tables, config: Config) -> list:
         largest = largest_good_rate(tables, config)
         diff = largest["batch"] - largest["none"]
         mean, se, _, _ = _t(diff, alpha)
-        out.append(direction("Batch norm reaches the target at larger learning rates "
-                             "(log10 of the largest rate that reaches it, batch norm − none)",
-                             mean, stderr=se, dof=n - 1, alpha=alpha,
-                             method=f"paired over {n} seeds; a seed that never reaches it counts "
-                                    "one decade below the grid"))
+        claim = direction("Batch norm reaches the target at larger learning rates "
+                          "(log10 of the largest rate that reaches it, batch norm − none)",
+                          mean, stderr=se, dof=n - 1, alpha=alpha,
+                          method=f"paired over {n} seeds; a seed that never reaches it counts "
+                                 "one decade below the grid")
+        if se == 0:
+            # Every seed gave the same difference of grid points (often both at the grid's
+            # ends, where the largest rate is censored): a t interval of zero width and
+            # p = 0 would claim a certainty the seeds cannot give.
+            claim = dataclasses.replace(
+                claim, verdict="inconclusive", p_value=None,
+                method=f"{claim.method}; inconclusive: all {n} seeds give the same "
+                       "difference, so the t interval has no width (a grid's discrete, "
+                       "censored values, not a measured spread)")
+        out.append(claim)
         table = steps_table(tables, config)
         best = best_rates(tables, config)
         steps = {norm: table[(table.normalization == norm)

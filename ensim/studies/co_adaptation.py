@@ -148,7 +148,8 @@ class Config:
         check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False,
                    owner=owner)
         check_real(self.near_zero, "near_zero", low=0.0, low_inclusive=False, owner=owner)
-        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False, owner=owner)
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)
 
 
 QUICK = Config(n_seeds=3, max_epochs=30)

@@ -76,6 +76,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ensim._validation import check_int, check_real, check_values
 from ensim.claims import direction, equivalence, holm, identity, negative_control
 from ensim.decompose import decompose, ensemble_mse_curve
 from ensim.stats import jackknife
@@ -87,6 +88,9 @@ _KINDS = {"independent": "independent_mlp", "dropout": "dropout_mlp",
           "bagged": "bagged_mlp", "fixed_mask": "fixed_mask_mlp"}
 _LABELS = {"thinned": "thinned sub-networks", "independent": "independent",
            "dropout": "dropout networks", "bagged": "bagged", "fixed_mask": "fixed masks"}
+
+
+_N_DIGITS = 1797                         # images in scikit-learn's digits data set
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,25 @@ class Config:
             if getattr(self, name) < low:
                 raise ValueError(f"The {name!r} setting must be at least {low} ({why} needs "
                                  f"it); got {getattr(self, name)}.")
+        owner = "the dropout-ensemble Config"
+        check_values(self.hidden, "hidden", owner=owner, integer=True, low=1, distinct=False)
+        check_values(self.keep_probs, "keep_probs", owner=owner, low=0.0, high=1.0,
+                     low_inclusive=False, high_inclusive=False)
+        check_int(self.n_train_friedman, "n_train_friedman", low=2, owner=owner)
+        check_int(self.n_test_friedman, "n_test_friedman", low=self.n_points, owner=owner)
+        check_int(self.n_test_digits, "n_test_digits", low=self.n_points, owner=owner)
+        check_int(self.n_train_digits, "n_train_digits", low=2,
+                  high=_N_DIGITS - self.n_test_digits, owner=owner)   # drawn from one pool
+        check_int(self.batch_size, "batch_size", low=1, owner=owner)
+        check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False,
+                   owner=owner)
+        check_int(self.test_seed, "test_seed", low=0, owner=owner)
+        check_real(self.rho_zero, "rho_zero", low=0.0, high=1.0, low_inclusive=False,
+                   owner=owner)
+        for name in ("rel_margin", "control_margin"):
+            check_real(getattr(self, name), name, low=0.0, low_inclusive=False, owner=owner)
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)
 
 
 QUICK = Config(n_replicates=4, k=4, n_thinned=16, n_fresh_masks=48, hidden=(48, 48),

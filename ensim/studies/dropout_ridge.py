@@ -130,8 +130,8 @@ class Config:
         check_int(self.n_checkpoints, "n_checkpoints", low=2, owner=owner)
         check_int(self.n_masks, "n_masks", low=2, owner=owner)
         check_real(self.margin, "margin", low=0.0, low_inclusive=False, owner=owner)
-        check_real(self.alpha, "alpha", low=0.0, high=1.0, low_inclusive=False,
-                   high_inclusive=False, owner=owner)
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)   # its claims are TOSTs at level alpha
 
 
 QUICK = Config(n_seeds=3, n_steps=4000, n_masks=1000)

@@ -47,7 +47,8 @@ What the full scale finds (20 directions, `ελ_i` from 5e-4 to 0.5, `τ` from 1
   and `τελ_i < 0.1` or `> 100` the factors differ by at most 0.004; in between
   they part by up to 0.20 (at `τελ_i = 2.75`, exactly the small-step limit
   `1 − e^{−x} − x/(1 + x)`), and by up to 0.28 where `ελ_i` is not small. So the
-  statement "the factors match" taken over every direction fails.
+  statement "the factors match" taken over every direction fails; the two checks
+  outside the book's conditions are negative controls, rejected as expected.
 * **Along the path the two weight vectors are not close**: their relative distance
   is 0.48 after one step, falls to 0.10 at `τ = 300` and stays between 0.10 and
   0.16 up to `τ = 10,000` (the claim "below 0.1 at every τ" fails): some
@@ -73,7 +74,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensim.claims import direction, equivalence, identity, within
+from ensim._validation import check_real, check_values
+from ensim.claims import direction, equivalence, identity, negative_control, within
 from ensim.study import Study
 
 
@@ -125,9 +127,21 @@ class Config:
         if self.n_samples < self.n_features:
             raise ValueError(f"The 'n_samples' setting must be at least n_features = "
                              f"{self.n_features}; got {self.n_samples}.")
-        if self.net_learning_rate <= 0:
-            raise ValueError("The 'net_learning_rate' setting must be > 0; got "
-                             f"{self.net_learning_rate}.")
+        owner = "the early-stopping-l2 Config"
+        check_real(self.net_learning_rate, "net_learning_rate", low=0.0, low_inclusive=False,
+                   owner=owner)
+        check_values(self.taus, "taus", owner=owner, integer=True, low=1)
+        check_values(self.l2_multiples, "l2_multiples", owner=owner, low=0.0,
+                     low_inclusive=False)
+        check_values(self.hidden, "hidden", owner=owner, integer=True, low=1, distinct=False)
+        check_real(self.noise_sd, "noise_sd", low=0.0, owner=owner)
+        for name in ("small_step", "agree_low", "agree_tol", "path_tol", "error_margin"):
+            check_real(getattr(self, name), name, low=0.0, low_inclusive=False, owner=owner)
+        check_real(self.agree_high, "agree_high", low=self.agree_low, low_inclusive=False,
+                   owner=owner)
+        check_real(self.norm_ratio, "norm_ratio", low=1.0, low_inclusive=False, owner=owner)
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)
 
 
 QUICK = Config(n_replicates=3, hidden=(32, 32), max_epochs=1500, patience=100,
@@ -385,21 +399,25 @@ def claims(tables, config: Config) -> list:
     if len(middle):
         gap = float((middle.gd_closed - middle.ridge).abs().max())
         x = float(middle.x.iloc[int(np.argmax((middle.gd_closed - middle.ridge).abs()))])
-        out.append(direction(f"Book: the factors match also where τελ_i is near 1 "
-                             f"(in [{config.agree_low:g}, {config.agree_high:g}]): largest "
-                             f"|difference| below {config.agree_tol:g}", gap, interval=(gap, gap),
-                             side="below", bound=config.agree_tol, alpha=alpha,
-                             theory=float(small_step_gap(x)),
-                             method=f"exact factors; the largest is at τελ = {x:.3g} "
-                                    "(theory: the small-ελ limit there)"))
+        # Outside the book's conditions (x << 1 or x >> 1) the match must fail: a check
+        # that passed here would not tell where the approximation holds.
+        out.append(negative_control(direction(
+            f"Negative control, outside the book's conditions: the factors match also where "
+            f"τελ_i is near 1 (in [{config.agree_low:g}, {config.agree_high:g}]): largest "
+            f"|difference| below {config.agree_tol:g}; expected to fail", gap,
+            interval=(gap, gap), side="below", bound=config.agree_tol, alpha=alpha,
+            theory=float(small_step_gap(x)),
+            method=f"exact factors; the largest is at τελ = {x:.3g} (theory: the small-ελ "
+                   "limit there)")))
     large = factors[factors.eps_eig >= config.small_step]
     if len(large):
         gap = float((large.gd_closed - large.ridge).abs().max())
-        out.append(direction(f"Book: the factors match where ελ_i is not small (≥ "
-                             f"{config.small_step:g}): largest |difference| below "
-                             f"{config.agree_tol:g}", gap, interval=(gap, gap), side="below",
-                             bound=config.agree_tol, alpha=alpha,
-                             method=f"exact factors, {len(large)} (direction, τ) pairs"))
+        out.append(negative_control(direction(
+            f"Negative control, outside the book's conditions: the factors match where ελ_i "
+            f"is not small (≥ {config.small_step:g}): largest |difference| below "
+            f"{config.agree_tol:g}; expected to fail", gap, interval=(gap, gap), side="below",
+            bound=config.agree_tol, alpha=alpha,
+            method=f"exact factors, {len(large)} (direction, τ) pairs")))
     worst = float(path.distance.max())
     out.append(direction(f"Book: gradient descent after τ steps and ridge with α = 1/(τε) give "
                          f"close weights along the path: relative distance below "

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+from ensim._validation import check_int, check_real
 from ensim.claims import direction, equivalence, identity, negative_control
 from ensim.data import KnownTruth
 from ensim.decompose import decompose, ensemble_mse_curve
@@ -58,6 +59,20 @@ class Config:
     n_orders: int = 4              # random member orders, each with its k_max cyclic shifts
     rel_margin: float = 0.02       # equivalence margin, relative to the measured value
     alpha: float = 0.05            # intervals are 1 - alpha
+
+    def __post_init__(self):
+        owner = "the ensemble-size Config"
+        check_int(self.n_repeats, "n_repeats", low=2, owner=owner)   # a t interval
+        check_int(self.k_max, "k_max", low=2, owner=owner)           # a covariance, a 1/k fit
+        check_int(self.n_train, "n_train", low=2, owner=owner)
+        check_int(self.n_test, "n_test", low=2, owner=owner)
+        check_real(self.noise_sd, "noise_sd", low=0.0, owner=owner)
+        check_real(self.max_features, "max_features", low=0.0, high=1.0, low_inclusive=False,
+                   owner=owner)                                      # a share of the features
+        check_int(self.n_orders, "n_orders", low=1, owner=owner)
+        check_real(self.rel_margin, "rel_margin", low=0.0, low_inclusive=False, owner=owner)
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)
 
 
 QUICK = Config(n_repeats=4, n_test=500, n_orders=2)

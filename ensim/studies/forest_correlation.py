@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ensim._validation import check_int, check_real, check_values
 from ensim.claims import direction, equivalence, holm, negative_control
 from ensim.data import KnownTruth
 from ensim.decompose import decompose
@@ -69,6 +70,24 @@ class Config:
     given_set_margin: float = 0.01   # margin for rho given the training set (absolute)
     ratio_rel_margin: float = 0.05   # margin for the ratio form, relative to rho
     alpha: float = 0.05            # intervals are 1 - alpha
+
+    def __post_init__(self):
+        owner = "the forest-correlation Config"
+        check_int(self.n_features, "n_features", low=1, owner=owner)
+        check_values(self.max_features, "max_features", owner=owner, integer=True, low=1,
+                     high=self.n_features)
+        check_int(self.n_train, "n_train", low=2, owner=owner)
+        check_real(self.noise_sd, "noise_sd", low=0.0, owner=owner)
+        check_int(self.min_samples_leaf, "min_samples_leaf", low=1, owner=owner)
+        check_int(self.n_trees, "n_trees", low=1, owner=owner)
+        check_int(self.n_groups, "n_groups", low=2, owner=owner)
+        for name in ("n_repeats", "n_seeds"):   # each the jackknife's, in groups
+            check_int(getattr(self, name), name, low=max(4, self.n_groups), owner=owner)
+        check_int(self.n_test, "n_test", low=2, owner=owner)
+        for name in ("rel_margin", "given_set_margin", "ratio_rel_margin"):
+            check_real(getattr(self, name), name, low=0.0, low_inclusive=False, owner=owner)
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)
 
 
 QUICK = Config(max_features=(1, 6, 25, 50), n_repeats=30, n_seeds=20, n_test=60)

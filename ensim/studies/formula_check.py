@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats as sps
 
 from ensim import DISTS, EquicorrelatedErrors, simulate
+from ensim._validation import check_bool, check_int, check_real, check_values
 from ensim.claims import all_of, equivalence, negative_control, within
 from ensim.stats import fit_inverse_k, normal_conf_int
 from ensim.study import Study
@@ -42,6 +43,23 @@ class Config:
     rel_margin: float = 0.02                       # equivalence margin, relative to theory
     alpha: float = 0.05                            # TOST level; intervals are 1 - alpha
     fit_rho: float = 0.5                           # rho whose 1/k fit becomes a claim
+
+    def __post_init__(self):
+        owner = "the formula-check Config"
+        check_values(self.ks, "ks", owner=owner, integer=True, low=1, minimum=2)
+        rhos = check_values(self.rhos, "rhos", owner=owner, low=-1.0, high=1.0)
+        check_values(self.dists, "dists", owner=owner, choices=DISTS)
+        check_real(self.variance, "variance", low=0.0, low_inclusive=False, owner=owner)
+        if "student-t" in self.dists:   # simulate's own condition, checked before any cell
+            check_real(self.df, "df", low=4.0, low_inclusive=False, owner=owner)
+        check_int(self.n_trials, "n_trials", low=2, owner=owner)
+        check_bool(self.lower_edge, "lower_edge", owner=owner)
+        check_real(self.rel_margin, "rel_margin", low=0.0, low_inclusive=False, owner=owner)
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)
+        if check_real(self.fit_rho, "fit_rho", owner=owner) not in rhos:
+            raise ValueError(f"The 'fit_rho' parameter of {owner} must be one of the rhos "
+                             f"{self.rhos}; got {self.fit_rho:g}.")
 
 
 QUICK = Config(n_trials=100_000, rel_margin=0.05)

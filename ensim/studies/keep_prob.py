@@ -51,6 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ensim._validation import check_int, check_real
 from ensim.claims import all_of, direction, equivalence
 from ensim.study import Study
 
@@ -85,6 +86,13 @@ class Config:
             if getattr(self, name) < low:
                 raise ValueError(f"The {name!r} setting must be at least {low}; got "
                                  f"{getattr(self, name)}.")
+        owner = "the keep-prob Config"
+        check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False,
+                   owner=owner)
+        check_real(self.flat_margin, "flat_margin", low=0.0, low_inclusive=False, owner=owner)
+        check_int(self.data_seed, "data_seed", low=0, owner=owner)
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)
 
 
 QUICK = Config(keep_probs=(0.1, 0.4, 0.8, 1.0), width=32, kept_units=16, n_seeds=3,

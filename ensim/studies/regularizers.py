@@ -87,6 +87,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ensim._validation import check_int, check_real, check_values
 from ensim.claims import direction, equivalence, holm
 from ensim.study import Study
 
@@ -144,21 +145,28 @@ class Config:
                                  f"{high} training rows; got {n}.")
         if not self.tasks:
             raise ValueError("The 'tasks' setting must hold at least one task; got ().")
-        grids = (("l2_grid", 0.0, None, True, "λ >= 0"), ("l1_grid", 0.0, None, True, "λ >= 0"),
-                 ("max_norm_grid", 0.0, None, False, "bounds > 0"),
-                 ("keep_prob_grid", 0.0, 1.0, False, "keep probabilities in (0, 1]"),
-                 ("patience_grid", 0, None, True, "patience >= 0"),
-                 ("angle_grid", 0.0, 180.0, True, "angles in [0, 180]"),
-                 ("shift_grid", 0, 3, True, "shifts in {0, 1, 2, 3} pixels"),
-                 ("noise_grid", 0.0, None, True, "sd >= 0"))
-        for name, low, high, inclusive, what in grids:
-            values = getattr(self, name)
-            bad = [v for v in values if (v < low if inclusive else v <= low)
-                   or (high is not None and v > high)]
-            if bad or not values:
-                raise ValueError(f"The {name!r} setting must be a non-empty grid of {what}; "
-                                 f"got {values!r} ({bad[0] if bad else 'empty'} is out of "
-                                 "range).")
+        owner = "the regularizers Config"
+        # Each grid: (name, integer, low, high, low inclusive); a grid lists a value once.
+        grids = (("l2_grid", False, 0.0, None, True), ("l1_grid", False, 0.0, None, True),
+                 ("max_norm_grid", False, 0.0, None, False),
+                 ("keep_prob_grid", False, 0.0, 1.0, False),
+                 ("patience_grid", True, 0, None, True),
+                 ("angle_grid", False, 0.0, 180.0, True),
+                 ("shift_grid", True, 0, 3, True),   # pixels
+                 ("noise_grid", False, 0.0, None, True))
+        for name, integer, low, high, inclusive in grids:
+            check_values(getattr(self, name), name, owner=owner, integer=integer, low=low,
+                         high=high, low_inclusive=inclusive)
+        check_values(self.hidden, "hidden", owner=owner, integer=True, low=1, distinct=False)
+        check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False,
+                   owner=owner)
+        check_real(self.val_fraction, "val_fraction", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)
+        check_int(self.data_seed, "data_seed", low=0, owner=owner)
+        check_real(self.control_margin, "control_margin", low=0.0, low_inclusive=False,
+                   owner=owner)
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)
         n_val_digits = int(round(1797 * self.val_fraction))
         if not 0.0 < self.val_fraction < 0.5 or n_val_digits < 1:
             raise ValueError("The 'val_fraction' setting must be in (0, 0.5) and leave at least "

@@ -106,6 +106,7 @@ the two runs wrote the same tables.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,7 +142,7 @@ class Config:
     alpha: float = 0.05                      # intervals are 1 - alpha
 
     def __post_init__(self):
-        from ensim._validation import check_int, check_real
+        from ensim._validation import check_int, check_real, check_values
         owner = "weight-scaling"
         for t in self.tasks:
             if t not in METRICS:
@@ -165,8 +166,20 @@ class Config:
             raise ValueError(f"The 'exact_hidden' setting of {owner} must give 1 to 22 dropout "
                              f"units (2**22 sub-networks at most); got {self.exact_hidden!r} "
                              f"({n_exact} units, 2**{n_exact} sub-networks).")
-        check_real(self.alpha, "alpha", low=0.0, high=1.0, low_inclusive=False,
-                   high_inclusive=False, owner=owner)
+        check_values(self.hidden, "hidden", owner=owner, integer=True, low=1, distinct=False)
+        check_values(self.exact_hidden, "exact_hidden", owner=owner, integer=True, low=1,
+                     distinct=False)
+        check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False,
+                   owner=owner)
+        check_values(self.logistic_scales, "logistic_scales", owner=owner, low=0.0,
+                     low_inclusive=False)
+        low, high = check_values(self.crossover_range, "crossover_range", owner=owner, low=1.0,
+                                 minimum=2)[:2]
+        if len(self.crossover_range) != 2 or not low < high:
+            raise ValueError(f"The 'crossover_range' parameter of {owner} must be two values "
+                             f"1 <= low < high; got {self.crossover_range!r}.")
+        check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
+                   high_inclusive=False, owner=owner)   # its claims are TOSTs at level alpha
 
 
 QUICK = Config(n_seeds=2, n_draws=10, ks=(1, 2, 5, 10, 20, 50), hidden=(32, 32), max_epochs=15,
@@ -369,6 +382,11 @@ def _paired(curves, task, rule, metric):
     return wide.sort_index(axis=1)  # (n_seeds, len(ks))
 
 
+#: Seeds below which the crossover's percentile bootstrap gives no interval worth a verdict
+#: (two seeds have three distinct resamples).
+_MIN_BOOTSTRAP_SEEDS = 5
+
+
 def crossover(ks, diff):
     """The ``k`` (log-interpolated) at which ``diff`` first reaches 0; inf if it never does."""
     ks, diff = np.asarray(ks, dtype=float), np.asarray(diff, dtype=float)
@@ -416,11 +434,22 @@ def claims(tables, config):
         for metric in METRICS[task]:
             wide = _paired(curves, task, "mean", metric)
             est, low, high = _crossover_interval(wide, config)
-            out.append(within(f"{task}, {metric}: Monte Carlo averaging matches weight scaling "
-                              f"at about k = 50 (crossover in [{lo_k:g}, {hi_k:g}])",
-                              est, low, high, lo_k, hi_k, theory=50.0, alpha=config.alpha,
-                              method=f"crossover of the mean paired curve; percentile bootstrap "
-                                     f"over {len(wide)} seeds (inf: no crossing up to k = {kmax})"))
+            # No crossing up to kmax (inf) is censored: the crossover lies beyond kmax, which
+            # refutes the range only if kmax is past its end.
+            low = min(low, float(kmax))
+            claim = within(f"{task}, {metric}: Monte Carlo averaging matches weight scaling "
+                           f"at about k = 50 (crossover in [{lo_k:g}, {hi_k:g}])",
+                           est, low, high, lo_k, hi_k, theory=50.0, alpha=config.alpha,
+                           method=f"crossover of the mean paired curve; percentile bootstrap "
+                                  f"over {len(wide)} seeds (inf: no crossing up to k = {kmax}, "
+                                  f"so beyond {kmax})")
+            if len(wide) < _MIN_BOOTSTRAP_SEEDS:
+                claim = dataclasses.replace(
+                    claim, verdict="inconclusive",
+                    method=f"{claim.method}; inconclusive: a bootstrap over fewer than "
+                           f"{_MIN_BOOTSTRAP_SEEDS} seeds has too few distinct resamples for "
+                           "an interval")
+            out.append(claim)
             mean, se, dof = _mean_se(wide[kmax])
             better.append(direction(f"{task}, {metric}: at k = {kmax}, Monte Carlo averaging is "
                                     "better than weight scaling", mean, stderr=se, dof=dof,

@@ -25,7 +25,7 @@ from typing import Any
 
 from .._backend import BACKENDS, get_namespace
 from .._random import as_seed_sequence
-from .._validation import check_int
+from .._validation import check_bool, check_int
 from .spec import Streams, Study, StudyError
 from .store import CellStore, cell_id, normalise_tables, run_identity
 
@@ -178,6 +178,10 @@ def plan(study, *, scale="quick", config=None, overrides=None, seed=0, backend="
 
     study = resolve(study)
     check_options(seed=seed, backend=backend)
+    try:
+        fresh = check_bool(fresh, "fresh")
+    except TypeError as exc:
+        raise StudyError(str(exc)) from exc
     _check_backend(study, backend)
     config, label = study.configure(scale, config, overrides)
     grid = study.check_grid(config)

@@ -33,12 +33,18 @@ from .store import write_atomic
 __all__ = ["publish", "table_file"]
 
 _SCALE_NOTE = {
-    "quick": ("Quick scale: a small configuration meant to run every study in minutes. Its "
-              "intervals are wide, so some claims can be inconclusive that the full scale "
-              "settles; do not quote quick results as the study's findings."),
+    "quick": ("Quick scale: a smaller configuration meant to run every study in minutes "
+              "(fewer replicates, and often smaller models trained for less). Its intervals "
+              "are wide and its models differ from the full scale's, so a claim can be "
+              "inconclusive, or even hold or fail, where the full scale finds otherwise; do "
+              "not quote quick results as the study's findings. The text below describes "
+              "the full-scale configuration and quotes its results; the figure and the "
+              "claims are this run's."),
     "full": "Full scale: the configuration the study's findings are quoted at.",
     "custom": ("Custom configuration (the settings below differ from the named scales): "
-               "verdicts hold for this configuration only."),
+               "verdicts hold for this configuration only. The text below describes the "
+               "full-scale configuration and quotes its results; the figure and the claims "
+               "are this run's."),
 }
 
 
@@ -106,6 +112,12 @@ def summary_markdown(result) -> str:
     if result.scale == "custom":
         note += " Settings: " + ", ".join(f"`{k} = {v!r}`" for k, v in
                                           _changed_settings(result).items()) + "."
+    elif result.scale == "quick":
+        full = dataclasses.asdict(study.full)
+        changed = {k: v for k, v in dataclasses.asdict(result.config).items() if full[k] != v}
+        if changed:
+            note += " Settings that differ from the full scale: " + ", ".join(
+                f"`{k} = {v!r}` (full: `{full[k]!r}`)" for k, v in changed.items()) + "."
     inconclusive = [c for c in result.claims if c.verdict == "inconclusive"]
     why = ""
     if inconclusive and result.scale != "full":

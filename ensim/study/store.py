@@ -177,7 +177,10 @@ class CellStore:
         """Create the folder and write ``run.json``; with ``fresh``, drop old cells first."""
         if fresh and self.cells_dir.exists():
             shutil.rmtree(self.cells_dir)
-        self.cells_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.cells_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:   # a folder the checks could not foresee (/proc, a full disk)
+            raise StudyError(f"Cannot write results to {self.folder}: {exc}.") from exc
         write_atomic(self.folder / "run.json",
                      json.dumps(self.identity, indent=2, sort_keys=True) + "\n")
 
