@@ -279,7 +279,8 @@ def all_of(statement: str, parts: list, *, method: str = "", labels=None) -> Cla
                                                   parts[i].p_value or 0.0))
     part = parts[worst]
     where = f"; least favourable {labels[worst]}" if labels is not None else ""
-    largest = f"; largest p = {part.p_value:.2g}" if part.p_value is not None else ""
+    largest = f"largest p = {part.p_value:.2g}" if part.p_value is not None else ""
+    largest = f"; {largest}" if method and largest else largest
     return Claim(f"{statement}{where}", part.theory, part.estimate, part.conf_low,
                  part.conf_high, verdict, f"{method}{largest}", part.alpha, kind="all-of",
                  p_value=part.p_value)

@@ -113,6 +113,8 @@ def _show(name) -> int:
 
     study = resolve(name)
     print(f"{study.name}: {study.title}\n")
+    if study.story:
+        print(f"{study.story}\n")
     print(f"backends: {', '.join(study.backends)}; tables: {', '.join(study.tables)}; "
           f"pairing key: {', '.join(study.pairing) if study.pairing else 'every parameter'}\n")
     quick, full = study.quick, study.full
@@ -121,7 +123,9 @@ def _show(name) -> int:
     print(f"{'setting':<{width}}  {'quick':<22} full")
     for key in names:
         print(f"{key:<{width}}  {getattr(quick, key)!r:<22} {getattr(full, key)!r}")
-    print(f"\nChange one with: ensim run {study.name} --set {names[0]}=VALUE")
+    # A study from a file runs by its path, not by its name.
+    target = name if str(name).endswith(".py") else study.name
+    print(f"\nChange one with: ensim run {target} --set {names[0]}=VALUE")
     return 0
 
 

@@ -38,6 +38,18 @@ def test_show_lists_a_studys_settings():
     assert out.returncode == 0
     assert "n_trials" in out.stdout and "100000" in out.stdout and "1000000" in out.stdout
     assert "numpy, cupy" in out.stdout and "--set" in out.stdout
+    assert "How to read the figure" in out.stdout          # the story, below the title
+    assert "ensim run formula-check --set" in out.stdout
+
+
+def test_show_of_a_study_file_names_the_file(tmp_path):
+    from ensim.studies import formula_check
+
+    path = tmp_path / "my_study.py"
+    path.write_text(Path(formula_check.__file__).read_text())
+    out = ensim("show", str(path))
+    assert out.returncode == 0, out.stderr
+    assert f"ensim run {path} --set" in out.stdout
 
 
 @pytest.mark.parametrize("args, words", [

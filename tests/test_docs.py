@@ -35,8 +35,8 @@ def test_the_study_template_runs_by_path_and_as_a_script(tmp_path):
         result.tables["cells"].to_csv(index=False)
 
 
-@pytest.mark.slow    # the README trains a 256-256 network on digits: about 30 s
-def test_the_readme_python_blocks_run_in_order(tmp_path, monkeypatch):
+@pytest.mark.slow    # the README trains a 256-256 network on digits: 30 s to 2 min
+def test_the_readme_python_blocks_run_in_order(tmp_path, monkeypatch, capsys):
     pytest.importorskip("sklearn")
     import matplotlib
 
@@ -48,3 +48,10 @@ def test_the_readme_python_blocks_run_in_order(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)   # noqa: S102 - our own docs
     assert list(tmp_path.iterdir()) == []                      # in memory: nothing written
+    # A number the README says a print gives (`print(...)  # 0.28`) is what it prints.
+    promised = re.findall(r"^print\(.*\)\s+#\s*(-?[0-9][0-9.e-]*)\s*$", "\n".join(blocks),
+                          flags=re.M)
+    assert promised
+    printed = capsys.readouterr().out.split()
+    for value in promised:
+        assert value in printed, f"README promises {value}; printed {printed[:20]}"

@@ -47,16 +47,20 @@ def test_thinning_a_plain_network_at_test_time_is_told_apart(small):
     # dropout-trained one: over 3 root seeds of this configuration (24 cells)
     # S_plain_thinned / S was never below 1.84, so a 10% margin is rejected by the paired
     # t-TOST with 3 dof, and the ratio bound 1.3 here is far from what was seen. The same
-    # check holds where the two agree (a control of the control).
+    # check, on tables where the two agree to within 1% (+-0.5% by replicate), holds: a
+    # control of the control (the paired differences then have mean 0.1% of S and a
+    # t-TOST margin of 10%, which a 3-dof test shows at p < 1e-3).
     ens = small.tables["ensembles"]
     thin = ens[ens.arm == "thinned"]
     assert (thin.S_plain_thinned > 1.3 * thin.S).all()
     controls = [c for c in small.claims if c.is_control]
     assert len(controls) == 2 and all(c.verdict == "fails" for c in controls)
-    from ensim.claims import equivalence
-
-    same = thin.S.to_numpy()
-    assert equivalence("S = S", 0.0, 1e-9, 0.0, 0.1 * same.mean()).verdict == "holds"
+    wiggle = 1.0 + 0.005 * np.array([1, -1, 1, -0.6])[thin.replicate.to_numpy()]
+    agree = ens.copy()
+    agree.loc[thin.index, "S_plain_thinned"] = thin.S * wiggle
+    again = small.study.claims({**small.tables, "ensembles": agree}, small.config)
+    plain = [c for c in again if c.statement.startswith("Negative control: a plain network")]
+    assert plain and all(c.verdict == "holds" for c in plain)
 
 
 def test_the_all_mask_average_is_what_the_cross_moment_measures(small):

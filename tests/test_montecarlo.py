@@ -190,6 +190,21 @@ def test_memory_is_bounded_by_the_block_not_n_trials():
     assert large < 20 * block_bytes        # a few block-sized buffers, not n_trials * k
 
 
+@pytest.mark.parametrize("k", [1, 20])
+def test_memory_is_within_the_documented_bound(k):
+    # docs/design.md: the block's errors (2 MiB) plus about 40 bytes for each trial reduced
+    # together, at most 2**16 trials or one block's (2**18 at k = 1); 1 MiB of slack for
+    # the reduction's temporaries and the result.
+    model = EquicorrelatedErrors(k, 1.0, 0.0 if k == 1 else 0.1)
+    tracemalloc.start()
+    simulate(model, 2_000_000, rng=0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    block = default_block_size(k)
+    bound = block * k * 8 + 40 * max(2**16, block) + 2**20
+    assert peak < bound
+
+
 class Interrupted(Exception):
     pass
 
@@ -222,10 +237,10 @@ def test_setting_up_a_huge_run_takes_no_memory():
 
 N_TRIALS = 100_000
 Z_MAX = 4.5
-# Each case below passes when |mse - theory| <= 4.5 SE. For a normal statistic the
-# two-sided false-failure probability is 6.8e-6 per case; over the 60 cases here
-# about 4e-4 (Student-t cases converge more slowly; their z are still within this
-# bound with a wide margin at 1e5 trials).
+# Each case below passes when |mse - theory| <= 4.5 SE, and the same for V and C. For a
+# normal statistic the two-sided false-failure probability is 6.8e-6 per check; over
+# the 60 cases' (at most) 180 checks about 1.2e-3 (Student-t cases converge more
+# slowly; their z are still within this bound with a wide margin at 1e5 trials).
 CASES = [(V, rho, k, dist)
          for dist in DISTS
          for V, rho, k in [(1.0, 0.0, 1), (2.0, 0.5, 2), (0.5, -0.2, 5), (1.0, 1.0, 10),
@@ -262,6 +277,18 @@ def test_wrong_formulas_fail_the_same_check(dist, wrong):
     result = simulate(EquicorrelatedErrors(k, V, C, dist=dist), N_TRIALS, rng=3)
     target = V / k if wrong == "V/k" else V / k + C
     assert not agrees(result, target)
+
+
+@pytest.mark.parametrize("dist", DISTS)
+def test_wrong_v_and_c_fail_the_same_check(dist):
+    # Negative control for the V and C checks above, at the same sample size: a ddof
+    # slip in V (V (k-1)/k) and a C of zero are rejected.
+    V, C, k = 1.0, 0.1, 10
+    result = simulate(EquicorrelatedErrors(k, V, C, dist=dist), N_TRIALS, rng=3)
+    assert abs(result.variance - V) <= Z_MAX * result.variance_stderr + 1e-12
+    assert abs(result.variance - V * (k - 1) / k) > Z_MAX * result.variance_stderr + 1e-12
+    assert abs(result.covariance - C) <= Z_MAX * result.covariance_stderr + 1e-12
+    assert abs(result.covariance - 0.0) > Z_MAX * result.covariance_stderr + 1e-12
 
 
 def test_biased_general_model_matches_its_theory():
@@ -418,13 +445,14 @@ def test_golden_streams_are_the_documented_ones():
 # ---------------------------------------------------------- calibrated errors
 
 
-def z_scores(model, n_reps, n_trials):
+def z_scores(model, n_reps, n_trials, targets=None):
+    """z of (MSE, V, C) over ``n_reps`` runs, against the theory or other ``targets``."""
     rows = []
     for seed in range(n_reps):
         r = simulate(model, n_trials, rng=[7, seed])
-        rows.append(((r.mse - r.theory) / r.stderr,
-                     (r.variance - r.variance_theory) / r.variance_stderr,
-                     (r.covariance - r.covariance_theory) / r.covariance_stderr))
+        mse, V, C = targets or (r.theory, r.variance_theory, r.covariance_theory)
+        rows.append(((r.mse - mse) / r.stderr, (r.variance - V) / r.variance_stderr,
+                     (r.covariance - C) / r.covariance_stderr))
     return np.array(rows)                                        # (n_reps, 3)
 
 
@@ -435,8 +463,9 @@ def test_standard_errors_are_calibrated(model):
 
     Each of the three checks (MSE, V, C) uses the two-sided 1e-4 chi-square
     interval: false-failure probability about 3e-4 per model, if the z are N(0, 1)
-    (4000 Gaussian trials make them very nearly so). Negative control: standard
-    errors twice too large (or too small) fail the same check.
+    (4000 Gaussian trials make them very nearly so). Negative control: the same
+    check on z taken against wrong formulas (the MSE without its covariance term,
+    V/k; V with a ddof slip, V (k-1)/k; C = 0) must fail for each of the three.
     """
     from scipy import stats as sps
 
@@ -445,8 +474,10 @@ def test_standard_errors_are_calibrated(model):
     low, high = sps.chi2.ppf([5e-5, 1 - 5e-5], n_reps) / n_reps
     mean_z2 = np.mean(z**2, axis=0)
     assert np.all((low < mean_z2) & (mean_z2 < high)), mean_z2
-    assert np.all(np.mean((z / 2) ** 2, axis=0) < low)           # SE twice too large
-    assert np.all(np.mean((z * 2) ** 2, axis=0) > high)          # SE twice too small
+    k, V = model.k, model.V
+    wrong = z_scores(model, n_reps, 4000, targets=(V / k + model.mean_bias**2,
+                                                   V * (k - 1) / k, 0.0))
+    assert np.all(np.mean(wrong**2, axis=0) > high), np.mean(wrong**2, axis=0)
 
 
 def test_deterministic_cases_give_finite_small_z():
@@ -456,6 +487,5 @@ def test_deterministic_cases_give_finite_small_z():
                   EquicorrelatedErrors(7, 1.5, 1.5, dist="rademacher"),
                   EquicorrelatedErrors(1, 1.5, 0.0, dist="rademacher")):
         result = simulate(model, 5000, rng=1)
-        assert model.theory_mse == pytest.approx(0.0, abs=1e-15) or result.mse > 0
         assert np.isfinite(result.z) and abs(result.z) < 1.0, (model, result.z)
         assert result.stderr > 0

@@ -201,6 +201,9 @@ def test_dropout_mask_probability_is_exact_to_2_to_the_minus_33(keep_prob):
     mask = Dropout(keep_prob).draw_mask((10_000,), rng)
     if threshold == 2**32:
         assert mask.all()
+    else:   # each unit is its 32 bits compared with the threshold, bit for bit
+        bits = np.random.SFC64(0).random_raw(5_000).view(np.uint32)        # (10_000,)
+        assert np.array_equal(mask, bits < np.uint32(threshold))
     if threshold == 0:
         assert not mask.any()
 

@@ -58,7 +58,8 @@ fraction of each coordinate a ReLU lets through); middle row, learning rates
 (final validation accuracy and steps to the target, both against the rate),
 the generalization gap against the batch size, and the test error against the
 initial weight scale; bottom row, the internal covariate shift over training
-(ℓ2 distance and cosine, averaged over layers), the variance ratio against the
+(ℓ2 distance relative to `‖G‖`, as the claims use it, and cosine, averaged over
+layers), the variance ratio against the
 keep probability with its theories, and the test error before and after the
 statistics are re-estimated. Points are means over seeds with their t
 intervals.
@@ -579,7 +580,11 @@ def plot(tables, config: Config):
         ax.legend(fontsize=7)
     if "ics" in config.parts:
         table = tables["ics"]
-        for j, (measure, name) in enumerate((("l2", "‖G − G′‖ (ℓ2)"), ("cosine", "cos(G, G′)"))):
+        # The relative distance, as the claims use it (an absolute one moves with the
+        # gradients' scale, which batch norm changes).
+        for j, (measure, name, what) in enumerate((
+                ("relative_l2", "‖G − G′‖ / ‖G‖", "distance"),
+                ("cosine", "cos(G, G′)", "angle"))):
             ax = axes[2, j]
             ax.set_visible(True)
             for norm in ("none", "batch", "noisy"):
@@ -590,8 +595,8 @@ def plot(tables, config: Config):
                 ax.fill_between(mean.index, wide.min(axis=1), wide.max(axis=1),
                                 color=NORM_COLORS[norm], alpha=0.15, lw=0)
             ax.set(xlabel="training step", ylabel=name + ", mean over layers",
-                   title="Internal covariate shift (Santurkar et al.)")
-            if measure == "l2":
+                   title=f"Internal covariate shift: {what} (Santurkar et al.)")
+            if measure == "relative_l2":
                 ax.set_yscale("log")
             ax.legend(fontsize=7, title="line: mean over seeds; band: range", title_fontsize=7)
     if "shift" in config.parts:
@@ -725,7 +730,8 @@ def claims(tables, config: Config) -> list:
         mean, se, _, _ = _t(log_speedup, alpha)
         method = (f"log of the paired ratio of steps, each arm at its best rate (none "
                   f"{best['none']:g}, batch norm {best['batch']:g}), over {n} seeds; the "
-                  f"budget counts when the target is not reached")
+                  "budget counts when the target is not reached; each best rate is picked "
+                  "on these same runs, which favours both arms' step counts")
         out.append(direction("At their best learning rates, batch norm needs fewer steps to "
                              f"{config.target_accuracy:.0%} validation accuracy "
                              "(log speed-up > 0)", mean, stderr=se, dof=n - 1, alpha=alpha,

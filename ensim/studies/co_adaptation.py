@@ -302,7 +302,8 @@ def plot(tables, config: Config):
     handles.append(Line2D([], [], color="0.4", lw=0.5, alpha=0.6, label="one seed (the arms "
                           "share data, initial weights and batch order)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
-    fig.suptitle(f"Hidden units with and without dropout ({config.hidden} ReLU network, "
+    widths = "-".join(str(w) for w in config.hidden)
+    fig.suptitle(f"Hidden units with and without dropout ({widths} ReLU network, "
                  f"{config.n_seeds} seeds, measured on test inputs)")
     return fig
 

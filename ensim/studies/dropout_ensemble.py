@@ -29,7 +29,10 @@ For every ensemble, with errors `e_i = q_i − y` over the test points, `S` is t
 mean member second moment `mean_i <e_i²>` and `X` the mean cross moment
 `mean_{i≠j} <e_i e_j>`: the ensemble's error is exactly `S/k + (k−1)/k·X`, the
 primer's `V/k + (k−1)/k·C` with the bias kept. The centred `V`, `C` and
-`ρ = C/V` are measured beside them. Among thinned sub-networks of one network,
+`ρ = C/V` are measured beside them, of the errors against the noise-free truth
+(Friedman #1's `f`; the digits' labels are exact): the test noise is shared by every
+member's error against `y`, so there `C` would hold the noise variance and `ρ`
+could not fall below `σ²/V` (about 0.13 here) however unlike the members were. Among thinned sub-networks of one network,
 `X` has a meaning of its own: two independent masks give independent
 sub-networks, so `X` is the squared error of the average over *all* masks, the
 part of the error that averaging thinned networks can never remove.
@@ -40,19 +43,19 @@ moments dashed; then `S` (a member alone) and `X` (what averaging leaves) per
 arm, with intervals over replicates; then `ρ` per arm; right, the single
 networks' test error per arm, the weight-scaled dropout network and the average
 of its thinned sub-networks, with the effective ensemble size of one dropout
-network (how many independent plain networks it is worth) in the title. Each
+network (how many independent plain networks it is worth) in the panel's corner. Each
 claim below answers one of the questions with an interval over replicates;
 where a claim of the primer fails, its verdict says so.
 
 What the full scale finds (10 replicates, 64-64 ReLU networks, 8 members, Adam for
 100 epochs; the tuned keep probability was 0.8 in every replicate):
 
-* **The thinned sub-networks are not decorrelated.** Their `ρ` is 0.71
-  [0.70, 0.73] on Friedman #1 and 0.66 [0.64, 0.69] on digits: the primer's "close
+* **The thinned sub-networks are not decorrelated.** Their `ρ` is 0.67
+  [0.65, 0.69] on Friedman #1 and 0.66 [0.64, 0.69] on digits: the primer's "close
   to zero" fails on both tasks. On digits they are less correlated than the
   members of every real ensemble; on Friedman #1 only less than independent
-  dropout networks (0.87), and *more* than independent (0.55), bagged and
-  fixed-mask (0.50) networks.
+  dropout networks (0.85), and *more* than independent (0.47), bagged (0.43) and
+  fixed-mask (0.42) networks.
 * **What averaging cannot remove is large.** `X` among thinned sub-networks (5.2 on
   Friedman #1, against 3.4 for independent networks) is, as theory says, the error
   of the average over all masks (checked against fresh masks within 5%).
@@ -61,7 +64,7 @@ What the full scale finds (10 replicates, 64-64 ReLU networks, 8 members, Adam f
   [0.51, 1.79] (inconclusive) on digits. It has a lower variance across training
   sets on Friedman #1; on digits the difference is within the noise.
 * **Ensembles of dropout networks still gain from averaging**, but less than plain
-  ones on Friedman #1 (their members are more alike: `ρ` 0.87).
+  ones on Friedman #1 (their members are more alike: `ρ` 0.85).
 * A plain network thinned only at test time is a far worse sub-network (`S` 31
   against 7.9 on Friedman #1): the negative control is rejected.
 
@@ -345,6 +348,12 @@ def _run_cell(config: Config, params: dict, streams) -> dict:
             row.update(_classification_scores(members[0], labels, "single"))
             row.update(_classification_scores(members.mean(axis=0), labels, "ensemble"))
     row.update(_moments(q, target, scale))
+    # V, C and rho of the members' errors against the noise-free truth (digits: the labels
+    # themselves). Test noise is shared by every member's error against y, so there C
+    # holds the noise variance and rho could not fall below sigma^2 / V however
+    # unlike the members were.
+    d_f = decompose(q, truth.ravel(), matrices=False)
+    row.update(V_f=scale * d_f.member_variance, C_f=scale * d_f.covariance, rho_f=d_f.rho)
     row["n_members"] = int(q.shape[0])
     order_rng = numpy_generator(streams.own("orders"))
     curve = ensemble_mse_curve(q - target.ravel(),
@@ -398,13 +407,15 @@ def across_replicates(q, truth):
     ``q``: ``(n_replicates, 2, n_points)``. Returns, as means over the points: one
     member's squared bias against ``truth`` and its variance across replicates, the
     covariance of two members of the same replicate across replicates, and the
-    pooled correlation (mean covariance / mean variance).
+    pooled correlation (mean covariance / mean variance). The squared bias is
+    unbiased: the mean over ``R`` replicates misses the expected prediction by a
+    variance of ``variance / R``, which is taken off.
     """
     centred = q - q.mean(axis=0)                                       # (R, 2, n)
     n = q.shape[0]
     variance = float(np.mean(centred**2) * n / (n - 1))
     covariance = float(np.mean(centred[:, 0] * centred[:, 1]) * n / (n - 1))
-    bias2 = float(np.mean((q.mean(axis=0) - truth) ** 2))
+    bias2 = float(np.mean((q.mean(axis=0) - truth) ** 2)) - variance / n
     return {"bias2": bias2, "variance": variance, "covariance": covariance,
             "rho": covariance / variance}
 
@@ -421,6 +432,8 @@ def effective_size(S, X, mse_dropout):
 
 
 def plot(tables, config: Config):
+    from matplotlib.patches import Patch
+
     from ensim.plotting import PALETTE, color_cycle, figure, plot_interval_points
 
     ens, curves = tables["ensembles"], tables["curves"]
@@ -456,7 +469,7 @@ def plot(tables, config: Config):
         ax.legend(loc="upper right", fontsize=7)
         ax = axes[row, 2]
         for i, arm in enumerate(config.arms):
-            mean, se, dof = _mean_se(part[part.arm == arm].rho)
+            mean, se, dof = _mean_se(part[part.arm == arm].rho_f)
             half = se * _t(dof, config.alpha)
             plot_interval_points([i], [mean], [mean - half], [mean + half], ax=ax,
                                  color=colors[arm])
@@ -470,12 +483,15 @@ def plot(tables, config: Config):
                                  marker="^")
         ax.plot([], [], "o", color="0.3", ls="", label="over test points, one training set")
         ax.plot([], [], "^", color="0.3", ls="", label="across training sets (pooled)")
-        ax.legend(loc="upper center", fontsize=7, ncols=2)
+        ax.legend(loc="upper right", fontsize=6.5)
         ax.axhline(config.rho_zero, color="k", lw=0.8, ls=":")
         ax.text(-0.4, config.rho_zero, f"ρ = {config.rho_zero:g}", va="bottom", fontsize=7)
         ax.set_xticks(positions, [_LABELS[a].replace(" ", "\n", 1) for a in config.arms],
                       fontsize=7)
-        ax.set(ylabel="ρ = C / V", ylim=(-0.05, 1.4), title=f"ρ = C/V per arm ({level})")
+        low, high = ax.get_ylim()                   # every interval in view, and the legend
+        ax.set(ylabel="ρ = C / V", title=f"ρ = C/V per arm ({level})\nerrors against the "
+               "noise-free truth", ylim=(min(low, -0.05),
+                                         max(high, 1.0) + 0.3 * (max(high, 1.0) - min(low, 0.0))))
         ax = axes[row, 3]
         singles = [(_LABELS[a].split(" ")[0] + " (one)", part[part.arm == a].mse_single,
                     colors[a]) for a in config.arms if a != "thinned"]
@@ -501,17 +517,19 @@ def plot(tables, config: Config):
             terms = across_replicates(q, truth)
             bias2.append(terms["bias2"])
             variance.append(terms["variance"])
-        ax.bar(positions, bias2, color="0.75", label="bias² (against the truth)")
-        ax.bar(positions, variance, bottom=bias2, color=[colors[a] for a in config.arms],
-               label="variance across training sets")
-        ax.set_xticks(positions, [_LABELS[a].replace(" ", "\n", 1) for a in config.arms],
-                      fontsize=7)
+        bias2 = np.maximum(bias2, 0.0)       # unbiased, so a tiny one can come out below 0
+        ax.bar(positions, bias2, color="0.75")
+        ax.bar(positions, variance, bottom=bias2, color=[colors[a] for a in config.arms])
+        ax.set_xticks(positions, [_LABELS[a] for a in config.arms], fontsize=6.5, rotation=30,
+                      ha="right")
         truth_name = "f" if task == "friedman1" else "the one-hot label"
         top = max(b + v for b, v in zip(bias2, variance))
         ax.set(ylabel=f"per test output ({config.n_points} test points)", ylim=(0, 1.45 * top),
                title="A member across training sets")
-        ax.legend(loc="upper right", fontsize=7, title=f"truth: {truth_name}",
-                  title_fontsize=7)
+        ax.legend(handles=[Patch(color="0.75", label="bias² (against the truth)"),
+                           Patch(color="0.35", label="variance across training sets\n"
+                                                     "(in the arm's colour)")],
+                  loc="upper right", fontsize=7, title=f"truth: {truth_name}", title_fontsize=7)
     fig.suptitle("Dropout as an ensemble: the thinned sub-networks beside real ensembles "
                  f"({config.n_replicates} replicates; intervals over replicates)")
     return fig
@@ -563,14 +581,15 @@ def claims(tables, config: Config) -> list:
             continue
         thin = part[part.arm == "thinned"]
         # 1. Are the thinned sub-networks decorrelated?
-        mean, se, dof = _mean_se(thin.rho)
+        mean, se, dof = _mean_se(thin.rho_f)
         out.append(direction(f"Primer: dropout pushes the correlation between thinned "
                              f"sub-networks close to zero, ρ < {config.rho_zero:g} ({task})",
                              mean, stderr=se, dof=dof, side="below", bound=config.rho_zero,
-                             alpha=alpha, method=f"mean ρ over {dof + 1} replicates, t"))
+                             alpha=alpha, method=f"mean ρ over {dof + 1} replicates, t; errors "
+                                                 "against the noise-free truth"))
         family = []
         for arm in arms:
-            diff = _paired(ens, task, "thinned", arm, "rho")
+            diff = _paired(ens, task, "thinned", arm, "rho_f")
             mean, se, dof = _mean_se(diff)
             family.append(direction(f"Thinned sub-networks are less correlated than "
                                     f"{_LABELS[arm]} members: ρ_thinned − ρ_{arm} < 0 "

@@ -230,7 +230,7 @@ def plot(tables, config: Config):
         plot_interval_points(positions + shift, summary[name], low, high, ax=ax, color=color,
                              label=label)
     ax.set(ylabel="variance of the forest (mean over x)",
-           title=f"Forest variance vs ESL eq. 15.1 ({level} intervals)")
+           title=f"Forest variance vs ESL eq. 15.1 ({level})")
     ax.legend(loc="upper left", fontsize=7)
     m_axis(ax)
     fig.suptitle("Random forests on ESL's additive model: tree correlation and forest variance")

@@ -296,7 +296,8 @@ def connect(*, n_jobs=1, scheduler=None, dask_workers=None, deadline_s: float | 
 
     A scheduler that cannot be reached, never answers, or is not a Dask scheduler
     is a :class:`StudyError` within ``deadline_s`` seconds (default
-    :data:`CONNECT_DEADLINE_S`); so is one without workers.
+    :data:`CONNECT_DEADLINE_S`); so is one without workers (connecting and waiting
+    for a worker share the deadline, at least 1 s being left for the wait).
     """
     check_options(n_jobs=n_jobs, scheduler=scheduler, dask_workers=dask_workers)
     deadline_s = CONNECT_DEADLINE_S if deadline_s is None else deadline_s
@@ -309,10 +310,13 @@ def connect(*, n_jobs=1, scheduler=None, dask_workers=None, deadline_s: float | 
         raise StudyError("Running on Dask needs the 'dist' extra: pip install "
                          "'ensim-stats[dist]' (or '.[dist]' from a checkout).") from exc
     if scheduler is not None:
+        start = time.monotonic()
         client = _connect_client(scheduler.strip(), deadline_s)
         with client:
+            # One deadline for both: connecting and finding a worker.
+            left = max(deadline_s - (time.monotonic() - start), 1.0)
             try:
-                client.wait_for_workers(1, timeout=deadline_s)
+                client.wait_for_workers(1, timeout=left)
             except (TimeoutError, OSError) as exc:
                 raise StudyError(f"The Dask scheduler at {scheduler} has no workers "
                                  f"(waited {deadline_s:g} s); start some with "
