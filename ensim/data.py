@@ -148,7 +148,7 @@ def resample(X, y, n_samples: int | None = None, *, method: str = "bootstrap",
     """
     owner = "resample"
     check_choice(method, "method", ("bootstrap", "subsample"), owner=owner)
-    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    X, y = check_array(X, "X", owner=owner), check_array(y, "y", owner=owner)
     if X.ndim != 2 or y.shape != (X.shape[0],):
         raise ValueError(f"The 'X' and 'y' parameters of {owner} must have shapes (n, p) and "
                          f"(n,); got {X.shape} and {y.shape}.")
@@ -373,6 +373,9 @@ class ImageAugmenter:
     def __init__(self, image_shape=(8, 8), *, max_shift=0, max_angle=10.0, flip_prob=0.0,
                  mean=None, scale=None):
         owner = "ImageAugmenter"
+        if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 2:
+            raise TypeError(f"The 'image_shape' parameter of {owner} must be a pair (height, "
+                            f"width); got {image_shape!r}.")
         self.image_shape = tuple(check_int(s, "image_shape", low=1, owner=owner) for s in image_shape)
         self.max_shift = check_int(max_shift, "max_shift", low=0, owner=owner)
         self.max_angle = check_real(max_angle, "max_angle", low=0.0, high=180.0, owner=owner)
@@ -384,9 +387,20 @@ class ImageAugmenter:
             if value is not None and value.shape != (n_pixels,):
                 raise ValueError(f"The {name!r} parameter of {owner} must have shape "
                                  f"({n_pixels},); got {value.shape}.")
+        if self.scale is not None and not np.all(self.scale > 0):
+            raise ValueError(f"The 'scale' parameter of {owner} must hold standard deviations "
+                             f"> 0 (images are divided by it); got {float(self.scale.min()):g}.")
 
     def __call__(self, X, rng):
         """Augment a batch ``X`` of shape ``(batch, height * width)`` with generator ``rng``."""
+        n_pixels = math.prod(self.image_shape)
+        if getattr(X, "ndim", None) != 2 or X.shape[1] != n_pixels:
+            raise ValueError(f"ImageAugmenter: the batch must have shape (batch, {n_pixels}) "
+                             f"for images of {self.image_shape}; got "
+                             f"{tuple(getattr(X, 'shape', ()))}.")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("ImageAugmenter: 'rng' must be a numpy.random.Generator; got "
+                            f"{type(rng).__name__}.")
         n = X.shape[0]
         angles = rng.uniform(-self.max_angle, self.max_angle, n)  # (batch,)
         shifts = rng.integers(-self.max_shift, self.max_shift + 1, size=(n, 2))  # (batch, 2)
@@ -438,6 +452,9 @@ class GaussianNoise:
 
     def __call__(self, X, rng):
         """Return a noisy copy of ``X``, drawing from the NumPy generator ``rng``."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("GaussianNoise: 'rng' must be a numpy.random.Generator; got "
+                            f"{type(rng).__name__}.")
         xp = array_namespace(X)
         noise = rng.standard_normal(X.shape)  # (batch, n_features)
         return X + xp.asarray(self.std * noise, dtype=X.dtype)

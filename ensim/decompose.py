@@ -69,6 +69,7 @@ points, so memory stays a small fraction of the input whatever its size.
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -894,8 +895,19 @@ def ensemble_mse_curve(errors, orders) -> np.ndarray:
     ndarray of shape (K,)
         Entry ``k - 1`` is the curve at ``k``.
     """
-    errors = np.asarray(errors, dtype=float)
+    owner = "ensemble_mse_curve"
+    errors = check_array(errors, "errors", ndim=2, owner=owner)
     n_members = errors.shape[0]
+    orders = [np.asarray(order) for order in orders]
+    if not orders:
+        raise ValueError(f"The 'orders' parameter of {owner} must hold at least one order; "
+                         "got none.")
+    for j, order in enumerate(orders):
+        if (order.ndim != 1 or not np.issubdtype(order.dtype, np.integer)
+                or not np.array_equal(np.sort(order), np.arange(n_members))):
+            raise ValueError(f"The 'orders' parameter of {owner} must hold permutations of "
+                             f"range({n_members}) (one per order, each member once); order "
+                             f"{j} is {reprlib.repr(order.tolist())}.")
     curves = []
     for order in orders:
         doubled = errors[np.concatenate([order, order])]                  # (2K, n_test)

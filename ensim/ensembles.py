@@ -107,6 +107,9 @@ def make_ensemble(kind: str, n_estimators: int = 100, *, rng=None, member_params
                         "are averaged with equal weight, as the decompositions assume; got "
                         f"weights={params['weights']!r}.")
     n_estimators = check_int(n_estimators, "n_estimators", low=1, owner="make_ensemble")
+    if member_params is not None and not isinstance(member_params, dict):
+        raise TypeError("The 'member_params' parameter of make_ensemble must be a dict of "
+                        f"member settings or None; got {member_params!r}.")
     member_params = dict(member_params or {})
     seed = as_seed_sequence(rng)
     if kind.endswith("_mlp"):

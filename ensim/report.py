@@ -32,6 +32,8 @@ td.interval { white-space: nowrap; font-variant-numeric: tabular-nums; }
 .inconclusive { color: #8a6d00; font-weight: 600; }
 .control-ok { color: #007a4d; } .control-bad { color: #b00020; font-weight: 600; }
 img { max-width: 100%; } .meta, .links, .top { color: #555; font-size: 0.85em; }
+.figure { width: 96vw; margin-left: calc(50% - 48vw); overflow-x: auto; text-align: center; }
+.figure img { max-width: none; }
 .scale { background: #f4f4f4; border-left: 3px solid #999; padding: 0.4em 0.8em; }
 section { border-top: 1px solid #ccc; margin-top: 2.5em; }
 code { background: #f4f4f4; padding: 0 0.2em; border-radius: 3px; }
@@ -146,9 +148,13 @@ def write_report(out) -> tuple[Path, Path]:
         body.append(f"<p class='links'>{' · '.join(f'<a href={html.escape(h)!r}>{html.escape(t)}</a>' for t, h in links)}</p>")
         body.append(render_markdown(study["story"]))
         if study["figure"] is not None:
-            data = base64.b64encode(study["figure"].read_bytes()).decode()
-            body.append(f"<img alt='{html.escape(study['title'])}' "
-                        f"src='data:image/png;base64,{data}'>")
+            png = study["figure"].read_bytes()
+            data = base64.b64encode(png).decode()
+            # Shown at 100 dpi (figures are saved at 150): wide figures keep their text
+            # readable and scroll sideways in a narrow window instead of shrinking.
+            width = round(int.from_bytes(png[16:20], "big") / 1.5)
+            body.append(f"<div class='figure'><img alt='{html.escape(study['title'])}' "
+                        f"width='{width}' src='data:image/png;base64,{data}'></div>")
         body.append(f"<h3>Claims ({html.escape(count_verdicts(study['claims']))})</h3>")
         body.append(_html_claims(study["claims"]))
         body.append("<p class='top'><a href='#top'>back to the top</a></p></section>")

@@ -362,14 +362,22 @@ def jackknife(statistic, predictions, *, n_groups: int = 10) -> JackknifeEstimat
     if not callable(statistic):
         raise TypeError(f"The 'statistic' parameter of {owner} must be callable; "
                         f"got {type(statistic).__name__}.")
-    predictions = np.asarray(predictions)
+    predictions = check_array(predictions, "predictions", owner=owner)
     if predictions.ndim < 1 or predictions.shape[0] < 4:
         raise ValueError(f"The 'predictions' parameter of {owner} must hold at least 4 "
                          f"repeats on its first axis; got shape {predictions.shape}.")
     n_groups = check_int(n_groups, "n_groups", low=2, high=predictions.shape[0], owner=owner)
+    shape = None
 
     def evaluate(subset):
-        return np.atleast_1d(np.asarray(statistic(subset), dtype=float))
+        nonlocal shape
+        value = np.atleast_1d(np.asarray(statistic(subset), dtype=float))
+        if value.ndim != 1 or (shape is not None and value.shape != shape):
+            raise ValueError(f"The 'statistic' parameter of {owner} must return a float or "
+                             f"the same number of floats for every subset of repeats; got "
+                             f"shape {value.shape}" + (f" after {shape}." if shape else "."))
+        shape = value.shape
+        return value
 
     full = evaluate(predictions)
     groups = np.array_split(np.arange(predictions.shape[0]), n_groups)

@@ -8,15 +8,29 @@ import pytest
 
 from ensim import EquicorrelatedErrors, simulate
 from ensim import claims as cl
-from ensim.data import load_dataset, split_and_standardize
-from ensim.ensembles import fit_repeats
-from ensim.nn import EarlyStopping, TrainingConfig, build_mlp
+from ensim.data import GaussianNoise, ImageAugmenter, load_dataset, resample, split_and_standardize
+from ensim.decompose import ensemble_mse_curve
+from ensim.ensembles import fit_repeats, make_ensemble
+from ensim.nn import (
+    DropoutMLPRegressor,
+    EarlyStopping,
+    TrainingConfig,
+    build_mlp,
+    build_stacked_mlp,
+    stacked_training_bytes,
+    train,
+    train_stacked,
+)
 from ensim.nn.layers import Dense
-from ensim.stats import fit_inverse_k, normal_conf_int
+from ensim.nn.network import Network
+from ensim.stats import fit_inverse_k, jackknife, normal_conf_int
 from ensim.theory import dropout_ridge
 
 X = np.random.default_rng(0).normal(size=(20, 3))
 Y = X.sum(axis=1)
+Y2 = Y[:, None]
+NET = build_mlp(3, (4,), 1, rng=0)
+STACK = build_stacked_mlp(3, (4,), 1, 2, rng=0)
 
 
 def _never_called(*args):
@@ -75,6 +89,51 @@ CASES = [
     (lambda: cl.count_verdicts([1]), TypeError, "'claims' parameter of count_verdicts"),
     (lambda: cl.all_of("x", [cl.identity("a", 0.0), cl.identity("b", 0.0)], labels=["x"]),
      ValueError, "'labels'.*one label per part"),
+    # Training data: shapes, pairs and types before the first step.
+    (lambda: train(NET, X, Y2, validation_data=(X, Y2, Y2)), TypeError,
+     "'validation_data'.*pair.*3 items"),
+    (lambda: train(NET, X, Y2, validation_data=(np.zeros((3, 3)), np.zeros((4, 1)))),
+     ValueError, r"y_val of the 'validation_data'.*one target per row of X_val \(3\)"),
+    (lambda: train(NET, X, Y2, validation_data=(np.zeros((3, 2)), np.zeros((3, 1)))),
+     ValueError, r"X_val of the 'validation_data'.*\(n, 3\)"),
+    (lambda: train(NET, np.zeros((0, 3)), np.zeros((0, 1))), ValueError, "'X'.*n >= 1"),
+    (lambda: train(NET, X.tolist(), Y2), TypeError, "'X' parameter of train.*list"),
+    (lambda: train("net", X, Y2), TypeError, "'network'.*Network.*str"),
+    (lambda: train(NET, X, Y2, config={"lr": 1}), TypeError, "'config'.*TrainingConfig.*dict"),
+    (lambda: train(NET, X, Y2, masks=5), TypeError, "'masks'.*list"),
+    (lambda: train_stacked(STACK, X, Y2, validation_data=(np.zeros((3, 4)), np.zeros((3, 1)))),
+     ValueError, "X_val of the 'validation_data' parameter of train_stacked"),
+    (lambda: train_stacked(STACK, np.zeros((0, 3)), np.zeros((0, 1))), ValueError, "n >= 1"),
+    (lambda: stacked_training_bytes(STACK, -5), ValueError, "'batch_size'.*-5"),
+    (lambda: stacked_training_bytes(STACK, 8, optimizer="rmsprop"), ValueError, "'optimizer'"),
+    (lambda: stacked_training_bytes(STACK, 8, n_validation=-10), ValueError, "'n_validation'"),
+    (lambda: stacked_training_bytes("s", 8), TypeError, "'stack'.*StackedNetwork"),
+    # A network's own methods.
+    (lambda: NET.apply_max_norm(-1.0), ValueError, r"'max_norm'.*\(0, inf\]"),
+    (lambda: NET.set_weights([np.zeros(1)] * 4), ValueError, r"array 0 has shape \(1,\)"),
+    (lambda: NET.penalty(l1=-1), ValueError, "'l1' parameter of Network.penalty"),
+    (lambda: NET.loss_and_grad(X, Y2, l2=-1.0), ValueError, "'l2'"),
+    (lambda: Network([Dense(3, 3, rng=np.random.default_rng(0))], head="mse"), TypeError,
+     "'head'.*MSELoss.*'mse'"),
+    (lambda: Network(["dense"], head=None), TypeError, "'layers'.*item 0 is a str"),
+    # Curves, jackknives, data helpers, ensembles.
+    (lambda: ensemble_mse_curve(np.ones((4, 5)), [[0, 0, 0, 0]]), ValueError,
+     r"permutations of range\(4\).*order 0"),
+    (lambda: ensemble_mse_curve(np.ones((4, 5)), []), ValueError, "at least one order"),
+    (lambda: ensemble_mse_curve(np.ones(4), [[0, 1, 2, 3]]), ValueError, "'errors'.*2-D"),
+    (lambda: jackknife(lambda q: np.arange(len(q)), np.zeros((10, 3)), n_groups=5),
+     ValueError, "'statistic'.*same number of floats"),
+    (lambda: jackknife(np.mean, np.full((10, 3), np.nan)), ValueError, "'predictions'.*finite"),
+    (lambda: resample(np.full((10, 2), np.nan), np.zeros(10)), ValueError, "'X'.*finite"),
+    (lambda: ImageAugmenter(image_shape=8), TypeError, "'image_shape'.*pair"),
+    (lambda: ImageAugmenter(image_shape=(2, 2, 2)), TypeError, "'image_shape'"),
+    (lambda: ImageAugmenter(scale=np.zeros(64)), ValueError, "'scale'.*> 0"),
+    (lambda: ImageAugmenter()(np.zeros((2, 10)), np.random.default_rng(0)), ValueError,
+     r"\(batch, 64\)"),
+    (lambda: ImageAugmenter()(np.zeros((2, 64)), 0), TypeError, "'rng'.*Generator"),
+    (lambda: GaussianNoise(0.1)(np.zeros((2, 3)), None), TypeError, "'rng'.*Generator"),
+    (lambda: make_ensemble("random_forest", 3, member_params=5), TypeError,
+     "'member_params'.*dict"),
 ]
 
 
@@ -82,6 +141,22 @@ CASES = [
 def test_bad_input_is_refused_with_its_name(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_a_fit_that_diverged_is_refused():
+    # scikit-learn's MLPs refuse non-finite weights after fit; so do ensim's estimators.
+    big = DropoutMLPRegressor((8,), learning_rate=1e300, max_epochs=3, random_state=0)
+    with pytest.raises(ValueError, match="diverged.*learning_rate.*1e\\+300"):
+        big.fit(X, Y)
+    assert not hasattr(big, "network_")
+    stacked = make_ensemble("dropout_mlp", 2, rng=0,
+                            member_params={"learning_rate": 1e300, "max_epochs": 3})
+    with pytest.raises(ValueError, match="StackedMLPRegressor: training diverged"):
+        stacked.fit(X, Y)
+    # Control: a sane rate fits.
+    DropoutMLPRegressor((8,), max_epochs=3, random_state=0).fit(X, Y)
 
 
 def test_flags_that_are_flags_still_work():

@@ -149,11 +149,16 @@ def test_failed_refit_keeps_or_forgets_the_whole_previous_fit(rng):
 def test_thinned_networks_need_dropout_in_the_estimator(rng):
     X, y = _regression(rng, n=40)
     model = DropoutMLPRegressor((4,), keep_prob=1.0, max_epochs=2, random_state=0).fit(X, y)
-    with pytest.raises(ValueError, match=r"DropoutMLPRegressor.sample_masks needs a Dropout layer, "
-                                         r"but keep_prob=1 and input_keep_prob=1 built none"):
+    with pytest.raises(ValueError, match=r"DropoutMLPRegressor.sample_masks needs a Bernoulli "
+                                         r"Dropout layer, but keep_prob=1 and input_keep_prob=1 "
+                                         r"built none"):
         model.sample_masks(50)
-    with pytest.raises(ValueError, match=r"DropoutMLPRegressor.predict_thinned needs a Dropout"):
+    with pytest.raises(ValueError, match=r"DropoutMLPRegressor.predict_thinned needs a Bernoulli"):
         model.predict_thinned(X, [])
+    gaussian = DropoutMLPRegressor((4,), keep_prob=0.5, dropout="gaussian", max_epochs=2,
+                                   random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"dropout='gaussian' has no thinned sub-networks"):
+        gaussian.sample_masks(5)
     # Positive control: input dropout alone is enough.
     model.set_params(input_keep_prob=0.8).fit(X, y)
     assert model.predict_thinned(X, model.sample_masks(5, rng=0)).members.shape == (5, 40)

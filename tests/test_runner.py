@@ -299,7 +299,9 @@ def test_an_unusable_scheduler_touches_nothing(kind, fresh, folder, finished, tm
     import shutil
 
     runner = importlib.import_module("ensim.study.execute")
-    monkeypatch.setattr(runner, "CONNECT_DEADLINE_S", 3.0)    # the real one is tested below
+    # The real deadline is tested below. 5 s: on a loaded machine (the whole suite on two
+    # cores) a refusing HTTP server took over 3 s to be told apart from a silent one.
+    monkeypatch.setattr(runner, "CONNECT_DEADLINE_S", 5.0)
     out = tmp_path / "out"
     if folder == "finished":
         shutil.copytree(finished, out)
@@ -318,7 +320,7 @@ def test_an_unusable_scheduler_touches_nothing(kind, fresh, folder, finished, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and address in err[0] and "Traceback" not in err[0], err
-    assert elapsed < 10
+    assert elapsed < 15
     assert listing(out) == before                 # no file created, changed or deleted
     if kind == "http":
         assert "not a Dask scheduler" in err[0]

@@ -39,7 +39,7 @@ from .estimators import _validate_data, encode_labels, training_config
 from .network import ThinnedPredictions, build_mlp
 from .settings import DEFAULTS, ESTIMATOR_SETTINGS, check_settings
 from .stacked import StackedNetwork, train_stacked
-from .training import _check_batch_norm_batches
+from .training import _check_batch_norm_batches, check_trained
 
 __all__ = ["KINDS", "StackedMLPClassifier", "StackedMLPRegressor"]
 
@@ -177,6 +177,7 @@ class _StackedMLP(BaseEstimator):
             stack, X_fit, targets, config, rng=seed, rows=None if same_rows else rows,
             validation_data=None if val_rows is None else (X_fit, targets),
             validation_rows=val_rows, max_bytes=self.max_bytes, n_jobs=self.n_jobs)
+        check_trained(stack._flat_params, type(self).__name__, config.learning_rate)
         return stack, histories
 
     # ------------------------------------------------------------ prediction

@@ -22,7 +22,13 @@ from .._random import as_seed_sequence, child_seed
 from .network import build_mlp
 from .settings import DEFAULTS as _D
 from .settings import ESTIMATOR_SETTINGS, check_settings, settings_doc
-from .training import EarlyStopping, TrainingConfig, _check_batch_norm_batches, train
+from .training import (
+    EarlyStopping,
+    TrainingConfig,
+    _check_batch_norm_batches,
+    check_trained,
+    train,
+)
 
 __all__ = ["DropoutMLPClassifier", "DropoutMLPRegressor"]
 
@@ -197,6 +203,7 @@ class _DropoutMLP(BaseEstimator):
         targets = xp.asarray(targets, dtype=target_dtype)
         history = train(network, xp.asarray(X, dtype=dtype), targets, config,
                         validation_data=validation, rng=child_seed(seed, 1))
+        check_trained(network._flat[0], owner, config.learning_rate)
         return network, history
 
     def _split_validation(self, X, targets, stratify, seed):
@@ -232,10 +239,12 @@ class _DropoutMLP(BaseEstimator):
 
     def _check_has_dropout(self, method):
         if not self.network_.dropout_layers:
+            why = ("dropout='gaussian' has no thinned sub-networks (its noise is not a mask)"
+                   if self.dropout == "gaussian" and min(self.keep_prob, self.input_keep_prob) < 1
+                   else "keep_prob=1 and input_keep_prob=1 built none")
             raise ValueError(
-                f"{type(self).__name__}.{method} needs a Dropout layer, but keep_prob=1 and "
-                "input_keep_prob=1 built none: the only sub-network is the full network "
-                "(predict).")
+                f"{type(self).__name__}.{method} needs a Bernoulli Dropout layer, but {why}: "
+                "the only sub-network is the full network (predict).")
 
     def predict_thinned(self, X, masks, *, chunk_size=None):
         """Predictions of the thinned sub-networks given by ``masks`` and of the full network.

@@ -22,7 +22,7 @@ from .._validation import (
     check_real,
     check_sizes,
 )
-from .layers import BatchNorm, Dense, Dropout, GaussianDropout, ReLU, Sigmoid, Tanh
+from .layers import BatchNorm, Dense, Dropout, GaussianDropout, Layer, ReLU, Sigmoid, Tanh
 from .losses import MSELoss, SoftmaxCrossEntropy
 
 __all__ = ["Network", "ThinnedPredictions", "build_mlp"]
@@ -83,6 +83,13 @@ class Network:
 
     def __init__(self, layers, head):
         self.layers = list(layers)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"The 'layers' parameter of Network must hold ensim.nn layers; "
+                                f"item {i} is a {type(layer).__name__}.")
+        if not isinstance(head, (MSELoss, SoftmaxCrossEntropy)):
+            raise TypeError("The 'head' parameter of Network must be an MSELoss or a "
+                            f"SoftmaxCrossEntropy; got {head!r}.")
         self.head = head
         dense = [layer for layer in self.layers if isinstance(layer, Dense)]
         if not dense:
@@ -233,12 +240,20 @@ class Network:
         if len(weights) != len(targets):
             raise ValueError(f"The 'weights' parameter of Network.set_weights must hold "
                              f"{len(targets)} arrays; got {len(weights)}.")
+        for i, (target, value) in enumerate(zip(targets, weights)):
+            if tuple(getattr(value, "shape", ())) != tuple(target.shape):
+                raise ValueError(f"The 'weights' parameter of Network.set_weights must hold "
+                                 f"arrays shaped as get_weights() returns them; array {i} has "
+                                 f"shape {tuple(getattr(value, 'shape', ()))}, not "
+                                 f"{tuple(target.shape)}.")
         for target, value in zip(targets, weights):
             target[...] = value
 
     # -------------------------------------------------------------- objective
     def penalty(self, *, l1=0.0, l2=0.0):
         """``l1 * sum|W| + l2 * sum W**2`` over the dense weight matrices (not biases)."""
+        l1 = check_real(l1, "l1", low=0.0, owner="Network.penalty")
+        l2 = check_real(l2, "l2", low=0.0, owner="Network.penalty")
         xp = self.xp
         total = 0.0
         for W in self.dense_weights():
@@ -256,6 +271,8 @@ class Network:
         of the weight matrices (an ordinary penalty in the loss, not decoupled
         weight decay).
         """
+        l1 = check_real(l1, "l1", low=0.0, owner="Network.loss_and_grad")
+        l2 = check_real(l2, "l2", low=0.0, owner="Network.loss_and_grad")
         z = self.forward(X, training=True, masks=masks, rng=rng)
         loss, grad_z = self.head.loss_and_grad(z, y)
         self.backward(grad_z)
@@ -273,6 +290,8 @@ class Network:
 
     def apply_max_norm(self, max_norm):
         """Rescale each unit's incoming weight vector ``W[:, j]`` to norm at most ``max_norm``."""
+        max_norm = check_real(max_norm, "max_norm", low=0.0, low_inclusive=False,
+                              owner="Network.apply_max_norm")
         xp = self.xp
         for W in self.dense_weights():
             norms = xp.sqrt((W * W).sum(axis=0))  # (n_out,)
@@ -440,8 +459,12 @@ class Network:
 
     def _check_has_dropout(self, owner):
         if not self.dropout_layers:
-            raise ValueError(f"{owner} needs a network with a Dropout layer; this one has none, "
-                             "so its only sub-network is the full network (Network.predict).")
+            gaussian = any(isinstance(layer, GaussianDropout) for layer in self.layers)
+            kind = ("none (its GaussianDropout layers draw noise, not masks)" if gaussian
+                    else "none")
+            raise ValueError(f"{owner} needs a network with a Bernoulli Dropout layer; this one "
+                             f"has {kind}, so its only sub-network is the full network "
+                             "(Network.predict).")
 
     def _check_mask_sets(self, masks):
         """Each mask set as a 0/1 array of the parameters' dtype, or a clear error."""

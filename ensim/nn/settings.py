@@ -92,8 +92,7 @@ def _str(value, name, owner):
 
 
 def _seed(value, name, owner):
-    if value is None or isinstance(value, (np.random.SeedSequence, np.random.Generator,
-                                           np.random.RandomState)):
+    if value is None or isinstance(value, (np.random.SeedSequence, np.random.Generator)):
         return value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0:
         return value
@@ -102,7 +101,9 @@ def _seed(value, name, owner):
             for v in value):
         return value                   # a SeedSequence's entropy, as every rng accepts
     raise TypeError(f"The {name!r} parameter of {owner} must be None, a non-negative int (or "
-                    f"a non-empty list of them), a SeedSequence or a Generator; got {value!r}.")
+                    f"a non-empty list of them), a SeedSequence or a Generator (ensim's streams "
+                    f"are SeedSequence children; a legacy RandomState cannot seed them); got "
+                    f"{value!r}.")
 
 
 def _early_stopping(value, name, owner):

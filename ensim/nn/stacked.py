@@ -33,7 +33,7 @@ import numbers
 import numpy as np
 
 from .._random import as_seed_sequence, child_seed, make_generator, numpy_generator
-from .._validation import check_int, check_real
+from .._validation import check_bool, check_choice, check_int, check_real
 from .layers import (
     _RAW_64_BIT,
     BatchNorm,
@@ -49,8 +49,9 @@ from .losses import MSELoss
 from .network import Network, ThinnedPredictions, build_mlp
 from .training import (
     History,
-    TrainingConfig,
     _check_batch_norm_batches,
+    _check_config,
+    _check_data,
     _check_finite,
     _check_targets,
     check_monitor,
@@ -741,6 +742,15 @@ def stacked_training_bytes(stack, batch_size, *, optimizer="sgd", n_validation=0
     data, index arrays and per-member Python objects are not counted. This is an
     estimate: ``tests/test_nn_stacked.py`` checks that measured peaks stay below it.
     """
+    owner = "stacked_training_bytes"
+    if not isinstance(stack, StackedNetwork):
+        raise TypeError(f"The 'stack' parameter of {owner} must be a StackedNetwork; got "
+                        f"{type(stack).__name__}.")
+    batch_size = check_int(batch_size, "batch_size", low=1, owner=owner)
+    check_choice(optimizer, "optimizer", ("sgd", "adam"), owner=owner)
+    n_validation = check_int(n_validation, "n_validation", low=0, owner=owner)
+    check_bool(restore_best_weights, "restore_best_weights", owner=owner)
+    check_bool(fixed_masks, "fixed_masks", owner=owner)
     P = stack._flat_params.shape[1]
     state = (6 if optimizer == "adam" else 4) * P + (P if restore_best_weights else 0)
     state += 4 * sum(layer.n_features for layer in stack.layers
@@ -821,16 +831,10 @@ def train_stacked(stack, X, y, config=None, *, rng=None, rows=None, validation_d
     if not isinstance(stack, StackedNetwork):
         raise TypeError(f"The 'stack' parameter of {owner} must be a StackedNetwork; "
                         f"got {type(stack).__name__}.")
-    config = TrainingConfig() if config is None else config
-    config.validate()
+    config = _check_config(config, owner)
     k, xp = stack.k, stack.xp
     template = stack._template
-    if X.ndim != 2 or X.shape[1] != stack.n_inputs:
-        raise ValueError(f"The 'X' parameter of {owner} must have shape (n, {stack.n_inputs}); "
-                         f"got {tuple(X.shape)}.")
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(f"X and y must have the same number of rows; got {X.shape[0]} and "
-                         f"{y.shape[0]}.")
+    _check_data(stack, X, y, validation_data, owner)
     rows = _check_rows(rows, "rows", k, X.shape[0], owner)
     n = X.shape[0] if rows is None else rows.shape[1]
     has_batch_norm = any(isinstance(layer, _StackedBatchNorm) for layer in stack.layers)
@@ -908,6 +912,9 @@ def _per_member(value, default, name, k, owner, *, optional=False):
     values = [default] * k if value is None else value
     if isinstance(values, numbers.Real) or values is None:
         values = [values] * k
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise TypeError(f"The {name!r} parameter of {owner} must be a number or a sequence of "
+                        f"one per member (k = {k}); got {values!r}.")
     values = list(values)
     if len(values) != k:
         raise ValueError(f"The {name!r} parameter of {owner} must be one value or one per member "

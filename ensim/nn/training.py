@@ -236,11 +236,14 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None, masks=N
         when the network has batch normalization and ``config.batch_size`` or the
         number of rows is below 2 (batch statistics need two rows).
     """
-    config = TrainingConfig() if config is None else config
-    config.validate()
+    from .network import Network
+
+    if not isinstance(network, Network):
+        raise TypeError(f"The 'network' parameter of train must be a Network; got "
+                        f"{type(network).__name__}.")
+    config = _check_config(config, "train")
+    _check_data(network, X, y, validation_data, "train")
     n = X.shape[0]
-    if y.shape[0] != n:
-        raise ValueError(f"X and y must have the same number of rows; got {n} and {y.shape[0]}.")
     has_batch_norm = any(isinstance(layer, BatchNorm) for layer in network.layers)
     if has_batch_norm:
         _check_batch_norm_batches(config.batch_size, n, owner="train",
@@ -252,6 +255,9 @@ def train(network, X, y, config=None, *, validation_data=None, rng=None, masks=N
         _check_targets(network, validation_data[1], "validation_data")
     stopper = config.early_stopping
     check_monitor(stopper, network.head, validation_data)
+    if masks is not None and not isinstance(masks, (list, tuple)):
+        raise TypeError(f"The 'masks' parameter of train must be a list of arrays, one per "
+                        f"dropout layer; got {type(masks).__name__}.")
     if masks is not None and len(masks) != len(network.dropout_layers):
         raise ValueError(f"The 'masks' parameter of train must hold one mask per dropout layer "
                          f"({len(network.dropout_layers)}); got {len(masks)}.")
@@ -321,6 +327,59 @@ def _check_batch_norm_batches(batch_size, n_samples, *, owner, condition):
     if n_samples is not None and n_samples < 2:
         raise ValueError(f"{owner} needs at least 2 training rows when {condition}; "
                          f"got {n_samples}.")
+
+
+def check_trained(params, owner, learning_rate):
+    """Refuse a fit whose parameters are not finite (training diverged), as scikit-learn's
+    MLPs do; ``params`` is the network's (or stack's) flat parameter buffer."""
+    from .._backend import array_namespace
+
+    xp = array_namespace(params)
+    if not bool(xp.all(xp.isfinite(params))):
+        raise ValueError(f"{owner}: training diverged (the weights are no longer finite); "
+                         f"lower the learning_rate (got {learning_rate:g}) or standardize "
+                         "the inputs and targets.")
+
+
+def _check_config(config, owner):
+    """``config`` (a :class:`TrainingConfig`, default one), validated."""
+    config = TrainingConfig() if config is None else config
+    if not isinstance(config, TrainingConfig):
+        raise TypeError(f"The 'config' parameter of {owner} must be a TrainingConfig or None; "
+                        f"got {type(config).__name__}.")
+    config.validate()
+    return config
+
+
+def _check_data(network, X, y, validation_data, owner):
+    """Shapes of the training and validation data, before any training step.
+
+    ``X`` must be a 2-D array of at least one row with the network's input width, ``y``
+    one target per row; ``validation_data`` an ``(X_val, y_val)`` pair of the same
+    kinds. Values (finite entries, labels) are checked by the callers.
+    """
+    # (what of it, parameter, the array): "The X_val of the 'validation_data' parameter"
+    pairs = [(("", "'X' parameter", X), ("", "'y' parameter", y))]
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError(f"The 'validation_data' parameter of {owner} must be a pair "
+                            f"(X_val, y_val); got {type(validation_data).__name__}"
+                            + (f" of {len(validation_data)} items" if isinstance(
+                                validation_data, (tuple, list)) else "") + ".")
+        pairs.append((("X_val of the ", "'validation_data' parameter", validation_data[0]),
+                      ("y_val of the ", "'validation_data' parameter", validation_data[1])))
+    for (x_part, x_param, a), (y_part, y_param, b) in pairs:
+        for part, param, value in ((x_part, x_param, a), (y_part, y_param, b)):
+            if not hasattr(value, "shape") or not hasattr(value, "ndim"):
+                raise TypeError(f"The {part}{param} of {owner} must be an array in the "
+                                f"network's namespace; got {type(value).__name__}.")
+        if a.ndim != 2 or a.shape[1] != network.n_inputs or a.shape[0] < 1:
+            raise ValueError(f"The {x_part}{x_param} of {owner} must have shape "
+                             f"(n, {network.n_inputs}) with n >= 1; got {tuple(a.shape)}.")
+        if b.ndim < 1 or b.shape[0] != a.shape[0]:
+            raise ValueError(f"The {y_part}{y_param} of {owner} must have one target per row "
+                             f"of {'X_val' if x_part else 'X'} ({a.shape[0]}); got shape "
+                             f"{tuple(b.shape)}.")
 
 
 def _check_targets(network, y, name):

@@ -18,7 +18,11 @@ bottom row shows the pointwise error and its terms, as in the gallery example.
 The third column shows, for the bagged trees, the member variance, the
 covariance between members and the ensemble variance it leaves (top), and
 `rho(x)` (bottom): bagging removes only the `(1 - rho)` share of a member's
-variance that is not shared.
+variance that is not shared. The curves are pointwise means over the training sets,
+drawn without intervals; the claims below carry the intervals (jackknife over groups
+of training sets) of the same quantities averaged over `x`. The two models are
+trained on independent draws of training sets (they are not paired), as in the
+gallery example.
 """
 
 from __future__ import annotations

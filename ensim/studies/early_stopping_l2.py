@@ -325,8 +325,9 @@ def plot(tables, config: Config):
     ax.plot([], [], "k-", label="gradient descent")
     ax.plot([], [], "k--", label="ridge, α = 1/(τε)")
     ax.set(xscale="log", xlabel="Hessian eigenvalue λ_i", ylabel="shrinkage of w*_i",
-           title=f"The two factors (ε = {config.learning_rate:g})")
-    ax.legend(fontsize=7, loc="upper left")
+           title=f"The two factors (ε = {config.learning_rate:g})", ylim=(-0.03, 1.5))
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.legend(fontsize=7, loc="upper left", ncols=2)       # above the curves, which end at 1
     ax = axes[0, 1]
     norm = mcolors.LogNorm(factors.eps_eig.min(), factors.eps_eig.max())
     points = ax.scatter(factors.x, factors.gd_closed - factors.ridge, c=factors.eps_eig, s=8,

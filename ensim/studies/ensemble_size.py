@@ -23,7 +23,8 @@ orderings (one thin line per training set) and the formula drawn from the
 measured `V` and `C` (dashed) for both ensembles; the curves flatten at
 `C`, the part of the error that averaging cannot remove. The right panel shows
 the fitted against the measured `C` and `V - C` with 95% Student-t intervals
-over training sets. The random forest, whose members see fewer features at each
+over training sets (their spread between sets; the claims test the fitted minus
+measured difference paired within each set, which is far narrower). The random forest, whose members see fewer features at each
 split, has the lower error correlation `rho = C/V` of centred errors (a claim
 below), but on this problem its members are also more biased, and a shared bias
 counts in the cross moment: decorrelating members pays only if it does not cost

@@ -20,7 +20,9 @@ comparisons across `p` are paired; at fixed `p·n` the widths differ.
 How to read the figure: left, fixed width `n`; right, fixed `p·n` (width `n/p`,
 rounded); training error (open) and test error (filled) against `p`, means over
 seeds with Student-t intervals; the shaded band is the paper's flat range
-`0.4 ≤ p ≤ 0.8`.
+`0.4 ≤ p ≤ 0.8`. The flatness claims test differences between adjacent `p`
+paired over seeds (a point or two of test error), which the per-`p` intervals
+drawn here overstate: read those in the claims.
 
 What the full scale finds (5 seeds, 64-64 at fixed `n`, `p·n = 32`, Adam for
 100 epochs on 1,079 training images; test errors are means over seeds):

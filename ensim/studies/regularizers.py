@@ -386,8 +386,7 @@ def plot(tables, config: Config):
     colors = dict(zip(arms, color_cycle(len(arms))))
     fig, axes = figure(len(tasks), 4, width=18, height_per_row=3.6)
     positions = np.arange(len(arms))
-    labels = [a.replace("_", " ").replace("batch norm", "BN").replace("early stopping",
-                                                                       "early stop") for a in arms]
+    labels = [a.replace("_", " ") for a in arms]          # the names the V-C legend uses
     for row, task in enumerate(tasks):
         part = reps[reps.task == task]
         digits = task.startswith("digits")
@@ -428,10 +427,11 @@ def plot(tables, config: Config):
                                                  "with penalty)")
         ax.plot([], [], "--", color="0.3", label="validation (at inference, with penalty)")
         ax.set(yscale="log", xlabel="epoch", ylabel=loss_name,
-               title=f"{task}: curves, replicate 0")
+               title=f"{task}: curves, replicate 0\n(colours as in the V–C legend)")
         ax.legend(fontsize=6, loc="upper right")
     fig.suptitle(f"Regularizers side by side ({config.n_replicates} paired replicates per arm; "
-                 f"{1 - config.alpha:.0%} Student-t intervals; dotted: none)")
+                 f"{1 - config.alpha:.0%} Student-t intervals of each arm; dotted: none; the "
+                 "claims test paired differences from none, which these intervals do not show)")
     return fig
 
 
