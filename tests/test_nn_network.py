@@ -172,11 +172,11 @@ def test_all_ones_masks_give_the_full_network_only_when_keep_prob_is_one(rng):
 def test_thinned_networks_need_a_dropout_layer(rng):
     net = build_mlp(4, [6], 2, keep_prob=1.0, rng=0)  # keep_prob=1 builds no dropout layer
     X = rng.standard_normal((5, 4))
-    with pytest.raises(ValueError, match=r"Network.sample_masks needs a network with a Dropout "
-                                         r"layer; this one has none"):
+    with pytest.raises(ValueError, match=r"Network.sample_masks needs a network with a Bernoulli "
+                                         r"Dropout layer; this one has none"):
         net.sample_masks(50)
-    with pytest.raises(ValueError, match=r"Network.predict_thinned needs a network with a Dropout "
-                                         r"layer; this one has none"):
+    with pytest.raises(ValueError, match=r"Network.predict_thinned needs a network with a "
+                                         r"Bernoulli Dropout layer; this one has none"):
         net.predict_thinned(X, [])
     # Positive control: one dropout layer is enough.
     net = build_mlp(4, [6], 2, keep_prob=0.5, rng=0)
