@@ -73,7 +73,8 @@ def check_sizes(value, name: str, *, owner: str | None = None, empty: bool = Fal
     """
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
         value = (value,)
-    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list, np.ndarray)):
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list, range,
+                                                                  np.ndarray)):
         raise TypeError(f"{_prefix(name, owner)} must be an int or a sequence of ints (one "
                         f"width per layer); got {value!r} of type {type(value).__name__}.")
     if not empty and len(value) == 0:

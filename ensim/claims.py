@@ -132,7 +132,8 @@ class Claim:
 
 
 # ------------------------------------------------------------------- verdicts
-# Every verdict in ensim is made by one of these three rules.
+# Every verdict in ensim is made by one of these three rules (a study may only turn one
+# into "inconclusive", saying why in the claim's method).
 
 
 def _verdict_equivalence(p_value, tost_low, tost_high, target, margin, alpha) -> str:
@@ -214,6 +215,10 @@ def direction(statement: str, estimate: float, *, stderr: float | None = None,
     if interval is None:
         if stderr is None:
             raise TypeError("direction needs either 'stderr' or 'interval'.")
+        if math.isnan(estimate) or math.isnan(stderr):   # not measured: shown as "—"
+            return Claim(statement, theory, math.nan, math.nan, math.nan, "inconclusive",
+                         f"{method}; not measured (NaN)" if method else "not measured (NaN)",
+                         alpha, kind="direction")
         low, high = normal_conf_int(estimate, stderr, alpha, dof)
         if stderr > 0:
             dist = sps.norm if dof is None else sps.t(dof)
@@ -236,9 +241,9 @@ def within(statement: str, estimate: float, low: float, high: float, lower: floa
            upper: float, *, theory: float | None = None, alpha: float = 0.05,
            method: str = "") -> Claim:
     """Claim that a quantity lies in ``(lower, upper)``: its interval ``[low, high]`` must."""
-    if not lower < upper:
-        raise ValueError(f"The bounds of within must have lower < upper; got lower = {lower!r} "
-                         f"and upper = {upper!r} for {statement!r}.")
+    if not lower <= upper:
+        raise ValueError(f"The bounds of within must have lower <= upper; got lower = "
+                         f"{lower!r} and upper = {upper!r} for {statement!r}.")
     verdict = _verdict_interval(low, high, lower, upper)
     rule = f"interval inside [{lower:g}, {upper:g}]"
     return Claim(statement, theory, float(estimate), float(low), float(high), verdict,

@@ -67,9 +67,10 @@ _EPS = float(np.finfo(np.float64).eps)
 #: the CPU's L2 cache, large enough that a GPU is kept busy.
 _BLOCK_ELEMENTS = {"numpy": 2**18, "cupy": 2**24}
 
-#: The most elements a block may hold (8 GiB of float64 errors): a larger one cannot be
-#: allocated on any machine ensim runs on.
-_MAX_BLOCK_ELEMENTS = 2**30
+#: The most elements a block may hold (128 GiB of float64 errors, more than a large
+#: GPU's memory): a larger block_size is a typo, refused by name instead of failing as
+#: a MemoryError.
+_MAX_BLOCK_ELEMENTS = 2**34
 
 #: Elements per parallel task: about 0.1 s of work, so task overhead is negligible.
 _TASK_ELEMENTS = 2**23
@@ -364,7 +365,7 @@ def simulate(model: ErrorModel, n_trials: int, *, rng=None, backend: str = "nump
         Worker processes (joblib); ``-1`` uses every core. The NumPy result does
         not depend on it.
     block_size : int, optional
-        Trials per block, at most ``2**30 / k`` (8 GiB of errors); default
+        Trials per block, at most ``2**34 / k`` (128 GiB of errors); default
         :func:`default_block_size`. The result depends on it (it fixes which
         stream draws which trial), so keep it to reproduce. A block larger than
         ``n_trials`` takes only ``n_trials``' memory.

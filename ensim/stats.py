@@ -80,6 +80,8 @@ def normal_conf_int(estimate: float, stderr: float, alpha: float = 0.05,
                          f"shape (or one be a scalar); got {shapes[0]} and {shapes[1]}.")
     if isinstance(estimate, (list, tuple)):
         estimate = np.asarray(estimate, dtype=float)
+    if isinstance(stderr, (list, tuple)):
+        stderr = np.asarray(stderr, dtype=float)
     half = _quantile_distribution(dof).ppf(1.0 - alpha / 2.0) * stderr
     low, high = estimate - half, estimate + half
     if isinstance(low, (float, np.floating)):            # NumPy scalars as plain floats

@@ -9,6 +9,7 @@ network (inverted dropout at inference), in memory bounded by a chunk size.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -252,8 +253,7 @@ class Network:
     # -------------------------------------------------------------- objective
     def penalty(self, *, l1=0.0, l2=0.0):
         """``l1 * sum|W| + l2 * sum W**2`` over the dense weight matrices (not biases)."""
-        l1 = check_real(l1, "l1", low=0.0, owner="Network.penalty")
-        l2 = check_real(l2, "l2", low=0.0, owner="Network.penalty")
+        _check_penalties(l1, l2, "Network.penalty")
         xp = self.xp
         total = 0.0
         for W in self.dense_weights():
@@ -271,8 +271,7 @@ class Network:
         of the weight matrices (an ordinary penalty in the loss, not decoupled
         weight decay).
         """
-        l1 = check_real(l1, "l1", low=0.0, owner="Network.loss_and_grad")
-        l2 = check_real(l2, "l2", low=0.0, owner="Network.loss_and_grad")
+        _check_penalties(l1, l2, "Network.loss_and_grad")
         z = self.forward(X, training=True, masks=masks, rng=rng)
         loss, grad_z = self.head.loss_and_grad(z, y)
         self.backward(grad_z)
@@ -290,8 +289,9 @@ class Network:
 
     def apply_max_norm(self, max_norm):
         """Rescale each unit's incoming weight vector ``W[:, j]`` to norm at most ``max_norm``."""
-        max_norm = check_real(max_norm, "max_norm", low=0.0, low_inclusive=False,
-                              owner="Network.apply_max_norm")
+        if type(max_norm) not in (float, int) or not 0 < max_norm < math.inf:   # once a step
+            check_real(max_norm, "max_norm", low=0.0, low_inclusive=False,
+                       owner="Network.apply_max_norm")
         xp = self.xp
         for W in self.dense_weights():
             norms = xp.sqrt((W * W).sum(axis=0))  # (n_out,)
@@ -597,6 +597,13 @@ class Network:
                 z = layer.forward(z)  # (c, n_test, width of the layer)
             out[start:start + len(chunk)] = z
         return out
+
+
+def _check_penalties(l1, l2, owner):
+    """``l1, l2 >= 0`` and finite; cheap for plain floats, as in every training step."""
+    for name, value in (("l1", l1), ("l2", l2)):
+        if type(value) not in (float, int) or not 0 <= value < math.inf:
+            check_real(value, name, low=0.0, owner=owner)
 
 
 def _scale_members(h, scale):

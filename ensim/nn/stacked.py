@@ -475,6 +475,9 @@ class StackedNetwork:
         batch, n_l)`` array per dropout layer; a stack with fixed masks uses its own.
         ``members`` (a slice) runs a subset of the members, at inference.
         """
+        if not isinstance(members, slice):
+            raise TypeError("The 'members' parameter of StackedNetwork.forward must be a slice "
+                            f"of member positions; got {members!r}.")
         if masks is None and self.masks is not None:
             masks = [m[members] for m in self.masks]
         h, j = X, 0

@@ -711,7 +711,7 @@ def claims(tables, config: Config) -> list:
                           mean, stderr=se, dof=n - 1, alpha=alpha,
                           method=f"paired over {n} seeds; a seed that never reaches it counts "
                                  "one decade below the grid")
-        if se == 0:
+        if np.ptp(diff) == 0:
             # Every seed gave the same difference of grid points (often both at the grid's
             # ends, where the largest rate is censored): a t interval of zero width and
             # p = 0 would claim a certainty the seeds cannot give.

@@ -319,7 +319,7 @@ def connect(*, n_jobs=1, scheduler=None, dask_workers=None, deadline_s: float | 
                 client.wait_for_workers(1, timeout=left)
             except (TimeoutError, OSError) as exc:
                 raise StudyError(f"The Dask scheduler at {scheduler} has no workers "
-                                 f"(waited {deadline_s:g} s); start some with "
+                                 f"(waited {time.monotonic() - start:.0f} s); start some with "
                                  f"'dask worker {scheduler}'.") from exc
             yield _Dask(client, scheduler)
         return
