@@ -81,3 +81,15 @@ def test_negative_control_and_round_trip():
     assert not negative_control(equivalence("weak", 1.05, 0.2, 1.0, 0.1)).as_expected
     data = control.to_dict()
     assert data["kind"] == "equivalence" and not math.isnan(data["p_value"])
+
+
+def test_an_unmeasured_direction_is_inconclusive_not_an_error():
+    # NaN stands for a value that could not be measured (shown as "—"): the claim says
+    # so, and the study's other claims are still written.
+    claim = direction("d", math.nan, stderr=0.1)
+    assert claim.verdict == "inconclusive" and "not measured" in claim.method
+    assert math.isnan(claim.conf_low) and math.isnan(claim.conf_high)
+    assert direction("d", 1.0, stderr=0.1).verdict == "holds"      # control
+    # Bounds that coincide cannot be held inside, but can be missed.
+    assert within("w", 1.0, 0.9, 1.1, 1.0, 1.0).verdict == "inconclusive"
+    assert within("w", 3.0, 2.9, 3.1, 1.0, 1.0).verdict == "fails"
