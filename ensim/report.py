@@ -105,7 +105,18 @@ def _meta(study) -> str:
             f"{m.get('n_cells')} cells ({m.get('n_cells_loaded', 0)} loaded, "
             f"{m.get('n_cells_computed', 0)} computed), "
             f"{sum((m.get('cell_timings_s') or {}).values()):.1f} s of cell time, last run on "
-            f"{html.escape(str(m.get('scheduler')))}")
+            f"{html.escape(str(m.get('scheduler')))}" + _differences(m))
+
+
+def _differences(manifest) -> str:
+    """"; unlike the full scale: ..." for a run whose settings differ from it (the story
+    quotes the full scale's results)."""
+    differ = manifest.get("settings_vs_full") or {}
+    if not differ or manifest.get("scale") == "full":
+        return ""
+    items = ", ".join(f"<code>{html.escape(k)} = {html.escape(repr(v[0]))}</code> (full "
+                      f"{html.escape(repr(v[1]))})" for k, v in differ.items())
+    return f"; unlike the full scale: {items}"
 
 
 def _links(study, out: Path) -> list[tuple[str, str]]:

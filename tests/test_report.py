@@ -122,6 +122,13 @@ def test_report_holds_every_study_in_order_with_figures_links_and_claims(results
         for target in [*manifest["tables"].values(), "figure.pdf", "manifest.json"]:
             assert f"{name}/{target}" in links and (results / name / target).exists()
     assert "white-space: nowrap" in page
+    # A run unlike the full scale says how, beside text that quotes the full scale; a
+    # full-scale run says nothing of the kind.
+    assert page.count("unlike the full scale") == 1
+    assert "<code>n_trials = 3000</code> (full 1000000)" in page
+    # Figures are shown at 100 dpi (saved at 150), in a box that scrolls sideways.
+    png = (results / "formula-check" / "figure.png").read_bytes()
+    assert f"width='{round(int.from_bytes(png[16:20], 'big') / 1.5)}'" in page
     tags = parser.sections["tiny"]["tags"]
     assert {"ul", "li", "em", "th"} <= set(tags)            # the story's Markdown, rendered
     assert "*emphasis*" not in page

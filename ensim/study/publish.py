@@ -105,6 +105,13 @@ def _changed_settings(result) -> dict:
     return diffs
 
 
+def _settings_vs_full(result) -> dict:
+    """``{name: (this run's value, the full scale's)}`` for every setting that differs."""
+    full = dataclasses.asdict(result.study.full)
+    return {k: (v, full[k]) for k, v in dataclasses.asdict(result.config).items()
+            if full[k] != v}
+
+
 def summary_markdown(result) -> str:
     """The study's page in Markdown: title, scale, story, figure, claims."""
     study = result.study
@@ -113,11 +120,10 @@ def summary_markdown(result) -> str:
         note += " Settings: " + ", ".join(f"`{k} = {v!r}`" for k, v in
                                           _changed_settings(result).items()) + "."
     elif result.scale == "quick":
-        full = dataclasses.asdict(study.full)
-        changed = {k: v for k, v in dataclasses.asdict(result.config).items() if full[k] != v}
+        changed = _settings_vs_full(result)
         if changed:
             note += " Settings that differ from the full scale: " + ", ".join(
-                f"`{k} = {v!r}` (full: `{full[k]!r}`)" for k, v in changed.items()) + "."
+                f"`{k} = {v!r}` (full: `{full!r}`)" for k, (v, full) in changed.items()) + "."
     inconclusive = [c for c in result.claims if c.verdict == "inconclusive"]
     why = ""
     if inconclusive and result.scale != "full":
@@ -154,6 +160,7 @@ def publish(result, folder=None) -> Path:
         "scale_note": _SCALE_NOTE[result.scale],
         "config": dataclasses.asdict(result.config),
         "changed_settings": _changed_settings(result) if result.scale == "custom" else {},
+        "settings_vs_full": {k: list(v) for k, v in _settings_vs_full(result).items()},
         "seed": result.seed, "seed_entropy": result.seed_entropy,
         "backend": result.backend, "scheduler": result.where,
         "tables": {name: table_file(name) for name in study.tables},
