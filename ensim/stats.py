@@ -257,11 +257,11 @@ def fit_inverse_k(k, mse, stderr) -> InverseKFit:
     mse = check_array(mse, "mse", ndim=1, owner=owner)
     stderr = check_array(stderr, "stderr", ndim=1, owner=owner)
     if not (k.shape == mse.shape == stderr.shape):
-        raise ValueError("The 'k', 'mse' and 'stderr' parameters must have the same length; "
-                         f"got {k.size}, {mse.size} and {stderr.size}.")
+        raise ValueError(f"The 'k', 'mse' and 'stderr' parameters of {owner} must have the "
+                         f"same length; got {k.size}, {mse.size} and {stderr.size}.")
     if np.unique(k).size < 2 or np.any(k < 1):
-        raise ValueError("The 'k' parameter must hold at least two distinct values >= 1; "
-                         f"got {np.unique(k).tolist()}.")
+        raise ValueError(f"The 'k' parameter of {owner} must hold at least two distinct values "
+                         f">= 1; got {np.unique(k).tolist()}.")
     check_real_array(stderr, "stderr", low=0.0, owner=owner)
     design = np.column_stack([np.ones_like(k), 1.0 / k])          # (n, 2): [1, 1/k]
     scale = float(stderr.max())

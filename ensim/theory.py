@@ -83,9 +83,9 @@ def ensemble_mse(V: float, C: float, k: int) -> float:
     >>> ensemble_mse(2.0, 2.0, 5)
     2.0
     """
-    k = check_int(k, "k", low=1)
-    V = check_real(V, "V", low=0.0)
-    C = check_covariance(V, C, k)
+    k = check_int(k, "k", low=1, owner="ensemble_mse")
+    V = check_real(V, "V", low=0.0, owner="ensemble_mse")
+    C = check_covariance(V, C, k, owner="ensemble_mse")
     return V / k + (k - 1) / k * C
 
 
