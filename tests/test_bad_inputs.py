@@ -134,6 +134,12 @@ CASES = [
     (lambda: GaussianNoise(0.1)(np.zeros((2, 3)), None), TypeError, "'rng'.*Generator"),
     (lambda: make_ensemble("random_forest", 3, member_params=5), TypeError,
      "'member_params'.*dict"),
+    # A stack's thinned sub-networks: errors name the stack's method, not a member's.
+    (lambda: build_stacked_mlp(3, (4,), 1, 2, rng=0, keep_prob=0.5).predict_thinned(
+        X, [np.full((2, 3, 4), 0.5)]), ValueError,
+     r"'masks\[0\]' parameter of StackedNetwork.predict_thinned.*0 or 1"),
+    (lambda: build_stacked_mlp(3, (4,), 1, 2, rng=0, keep_prob=0.5).forward(X, members=[7]),
+     TypeError, "'members'.*slice"),
 ]
 
 

@@ -33,7 +33,7 @@ import numbers
 import numpy as np
 
 from .._random import as_seed_sequence, child_seed, make_generator, numpy_generator
-from .._validation import check_bool, check_choice, check_int, check_real
+from .._validation import check_bool, check_choice, check_int, check_mask, check_real
 from .layers import (
     _RAW_64_BIT,
     BatchNorm,
@@ -598,11 +598,14 @@ class StackedNetwork:
         if len(masks) != len(self.dropout_layers):
             raise ValueError(f"The 'masks' parameter of {owner} must hold one array per dropout "
                              f"layer ({len(self.dropout_layers)}); got {len(masks)}.")
-        for j, mask in enumerate(masks):
-            if mask.ndim != 3 or mask.shape[0] != self.k:
-                raise ValueError(f"The 'masks' parameter of {owner} must hold arrays of shape "
-                                 f"(k, m, n) with k = {self.k}; dropout layer {j}'s has shape "
-                                 f"{tuple(mask.shape)}.")
+        m = None
+        for j, (mask, width) in enumerate(zip(masks, self._dropout_widths)):
+            # 0/1 entries and the shape (k, m, n_j), checked here so that errors name this
+            # method (each member's own call then checks its slice again).
+            text = f"(k, m, n) = ({self.k}, {'m' if m is None else m}, {width})"
+            mask = check_mask(mask, f"masks[{j}]", shape=(self.k, m, width), shape_text=text,
+                              owner=owner, xp=self.xp, dtype=bool)
+            m = mask.shape[1]
         results = [self.member(i).predict_thinned(X, [mask[i] for mask in masks],
                                                   chunk_size=chunk_size)
                    for i in range(self.k)]
