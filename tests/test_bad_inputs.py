@@ -140,6 +140,12 @@ CASES = [
      r"'masks\[0\]' parameter of StackedNetwork.predict_thinned.*0 or 1"),
     (lambda: build_stacked_mlp(3, (4,), 1, 2, rng=0, keep_prob=0.5).forward(X, members=[7]),
      TypeError, "'members'.*slice"),
+    # A seed of the right type but out of range is a ValueError; another type a TypeError.
+    (lambda: DropoutMLPRegressor(random_state=-1).fit(X, Y), ValueError,
+     "'random_state'.*non-negative int.*got -1"),
+    (lambda: DropoutMLPRegressor(random_state=[1, -2]).fit(X, Y), ValueError,
+     r"'random_state'.*got \[1, -2\]"),
+    (lambda: DropoutMLPRegressor(random_state=1.5).fit(X, Y), TypeError, "'random_state'.*1.5"),
 ]
 
 

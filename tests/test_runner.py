@@ -348,3 +348,25 @@ def test_empty_out_is_refused(tmp_path, capsys, monkeypatch):
     with pytest.raises(StudyError, match="non-empty path"):
         ensim.run(TINY, out="")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_library_code_is_part_of_the_run_identity(tmp_path, monkeypatch):
+    from ensim.study import store
+
+    tree = tmp_path / "pkg"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.py").write_text("x = 1\n")
+    (tree / "sub" / "b.py").write_text("y = 2\n")
+    first = store.code_hash(tree)
+    assert store.code_hash.__wrapped__(tree) == first            # the same files, the same hash
+    (tree / "sub" / "b.py").write_text("y = 3\n")
+    edited = store.code_hash.__wrapped__(tree)
+    (tree / "sub" / "b.py").rename(tree / "sub" / "c.py")
+    renamed = store.code_hash.__wrapped__(tree)
+    assert len({first, edited, renamed}) == 3
+    assert len(store.library_code_hash()) == 16
+
+    ensim.run(TINY, scale="full", out=tmp_path / "out")
+    monkeypatch.setattr(store, "library_code_hash", lambda: "0" * 16)
+    with pytest.raises(StudyError, match="ensim's own code has changed since"):
+        ensim.run(TINY, scale="full", out=tmp_path / "out")

@@ -100,7 +100,12 @@ def _seed(value, name, owner):
             isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
             for v in value):
         return value                   # a SeedSequence's entropy, as every rng accepts
-    raise TypeError(f"The {name!r} parameter of {owner} must be None, a non-negative int (or "
+    negative_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if isinstance(value, (list, tuple)) and value:
+        negative_int = all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                           for v in value)
+    error = ValueError if negative_int else TypeError   # the right type, a value out of range
+    raise error(f"The {name!r} parameter of {owner} must be None, a non-negative int (or "
                     f"a non-empty list of them), a SeedSequence or a Generator (ensim's streams "
                     f"are SeedSequence children; a legacy RandomState cannot seed them); got "
                     f"{value!r}.")
