@@ -11,7 +11,7 @@ import contextlib
 
 import numpy as np
 
-__all__ = ["PALETTE", "color_cycle", "figure", "plot_interval_points", "style"]
+__all__ = ["EXTRA_COLORS", "PALETTE", "color_cycle", "figure", "plot_interval_points", "style"]
 
 #: Okabe & Ito's colour-blind-safe palette (black first for theory lines).
 PALETTE = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00",
@@ -35,9 +35,16 @@ _RC = {
 }
 
 
+#: Colours that follow the palette's six when more series are drawn: Paul Tol's indigo,
+#: wine, olive and teal (colour-blind-safe, and unlike the six), a brown and a grey.
+EXTRA_COLORS = ("#332288", "#882255", "#999933", "#44AA99", "#8C510A", "#777777")
+
+
 def color_cycle(n: int) -> list[str]:
-    """``n`` colours from :data:`PALETTE`, skipping black and yellow (kept for theory/highlights)."""
-    colors = [c for c in PALETTE if c not in ("#000000", "#F0E442")]
+    """``n`` colours: :data:`PALETTE` without black and yellow (kept for theory and
+    highlights), then :data:`EXTRA_COLORS`; 12 series get 12 colours, and only more
+    than that repeat them."""
+    colors = [c for c in PALETTE if c not in ("#000000", "#F0E442")] + list(EXTRA_COLORS)
     return [colors[i % len(colors)] for i in range(n)]
 
 

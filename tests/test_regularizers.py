@@ -194,3 +194,17 @@ def test_bad_settings_are_refused_before_any_training(overrides, words, tmp_path
     for word in words:
         assert word in str(info.value)
     assert not (tmp_path / "r").exists()
+
+
+def test_every_arm_has_its_own_colour_in_the_figure(tiny):
+    from matplotlib.colors import to_hex
+
+    from ensim.plotting import color_cycle
+
+    assert len(set(color_cycle(12))) == 12                # all twelve arms tell apart
+    assert color_cycle(13)[12] == color_cycle(13)[0]      # the thirteenth repeats
+    fig = tiny.figure()
+    curves = fig.axes[3]                                  # first task's curves panel
+    solid = [to_hex(line.get_color()) for line in curves.get_lines()
+             if line.get_linestyle() == "-" and len(line.get_xdata())]
+    assert len(solid) == 12 and len(set(solid)) == 12

@@ -404,7 +404,7 @@ def plot(tables, config: Config):
             ax.set(ylabel=ylabel, title=f"{task}: {title}")
         ax = axes[row, 2]
         epart = ens[ens.task == task].set_index("arm")
-        for i, arm in enumerate(arms):        # colours repeat after 7: markers tell apart
+        for i, arm in enumerate(arms):        # a colour and a marker each
             ax.plot(epart.loc[arm, "C"], epart.loc[arm, "V"], "osD^vP<X>*hd"[i % 12],
                     color=colors[arm], label=arm.replace("_", " "))
         top = float(max(epart.V.max(), epart.C.max())) * 1.1
