@@ -373,6 +373,14 @@ class EquicorrelatedErrors(ErrorModel):
         return moments[0], col[0]
 
     def _moments_of_blocks(self, n, gens, xp=np, out=None):
+        cls = type(self)
+        if cls._moments is not EquicorrelatedErrors._moments:     # a subclass's own moments
+            return ErrorModel._moments_of_blocks(self, n, gens, xp, out)
+        if cls.sample is not EquicorrelatedErrors.sample:         # its own errors, reduced
+            moments, col = xp.empty((len(gens), 3, n)), xp.empty((len(gens), self.k))
+            for b, gen in enumerate(gens):
+                moments[b], col[b] = ErrorModel._moments(self, n, gen, xp, out)
+            return moments, col
         # The draws of sample(), reduced as factors. With d = e - bias,
         #   C >= 0:  d_ti = a Z_ti + c W_t,             a = sqrt(V - C), c = sqrt(C);
         #   C <  0:  d_ti = a (Z_ti - Zbar_t) + c W_t,  c = sqrt((V + (k-1) C) / k),

@@ -109,6 +109,27 @@ def test_moment_check_rejects_other_errors():
         assert not np.allclose(fast, slow, rtol=1e-12, atol=1e-12)
 
 
+def test_a_subclass_that_samples_its_own_errors_is_simulated_with_them():
+    # The factor shortcut holds only for EquicorrelatedErrors' own sample(): a subclass
+    # that draws other errors (here: every error doubled) must be reduced from them.
+    from ensim import simulate
+
+    class Doubled(EquicorrelatedErrors):
+        def sample(self, n, gen, xp=np, out=None):
+            return 2.0 * super().sample(n, gen, xp, out)
+
+    class OwnMoments(EquicorrelatedErrors):
+        def _moments(self, n, gen, xp=np, out=None):
+            return _reduce_errors(3.0 * EquicorrelatedErrors.sample(self, n, gen, xp, out),
+                                  None, xp)
+
+    plain = simulate(EquicorrelatedErrors(4, 1.0, 0.5), 4000, rng=3, progress=False)
+    doubled = simulate(Doubled(4, 1.0, 0.5), 4000, rng=3, progress=False)
+    tripled = simulate(OwnMoments(4, 1.0, 0.5), 4000, rng=3, progress=False)
+    assert doubled.mse == pytest.approx(4.0 * plain.mse, rel=1e-12)
+    assert tripled.mse == pytest.approx(9.0 * plain.mse, rel=1e-12)
+
+
 def test_lower_edge_errors_sum_to_zero():
     model = EquicorrelatedErrors(8, 2.0, -2.0 / 7)
     eps = model.sample(1000, numpy_generator(np.random.SeedSequence(3)))
