@@ -196,7 +196,7 @@ def test_gaussian_dropout_matches_torch_with_the_same_noise():
 # ------------------------------------------------------------- exact ensembles
 def _direct_average(net, X, targets):
     """Every sub-network one by one, its probability as a product over units."""
-    widths = net._dropout_widths
+    widths = net.dropout_widths
     units = sum(widths)
     probs, qs, logs = [], [], []
     for bits in itertools.product([0, 1], repeat=units):

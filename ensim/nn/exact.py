@@ -150,7 +150,7 @@ def exact_ensemble(network, X, targets=None, *, max_subnetworks=MAX_SUBNETWORKS,
     if not layers:
         raise ValueError(f"The 'network' parameter of {owner} must have a Dropout layer; this "
                          "one has none, so its only sub-network is the full network.")
-    widths = network._dropout_widths
+    widths = network.dropout_widths
     varying = [lay.keep_prob < 1 for lay in layers]
     n_units = sum(w for w, v in zip(widths, varying) if v)
     max_subnetworks = _check_enumerable(n_units, max_subnetworks, owner, "'network' parameter")

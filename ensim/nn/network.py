@@ -73,6 +73,8 @@ class Network:
     ----------
     dropout_layers : list of Dropout
         The dropout layers, in order; a mask set has one entry for each.
+    dropout_widths : list of int
+        The number of units each dropout layer masks (its mask's last dimension).
 
     Notes
     -----
@@ -111,7 +113,7 @@ class Network:
             if isinstance(layer, Dense):
                 layer.needs_input_grad = i != self._first_trainable
         self.dropout_layers = [layer for layer in self.layers if isinstance(layer, Dropout)]
-        self._dropout_widths = self._widths_at_dropout()
+        self.dropout_widths = self._widths_at_dropout()
         self._flatten_parameters()
 
     def _flatten_parameters(self):
@@ -328,7 +330,7 @@ class Network:
             rng = numpy_generator(as_seed_sequence(rng))
         xp, dtype = self.xp, self.dtype
         return [xp.asarray(layer.draw_mask((m, n), rng), dtype=dtype)
-                for layer, n in zip(self.dropout_layers, self._dropout_widths)]
+                for layer, n in zip(self.dropout_layers, self.dropout_widths)]
 
     def predict_thinned(self, X, masks, *, chunk_size=None):
         """Evaluate ``m`` thinned sub-networks and the full network on ``X``.
@@ -476,7 +478,7 @@ class Network:
             raise ValueError(f"The 'masks' parameter of {owner} must hold one array per dropout "
                              f"layer ({len(self.dropout_layers)}); got {len(masks)}.")
         checked = []
-        for k, (mask, n) in enumerate(zip(masks, self._dropout_widths)):
+        for k, (mask, n) in enumerate(zip(masks, self.dropout_widths)):
             # Every layer's array has the first one's number of sub-networks.
             m = checked[0].shape[0] if checked else None
             text = (f"({'m' if m is None else m}, {n}) (one row per sub-network, one column "

@@ -288,7 +288,7 @@ class StackedNetwork:
     members : tuple of int
     masks : list of bool arrays or None
         The fixed masks, ``(k, n_l)`` each.
-    head, n_inputs, n_outputs, dtype, xp
+    head, n_inputs, n_outputs, dtype, xp, dropout_layers, dropout_widths
         As those of the members.
 
     Notes
@@ -338,7 +338,7 @@ class StackedNetwork:
         self.head = template.head
         self.n_inputs, self.n_outputs = template.n_inputs, template.n_outputs
         self.dtype = template.dtype
-        self._dropout_widths = list(template._dropout_widths)
+        self.dropout_widths = list(template.dropout_widths)
         self._first_trainable = template._first_trainable
         self._flat_params = flat
         self._flat_grads = self.xp.zeros_like(flat) if grads is None else grads
@@ -395,7 +395,7 @@ class StackedNetwork:
             raise ValueError(f"The {name!r} parameter of {owner} must hold one array per dropout "
                              f"layer ({len(self.dropout_layers)}); got {len(masks)}.")
         checked = []
-        for j, (mask, width) in enumerate(zip(masks, self._dropout_widths)):
+        for j, (mask, width) in enumerate(zip(masks, self.dropout_widths)):
             mask = xp.asarray(mask)
             if mask.shape != (k, width):
                 raise ValueError(f"The {name!r} parameter of {owner} must hold an array of shape "
@@ -599,7 +599,7 @@ class StackedNetwork:
             raise ValueError(f"The 'masks' parameter of {owner} must hold one array per dropout "
                              f"layer ({len(self.dropout_layers)}); got {len(masks)}.")
         m = None
-        for j, (mask, width) in enumerate(zip(masks, self._dropout_widths)):
+        for j, (mask, width) in enumerate(zip(masks, self.dropout_widths)):
             # 0/1 entries and the shape (k, m, n_j), checked here so that errors name this
             # method (each member's own call then checks its slice again).
             text = f"(k, m, n) = ({self.k}, {'m' if m is None else m}, {width})"
@@ -765,7 +765,7 @@ def stacked_training_bytes(stack, batch_size, *, optimizer="sgd", n_validation=0
               if isinstance(layer, _StackedDense)]
     step = batch_size * (2 * stack.n_inputs + 6 * sum(widths[:-1]) + 2 * widths[-1])
     itemsize = np.dtype(stack.dtype).itemsize
-    words = 0 if fixed_masks else 8 * sum(batch_size * n // 2 + 1 for n in stack._dropout_widths)
+    words = 0 if fixed_masks else 8 * sum(batch_size * n // 2 + 1 for n in stack.dropout_widths)
     validation = n_validation * (4 * stack._max_width() + stack.n_inputs)
     return (state + step + validation) * itemsize + words
 
@@ -950,7 +950,7 @@ class _MaskDrawer:
 
     def __init__(self, stack, rngs):
         self.layers = stack.dropout_layers
-        self.widths = stack._dropout_widths
+        self.widths = stack.dropout_widths
         self.thresholds = [_keep_threshold(layer.keep_prob) for layer in self.layers]
         self.rngs = rngs
         self.fast = all(isinstance(r, np.random.Generator) and type(r.bit_generator) in _RAW_64_BIT
