@@ -53,6 +53,10 @@ def test_study_runs_plots_and_claims(name):
         if claim.expected == "fails":
             assert claim.verdict == "fails", claim
     assert any(claim.expected == "fails" for claim in claims)
+    if name == "forest-correlation":   # the margin given Z, in the variance checks' units
+        shift = (config.n_trees - 1) * config.given_set_margin
+        given = [c for c in claims if "given the training set" in c.statement]
+        assert given and all(f"at most {shift:.0%}" in c.method for c in given)
     _, _, again = run_tiny(name)
     for key, table in tables.items():                     # same seed, same numbers
         pd.testing.assert_frame_equal(table, again[key])
