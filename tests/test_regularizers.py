@@ -208,3 +208,20 @@ def test_every_arm_has_its_own_colour_in_the_figure(tiny):
     solid = [to_hex(line.get_color()) for line in curves.get_lines()
              if line.get_linestyle() == "-" and len(line.get_xdata())]
     assert len(solid) == 12 and len(set(solid)) == 12
+
+
+def test_the_left_panels_draw_the_paired_differences_the_claims_test(tiny):
+    from ensim.studies.regularizers import _mean_se, paired
+
+    reps, config = tiny.tables["replicates"], tiny.config
+    task = [t for t in config.tasks if t in set(reps.task)][0]
+    compared = [a for a in config.arms if a != "none"]
+    fig = tiny.figure()
+    for ax, column in zip(fig.axes[:2], ("gap", "test_loss")):
+        drawn = [float(c.lines[0].get_ydata()[0]) for c in ax.containers]
+        expected = [_mean_se(paired(reps, task, arm, column))[0] for arm in compared]
+        np.testing.assert_allclose(drawn, expected, rtol=1e-12)
+        # Negative control: the unpaired arm means (what the panels drew before) differ.
+        part = reps[reps.task == task]
+        unpaired = [part[part.arm == arm][column].mean() for arm in compared]
+        assert not np.allclose(drawn, unpaired)

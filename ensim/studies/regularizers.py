@@ -41,9 +41,10 @@ the ensemble terms above. Each arm is compared with `none` as a paired differenc
 over replicates (Student-t), and each family of comparisons (test loss; gap) is
 Holm-corrected.
 
-How to read the figure (one row per task): the generalization gap per arm; the test
-error per arm (both means over replicates with 95% Student-t intervals; the dotted
-line is `none`); `V` against `C` per arm (the ensemble's error is `V/k +
+How to read the figure (one row per task): each arm's generalization gap and test
+loss minus those of `none`, replicate by replicate (the paired differences the
+claims test, as means with 95% Student-t intervals before Holm's correction; below
+the dotted zero line, lower than `none`); `V` against `C` per arm (the ensemble's error is `V/k +
 (k−1)/k·C` plus the squared bias); and, for replicate 0 of each arm, the training
 loss per epoch as recorded during training (training mode, penalty included)
 against the validation loss at inference.
@@ -385,23 +386,22 @@ def plot(tables, config: Config):
     arms = [a for a in config.arms if a in set(reps.arm)]
     colors = dict(zip(arms, color_cycle(len(arms))))
     fig, axes = figure(len(tasks), 4, width=18, height_per_row=3.6)
-    positions = np.arange(len(arms))
-    labels = [a.replace("_", " ") for a in arms]          # the names the V-C legend uses
+    compared = [a for a in arms if a != "none"]
+    positions = np.arange(len(compared))
+    labels = [a.replace("_", " ") for a in compared]      # the names the V-C legend uses
     for row, task in enumerate(tasks):
-        part = reps[reps.task == task]
         digits = task.startswith("digits")
         loss_name = "cross-entropy" if digits else "MSE (standardised y)"
-        for col, column, ylabel in ((0, "gap", f"test − train {loss_name}"),
-                                    (1, "test_error", "test error rate" if digits
-                                     else "test MSE")):
+        # What the claims test: each arm minus none, replicate by replicate.
+        for col, column, what in ((0, "gap", "gap (test − train)"), (1, "test_loss", "test loss")):
             ax = axes[row, col]
-            for i, arm in enumerate(arms):
-                mean, low, high = _interval(part[part.arm == arm][column], config.alpha)
+            for i, arm in enumerate(compared):
+                mean, low, high = _interval(paired(reps, task, arm, column), config.alpha)
                 plot_interval_points([i], [mean], [low], [high], ax=ax, color=colors[arm])
-            ax.axhline(part[part.arm == "none"][column].mean(), color="k", lw=0.8, ls=":")
+            ax.axhline(0.0, color="k", lw=0.8, ls=":")
             ax.set_xticks(positions, labels, fontsize=7, rotation=40, ha="right")
-            title = "gap (at inference, no penalty)" if col == 0 else "test error"
-            ax.set(ylabel=ylabel, title=f"{task}: {title}")
+            ax.set(ylabel=f"{loss_name}: arm − none", title=f"{task}: {what}, arm − none\n"
+                   "(paired; below the dotted line: lower than none)")
         ax = axes[row, 2]
         epart = ens[ens.task == task].set_index("arm")
         for i, arm in enumerate(arms):        # a colour and a marker each
@@ -430,8 +430,8 @@ def plot(tables, config: Config):
                title=f"{task}: curves, replicate 0\n(colours as in the V–C legend)")
         ax.legend(fontsize=6, loc="upper right")
     fig.suptitle(f"Regularizers side by side ({config.n_replicates} paired replicates per arm; "
-                 f"{1 - config.alpha:.0%} Student-t intervals of each arm; dotted: none; the "
-                 "claims test paired differences from none, which these intervals do not show)")
+                 f"left: {1 - config.alpha:.0%} Student-t intervals of the paired differences "
+                 "from none that the claims test, before Holm's correction)")
     return fig
 
 
