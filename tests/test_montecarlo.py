@@ -305,7 +305,12 @@ def test_result_interval_and_summary():
     result = simulate(EquicorrelatedErrors(10, 1.0, 0.2), 20_000, rng=8)
     low, high = result.conf_int(0.05)
     assert low < result.mse < high
-    assert (high - low) == pytest.approx(2 * 1.959964 * result.stderr, rel=1e-5)
+    # Student-t on n_trials - 1 dof: at 20,000 trials 1.960083, not the normal 1.959964.
+    assert (high - low) == pytest.approx(2 * 1.960083 * result.stderr, rel=1e-6)
+    few = simulate(EquicorrelatedErrors(10, 1.0, 0.2), 3, rng=8)
+    low3, high3 = few.conf_int(0.05)
+    assert (high3 - low3) == pytest.approx(2 * 4.302653 * few.stderr, rel=1e-6)   # t, 2 dof
+    assert few.equivalence(0.5).dof == 2
     wide = result.conf_int(0.01)
     assert wide[0] < low and wide[1] > high
     assert result.z == pytest.approx((result.mse - result.theory) / result.stderr)

@@ -205,7 +205,7 @@ def _interval_results():
     tost = equivalence_test(0.1, 0.05, 0.0, 0.5, dof=7)
     fit = fit_inverse_k([1, 2, 4, 8], [1.0, 0.6, 0.4, 0.3], [0.01, 0.01, 0.01, 0.01])
     est = jackknife(np.mean, np.arange(12.0) ** 2, n_groups=6)
-    return [(sim, None, sim.stderr), (tost, 7, tost.stderr),
+    return [(sim, sim.n_trials - 1, sim.stderr), (tost, 7, tost.stderr),
             (fit, None, fit.covariance_stderr), (est, est.dof, est.stderr[0])]
 
 
