@@ -35,6 +35,9 @@ log = logging.getLogger("ensim")
 
 #: Seconds allowed for connecting to a Dask scheduler, all attempts included.
 CONNECT_DEADLINE_S = 20.0
+#: Seconds a connection attempt waits, at most, for an earlier attempt in the same
+#: process that was abandoned at its deadline and is still unwinding inside Dask.
+ABANDONED_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -261,9 +264,16 @@ def _connect_client(address: str, deadline_s: float):
 
     Dask's own timeout does not cover a listener that accepts the connection and
     never answers, so the attempt runs in a daemon thread with an overall deadline.
+    An attempt abandoned at its deadline goes on unwinding inside Dask for a few
+    seconds (its own timeout is half the deadline) and holds up Dask's client machinery
+    meanwhile, so a later attempt in the same process first waits for it to end, for
+    at most :data:`ABANDONED_WAIT_S`, before its own deadline starts.
     """
     from distributed import Client
 
+    for thread in threading.enumerate():
+        if thread.name == "ensim-connect":
+            thread.join(ABANDONED_WAIT_S)
     box = {}
 
     def attempt():
