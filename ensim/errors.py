@@ -369,18 +369,21 @@ class EquicorrelatedErrors(ErrorModel):
         return eps
 
     def _moments(self, n, gen, xp=np, out=None):
-        moments, col = self._moments_of_blocks(n, [gen], xp, out)
+        if type(self).sample is not EquicorrelatedErrors.sample:  # a subclass's own errors
+            return ErrorModel._moments(self, n, gen, xp, out)
+        moments, col = self._factor_blocks(n, [gen], xp, out)
         return moments[0], col[0]
 
     def _moments_of_blocks(self, n, gens, xp=np, out=None):
         cls = type(self)
-        if cls._moments is not EquicorrelatedErrors._moments:     # a subclass's own moments
+        if (cls._moments is not EquicorrelatedErrors._moments
+                or cls.sample is not EquicorrelatedErrors.sample):
+            # A subclass that draws its own errors, or reduces them its own way: block by
+            # block through its _moments (which may call this class's).
             return ErrorModel._moments_of_blocks(self, n, gens, xp, out)
-        if cls.sample is not EquicorrelatedErrors.sample:         # its own errors, reduced
-            moments, col = xp.empty((len(gens), 3, n)), xp.empty((len(gens), self.k))
-            for b, gen in enumerate(gens):
-                moments[b], col[b] = ErrorModel._moments(self, n, gen, xp, out)
-            return moments, col
+        return self._factor_blocks(n, gens, xp, out)
+
+    def _factor_blocks(self, n, gens, xp=np, out=None):
         # The draws of sample(), reduced as factors. With d = e - bias,
         #   C >= 0:  d_ti = a Z_ti + c W_t,             a = sqrt(V - C), c = sqrt(C);
         #   C <  0:  d_ti = a (Z_ti - Zbar_t) + c W_t,  c = sqrt((V + (k-1) C) / k),

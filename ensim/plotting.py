@@ -36,8 +36,9 @@ _RC = {
 
 
 #: Colours that follow the palette's six when more series are drawn: Paul Tol's indigo,
-#: wine, olive and teal (colour-blind-safe, and unlike the six), a brown and a grey.
-EXTRA_COLORS = ("#332288", "#882255", "#999933", "#44AA99", "#8C510A", "#777777")
+#: wine, olive and pear (from his colour-blind-safe schemes, and unlike the six), a
+#: brown and a grey. Past six series, tell them apart by markers or labels too.
+EXTRA_COLORS = ("#332288", "#882255", "#999933", "#BBCC33", "#8C510A", "#777777")
 
 
 def color_cycle(n: int) -> list[str]:

@@ -139,3 +139,24 @@ def test_figures_draw_what_they_say():
     legend = [t.get_text() for t in figure.axes[1].get_legend().get_texts()]
     assert any("measured" in t for t in legend) and any("fitted" in t for t in legend)
     plt.close(figure)
+
+
+def test_forest_correlation_margin_given_z_bounds_the_forest_variance():
+    """The docstring's bound, from the forest-variance formula: a correlation delta given
+    Z raises a B-tree forest's variance by at most (B - 1) delta of it, attained at
+    rho = 0; and the Config refuses a margin whose bound exceeds rel_margin."""
+    from ensim.studies.forest_correlation import Config
+    from ensim.theory import forest_variance
+
+    delta, rhos = 0.01, np.linspace(0.0, 1.0 - 0.01, 991)
+    for B in (2, 5, 10, 11):
+        shift = np.array([forest_variance(r + delta, 1.0, B) / forest_variance(r, 1.0, B)
+                          for r in rhos]) - 1.0
+        assert shift.max() <= (B - 1) * delta * (1 + 1e-12)
+        assert shift[0] == pytest.approx((B - 1) * delta, rel=1e-12)
+        assert shift[-1] < shift[0]                       # smaller where rho is larger
+    Config(n_trees=11)                                    # 10 x 0.01 = 0.1: at the limit
+    with pytest.raises(ValueError, match=r"'given_set_margin'.*rel_margin / \(n_trees - 1\)"):
+        Config(n_trees=12)
+    Config(n_trees=12, given_set_margin=0.009)
+

@@ -123,11 +123,20 @@ def test_a_subclass_that_samples_its_own_errors_is_simulated_with_them():
             return _reduce_errors(3.0 * EquicorrelatedErrors.sample(self, n, gen, xp, out),
                                   None, xp)
 
+    class Delegating(EquicorrelatedErrors):     # its _moments defers to the factor path
+        calls = 0
+
+        def _moments(self, n, gen, xp=np, out=None):
+            type(self).calls += 1
+            return super()._moments(n, gen, xp, out)
+
     plain = simulate(EquicorrelatedErrors(4, 1.0, 0.5), 4000, rng=3, progress=False)
     doubled = simulate(Doubled(4, 1.0, 0.5), 4000, rng=3, progress=False)
     tripled = simulate(OwnMoments(4, 1.0, 0.5), 4000, rng=3, progress=False)
+    delegated = simulate(Delegating(4, 1.0, 0.5), 4000, rng=3, progress=False)
     assert doubled.mse == pytest.approx(4.0 * plain.mse, rel=1e-12)
     assert tripled.mse == pytest.approx(9.0 * plain.mse, rel=1e-12)
+    assert delegated.mse == plain.mse and Delegating.calls == delegated.n_blocks
 
 
 def test_lower_edge_errors_sum_to_zero():

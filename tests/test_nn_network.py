@@ -348,3 +348,17 @@ def test_parameters_are_views_of_one_buffer_that_survive_copies(rng):
     assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), twin.get_weights()))
     assert not np.array_equal(net.get_weights()[0], build_mlp(3, [5], 2, batch_norm=True,
                                                              rng=0).get_weights()[0])
+
+
+def test_a_pickle_with_the_earlier_private_widths_still_samples_masks():
+    from ensim.nn.network import Network
+
+    net = build_mlp(3, [5, 4], 1, keep_prob=0.5, rng=0)
+    state = net.__getstate__()
+    state["_dropout_widths"] = state.pop("dropout_widths")   # as pickles made before
+    old = Network.__new__(Network)
+    old.__setstate__(state)
+    assert old.dropout_widths == net.dropout_widths == [5, 4]
+    assert not hasattr(old, "_dropout_widths")
+    masks = old.sample_masks(3, rng=1)
+    assert [m.shape for m in masks] == [(3, 5), (3, 4)]

@@ -214,7 +214,7 @@ def test_the_left_panels_draw_the_paired_differences_the_claims_test(tiny):
     from ensim.studies.regularizers import _mean_se, paired
 
     reps, config = tiny.tables["replicates"], tiny.config
-    task = [t for t in config.tasks if t in set(reps.task)][0]
+    task = next(t for t in config.tasks if t in set(reps.task))
     compared = [a for a in config.arms if a != "none"]
     fig = tiny.figure()
     for ax, column in zip(fig.axes[:2], ("gap", "test_loss")):

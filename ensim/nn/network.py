@@ -144,7 +144,9 @@ class Network:
         return state
 
     def __setstate__(self, state):
+        state.pop("_dropout_widths", None)   # its name in pickles made before it was public
         self.__dict__.update(state)
+        self.dropout_widths = self._widths_at_dropout()
         self._flatten_parameters()
 
     def _widths_at_dropout(self):

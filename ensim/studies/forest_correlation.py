@@ -27,13 +27,17 @@ forest; their agreement is a consistency check of the two estimators, not a test
 of ESL's premise.
 
 How small is "uncorrelated given `Z`"? The check is an equivalence test with an
-absolute margin `delta` (0.01) on the pooled correlation given `Z`, chosen so that
-anything it lets through is too small to see in the forest-variance checks: a
-forest of `B` trees has variance `sigma^2 (rho (1 - 1/B) + 1/B)`, at least
-`sigma^2 / B`, so a correlation `delta` given `Z` added to `rho` moves it by
-`delta (1 - 1/B) sigma^2`, at most `(B - 1) delta` of itself: 9% at `B = 10`,
-under those checks' 10% margin. Each claim's method prints this bound for the
-run's `B`.
+absolute margin `delta` (0.01) on the pooled correlation given `Z`, chosen by what
+such a correlation would cost: a forest of `B` trees has variance
+`sigma^2 (rho (1 - 1/B) + 1/B)`, at least `sigma^2 / B` (for `rho >= 0`), and a
+correlation `delta` given `Z` raises `rho` by at most `delta`, so it raises the
+forest's variance above that of trees independent given `Z` by at most
+`(B - 1) delta` of it: 9% at `B = 10`, less than the 10% margin within which the
+forest-variance checks call two variances equal. (Those checks use the `rho`
+measured across training sets, which holds any correlation given `Z`, so they
+test the formula, not this premise.) The Config refuses a `delta` with
+`(B - 1) delta` above that margin, and each claim's method prints the bound for
+the run's `B`.
 
 How to read the figure: left, box plots over test points of `rho(x)` against
 `m` (ESL figure 15.9), with the variance-ratio form as diamonds and the pooled
@@ -95,6 +99,16 @@ class Config:
         check_int(self.n_test, "n_test", low=2, owner=owner)
         for name in ("rel_margin", "given_set_margin", "ratio_rel_margin"):
             check_real(getattr(self, name), name, low=0.0, low_inclusive=False, owner=owner)
+        # A correlation of given_set_margin given Z may raise a forest's variance by up to
+        # (n_trees - 1) x given_set_margin of it (see the docstring): no more than the
+        # margin within which the study calls two variances equal.
+        limit = self.rel_margin / max(self.n_trees - 1, 1)
+        if self.given_set_margin > limit:
+            raise ValueError(
+                f"The 'given_set_margin' parameter of {owner} must be at most rel_margin / "
+                f"(n_trees - 1) = {limit:.4g} for n_trees = {self.n_trees} (a correlation of "
+                f"that size given Z would raise the forest's variance by more than "
+                f"rel_margin = {self.rel_margin:g}); got {self.given_set_margin:g}.")
         check_real(self.alpha, "alpha", low=0.0, high=0.5, low_inclusive=False,
                    high_inclusive=False, owner=owner)
 

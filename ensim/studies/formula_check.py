@@ -126,7 +126,8 @@ def plot(tables, config: Config):
     for ax, dist in zip(axes.flat, config.dists):
         for rho in config.rhos:
             rows = main[(main.dist == dist) & (main.rho == rho)].sort_values("k")
-            low, high = normal_conf_int(rows.mse, rows.stderr, config.alpha)
+            low, high = normal_conf_int(rows.mse, rows.stderr, config.alpha,
+                                        dof=config.n_trials - 1)   # as SimulationResult's
             widest = max(widest, float(np.max((high - low) / rows.mse)))
             plot_interval_points(rows.k, rows.mse / V, np.maximum(low / V, 1e-6), high / V,
                                  ax=ax, color=colors[rho], label=f"ρ = {rho:g}")
@@ -188,7 +189,8 @@ def _every_k_claim(statement, rows, targets, margins, config: Config):
     with the largest TOST p-value; it fails when any cell's interval lies outside
     that cell's margin.
     """
-    parts = [equivalence(statement, r.mse, r.stderr, target, margin, alpha=config.alpha)
+    parts = [equivalence(statement, r.mse, r.stderr, target, margin, alpha=config.alpha,
+                         dof=config.n_trials - 1)
              for r, target, margin in zip(rows.itertuples(), targets, margins)]
     # A cell whose every trial has the same error (the lower edge; Rademacher factors at
     # some rho) has a standard error of rounding: its check is exact, not statistical.

@@ -393,7 +393,8 @@ def plot(tables, config: Config):
         digits = task.startswith("digits")
         loss_name = "cross-entropy" if digits else "MSE (standardised y)"
         # What the claims test: each arm minus none, replicate by replicate.
-        for col, column, what in ((0, "gap", "gap (test − train)"), (1, "test_loss", "test loss")):
+        for col, column, what in ((0, "gap", "gap (test − train)"),
+                                  (1, "test_loss", "test loss")):
             ax = axes[row, col]
             for i, arm in enumerate(compared):
                 mean, low, high = _interval(paired(reps, task, arm, column), config.alpha)
@@ -423,9 +424,9 @@ def plot(tables, config: Config):
             c = cpart[cpart.arm == arm].sort_values("epoch")
             ax.plot(c.epoch, c.recorded_train_loss, "-", lw=0.9, color=colors[arm])
             ax.plot(c.epoch, c.val_loss, "--", lw=0.9, color=colors[arm])
-        ax.plot([], [], "-", color="0.3", label="training (as recorded: training mode, "
-                                                 "with penalty)")
-        ax.plot([], [], "--", color="0.3", label="validation (at inference, with penalty)")
+        ax.plot([], [], "-", color="k", label="training (as recorded: training mode, "
+                                               "with penalty)")
+        ax.plot([], [], "--", color="k", label="validation (at inference, with penalty)")
         ax.set(yscale="log", xlabel="epoch", ylabel=loss_name,
                title=f"{task}: curves, replicate 0\n(colours as in the V–C legend)")
         ax.legend(fontsize=6, loc="upper right")
