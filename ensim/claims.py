@@ -25,10 +25,13 @@ import math
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
+
 from ._validation import check_real
 
 __all__ = ["KINDS", "VERDICTS", "Claim", "all_of", "claims_to_markdown", "count_verdicts",
-           "direction", "equivalence", "holm", "identity", "negative_control", "within"]
+           "direction", "equivalence", "holm", "holm_adjusted", "identity", "negative_control",
+           "within"]
 
 #: ``holds``: the measurement agrees with the claim (for an equality, the interval
 #: lies inside the stated margin; for an inequality, the interval lies on the
@@ -305,8 +308,25 @@ def negative_control(claim: Claim) -> Claim:
     return dataclasses.replace(claim, expected="fails")
 
 
+def holm_adjusted(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values, in the order given.
+
+    With the ``m`` p-values sorted, ``p_(1) <= ... <= p_(m)``, the adjusted
+    ``p~_(i) = min(1, max_{j <= i} (m - j + 1) p_(j))`` (Holm 1979), the arithmetic of
+    statsmodels' ``multipletests(method="holm")``, without its garbage collection
+    (0.1-0.5 s a call in a study's process).
+    """
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    stepped = np.maximum.accumulate(p[order] * np.arange(m, 0, -1))
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted
+
+
 def holm(claims: list, family: str, *, alpha: float | None = None) -> list:
-    """Apply Holm's family-wise correction (statsmodels' ``multipletests``) to ``claims``.
+    """Apply Holm's family-wise correction (:func:`holm_adjusted`) to ``claims``.
 
     Each claim's p-value is replaced by its Holm-adjusted one; a claim holds only
     if its adjusted p-value is below ``alpha`` (the claims' own, by default), so the
@@ -317,8 +337,6 @@ def holm(claims: list, family: str, *, alpha: float | None = None) -> list:
     on its ``1 - 2 alpha`` interval lying outside the margin, a test of its own
     that this correction does not cover.
     """
-    from statsmodels.stats.multitest import multipletests
-
     claims = _check_claims(claims, "claims", "holm")
     if not claims:
         return claims
@@ -329,8 +347,7 @@ def holm(claims: list, family: str, *, alpha: float | None = None) -> list:
     if missing:
         raise ValueError(f"Every claim of a family needs a p-value; {missing[0]!r} has none.")
     alpha = claims[0].alpha if alpha is None else alpha
-    _, adjusted, _, _ = multipletests([c.p_value for c in claims], alpha=alpha,
-                                      method="holm")
+    adjusted = holm_adjusted([c.p_value for c in claims])
     out = []
     for claim, p in zip(claims, adjusted):
         verdict = claim.verdict

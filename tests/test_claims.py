@@ -2,10 +2,19 @@
 
 import math
 
+import numpy as np
 import pytest
 from scipy import stats as sps
 
-from ensim.claims import all_of, direction, equivalence, holm, identity, negative_control, within
+from ensim.claims import (
+    all_of,
+    direction,
+    equivalence,
+    holm,
+    identity,
+    negative_control,
+    within,
+)
 
 
 def test_equivalence_verdicts():
@@ -73,6 +82,23 @@ def test_holm_adjusts_p_values_as_by_hand():
     assert far.verdict == "fails" and holm([far, far], "eq")[0].verdict == "fails"
     with pytest.raises(ValueError, match="needs a p-value"):
         holm([within("w", 1.0, 0.8, 1.2, 0.5, 1.5)], "bad")
+
+
+def test_holm_adjusted_is_statsmodels_holm():
+    from statsmodels.stats.multitest import multipletests
+
+    from ensim.claims import holm_adjusted
+
+    rng = np.random.default_rng(0)
+    cases = [rng.uniform(size=m) ** 3 for m in (1, 2, 5, 11, 40)]
+    cases += [np.array([0.01, 0.01, 0.2, 1.0, 0.0, 0.01]),        # ties, 0 and 1
+              np.array([0.3, 0.3, 0.3]), np.array([0.5, 0.6, 0.9, 0.95])]   # capped at 1
+    for p in cases:
+        expected = multipletests(p, method="holm")[1]
+        np.testing.assert_array_equal(holm_adjusted(p), expected)
+    # Negative control: Bonferroni (every p times m), a correction it must not be.
+    p = np.array([0.01, 0.04, 0.03])
+    assert not np.allclose(holm_adjusted(p), np.minimum(3 * p, 1))
 
 
 def test_negative_control_and_round_trip():
