@@ -83,8 +83,9 @@ def test_dropout_ridge_against_brute_force_monte_carlo_minimisation():
     w_mc = _monte_carlo_minimisers(X, y, p, 500, 30, np.random.default_rng(5))
     mean, se = w_mc.mean(axis=0), w_mc.std(axis=0, ddof=1) / np.sqrt(len(w_mc))
     # The minimiser of a sampled objective is biased at order 1/n_masks (a ratio of
-    # random matrices): 500 masks x 40 rows make that bias far below the 4 se
-    # tolerance. Per coordinate |z| < 4.5: false-failure probability < 4 * 6.8e-6.
+    # random matrices): 500 masks x 40 rows make that bias far below the 4.5 se
+    # tolerance. Per coordinate |t| < 4.5 with the SE from 30 replicates (29 dof):
+    # false-failure probability 1.0e-4, about 4e-4 for the four.
     closed = dropout_ridge(X, y, p).coef
     assert np.all(np.abs(mean - closed) < 4.5 * se), (mean, closed, se)
     # negative control: the ridge with the wrong Gamma (the identity instead of
@@ -257,7 +258,8 @@ def test_exact_ensemble_regression_and_sampled_moments_converge():
     np.testing.assert_allclose(exact.arithmetic_mean, mean, rtol=1e-12)
     assert exact.nwgm is None
     # sampled V and C of ensembles of 20 independently drawn masks are unbiased for
-    # the exact ones: 200 ensembles, |z| < 4 on each: false-failure probability 1.3e-4
+    # the exact ones: 200 ensembles, |t| < 4 on each (199 dof): false-failure
+    # probability about 1.8e-4 for the two
     draws = [decompose(net.predict_thinned(X, net.sample_masks(20, rng=r)).members[..., 0], y,
                        matrices=False) for r in range(200)]
     for name, target in (("member_variance", V), ("covariance", C)):

@@ -55,10 +55,13 @@ def test_variance_ratio_of_zero_mean_inputs_is_keep_prob(rng, keep_prob):
     train = a * (rng.random((n, d)) < keep_prob) / keep_prob
     ratio, se = variance_ratio(test, train)
     # Each column's log-ratio is within 4 standard errors of log p: a false failure
-    # has probability 6e-5 per column (normal approximation), 3e-4 for the test.
+    # has probability 6e-5 per column (normal approximation). With the three other
+    # |z| < 4 checks below, 16 checks a case: at most 1e-3 per keep_prob, 2e-3 in all.
     assert np.all(np.abs(np.log(ratio) - np.log(keep_prob)) < 4 * se), (ratio, se)
     assert np.all(se < 0.03)                       # the check is not vacuous
     theory = dropout_variance_ratio(a, keep_prob)
+    # (A formula that returned keep_prob would pass this one; the shifted inputs below,
+    # whose ratio is far from keep_prob, are what test the formula.)
     assert np.all(np.abs(np.log(theory) - np.log(keep_prob)) < 4 * se)
     # Negative control: inputs with a large mean (3, sd 1). Their ratio is
     # 1 / (1 + (1/p - 1) * 10), far from p (0.091 for p = 0.5, 0.286 for 0.8): the

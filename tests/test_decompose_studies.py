@@ -110,6 +110,8 @@ def test_ensemble_size_fit_recovers_v_minus_c_in_every_training_set():
     # (The first k members in one fixed order missed by up to 80% here.)
     slope_error = (per_set.fit_slope - (per_set.V - per_set.C)) / (per_set.V - per_set.C)
     assert slope_error.abs().max() < 0.02, slope_error
+    # Negative control: the slope is not V (the C term matters) by far more than 2%.
+    assert ((per_set.fit_slope - per_set.V) / per_set.V).abs().min() > 0.02
 
 
 def test_figures_draw_what_they_say():

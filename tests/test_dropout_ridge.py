@@ -48,6 +48,9 @@ def test_study_runs_and_its_claims_are_claims(tiny):
     # (false-failure probability 8 x 6.3e-5)
     z = (summary.objective_mc - summary.objective) / summary.objective_mc_se
     assert (z.abs() < 4).all(), z
+    # Negative control: the objective without dropout's penalty is missed in every cell.
+    wrong = (summary.objective_mc - summary.objective_unpenalised) / summary.objective_mc_se
+    assert (wrong.abs() > 4).all(), wrong
     # SGD went somewhere: the trained weights are closer to the closed form than
     # the initial weights are (every cell, even after 300 steps)
     curves = tiny.tables["curves"]

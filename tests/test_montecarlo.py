@@ -293,18 +293,24 @@ def test_wrong_v_and_c_fail_the_same_check(dist):
 
 
 def test_biased_general_model_matches_its_theory():
+    # Two |z| <= 4.5 checks: false-failure probability about 1.4e-5. At 10^6 trials the
+    # controls are far out: the MSE without the bias term about 18 SE off, a mean
+    # error of 0 about 160 SE.
     sigma = np.array([[1.0, 0.2, 0.1], [0.2, 2.0, -0.4], [0.1, -0.4, 0.5]])
     model = GeneralErrors(sigma, bias=[0.5, 0.0, -0.2])
-    result = simulate(model, N_TRIALS, rng=4)
+    n = 1_000_000
+    result = simulate(model, n, rng=4)
     assert agrees(result, sigma.mean() + 0.1**2)
     assert not agrees(result, sigma.mean())  # negative control: the bias term matters
-    assert abs(result.bias - 0.1) <= Z_MAX * np.sqrt(sigma.mean() / N_TRIALS)
+    se = np.sqrt(sigma.mean() / n)           # the mean error's: Var(ebar) = 1'S1 / k^2
+    assert abs(result.bias - 0.1) <= Z_MAX * se
+    assert abs(result.bias - 0.0) > Z_MAX * se                     # negative control
 
 
 def test_result_interval_and_summary():
     result = simulate(EquicorrelatedErrors(10, 1.0, 0.2), 20_000, rng=8)
     low, high = result.conf_int(0.05)
-    assert low < result.mse < high
+    assert (low + high) / 2 == pytest.approx(result.mse, rel=1e-12)    # centred on it
     # Student-t on n_trials - 1 dof: at 20,000 trials 1.960083, not the normal 1.959964.
     assert (high - low) == pytest.approx(2 * 1.960083 * result.stderr, rel=1e-6)
     few = simulate(EquicorrelatedErrors(10, 1.0, 0.2), 3, rng=8)
@@ -318,7 +324,10 @@ def test_result_interval_and_summary():
     assert "covariance" in text and f"{result.theory:.6g}" in text
     row = result.to_row()
     assert row["mse"] == result.mse and row["k"] == 10 and "z" in row
+    # A margin of 0.05 is about 17 SE here: equivalent unless the formula is wrong.
     assert result.equivalence(margin=0.05).equivalent
+    from ensim.stats import equivalence_test        # control: against V/k, 0.18 away
+    assert not equivalence_test(result.mse, result.stderr, 0.1, 0.05, dof=19_999).equivalent
 
 
 # ----------------------------------------------------------------- bad input

@@ -232,7 +232,10 @@ def _run_cell(config, params, streams):
                "distance_ols": float(np.linalg.norm(W - ols) / scale),
                "wrong_vs_closed": float(np.linalg.norm(wrong - W_star) / scale),
                "intercept_error": abs(b - closed.intercept),
-               "objective": objective, "objective_mc": float(losses.mean()),
+               "objective": objective,
+               # without dropout's penalty: a wrong target the Monte Carlo mean must miss
+               "objective_unpenalised": float(np.sum((y - closed.intercept - X @ W_star) ** 2)),
+               "objective_mc": float(losses.mean()),
                "objective_mc_se": float(losses.std(ddof=1) / np.sqrt(config.n_masks))}
     weights = [{"index": j, "trained": float(W[j]), "closed": float(W_star[j]),
                 "wrong": float(wrong[j])} for j in range(d)]
