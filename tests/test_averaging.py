@@ -144,8 +144,10 @@ def test_gaussian_dropout_noise_has_the_moments_of_inverted_dropout():
     # |z| < 4 for each: false-failure probability 1.3e-4 in all.
     assert abs(noise.mean() - 1) < 4 * np.sqrt(variance / n)
     assert abs(noise.var() - variance) < 4 * variance * np.sqrt(2 / n)
-    # negative control: the variance of dropout without the 1/p, (1 - p) / 1 ... is rejected
+    # negative controls: the variance of dropout without the 1/p, (1 - p) / 1 ... is
+    # rejected, and so is the mean of noise that is not rescaled (mean p).
     assert abs(noise.var() - (1 - p)) > 4 * variance * np.sqrt(2 / n)
+    assert abs(p * noise.mean() - 1) > 4 * np.sqrt(variance / n)
 
 
 def test_gaussian_dropout_refuses_bad_input():

@@ -175,16 +175,20 @@ def test_random_shifts_stay_within_max_shift():
         else:
             pytest.fail("an augmented image is not a shift by at most one pixel")
     assert len(seen) >= 5  # 50 draws over 9 shifts: all but 4 missing has probability < 1e-6
+    # Negative control: with max_shift = 0 every image is the original, one shift only.
+    still = ImageAugmenter(max_shift=0, max_angle=0.0)(np.repeat(image, 50, axis=0), rng)
+    assert np.all(still == image)
 
 
 def test_gaussian_noise_has_its_standard_deviation():
     # 10**6 draws: the sample s.d. has SE ~ std / sqrt(2 N) = 7e-5 (for std 0.1);
-    # |z| < 4 fails by chance with probability 6e-5.
+    # two |z| < 4 checks (s.d. and mean) fail by chance with probability 1.3e-4.
     X = np.zeros((1000, 1000))
     noise = GaussianNoise(0.1)(X, np.random.default_rng(0))
     se = 0.1 / np.sqrt(2 * X.size)
     assert abs(noise.std() - 0.1) < 4 * se and abs(noise.mean()) < 4 * 0.1 / np.sqrt(X.size)
     assert abs(noise.std() - 0.101) > 4 * se  # negative control: a 1% wrong s.d. fails
+    assert abs(noise.mean() - 0.001) > 4 * 0.1 / np.sqrt(X.size)   # and a mean of 0.001
 
 
 def test_augmenter_rejects_bad_parameters():

@@ -38,10 +38,12 @@ def test_standardized_draws_have_zero_mean_unit_variance(dist):
     # |z| < 5 for each of the two checks: false-failure probability about 1e-6.
     assert abs(x.mean()) < 5 * se_mean
     assert abs(np.mean(x**2) - 1.0) <= 5 * se_var  # Rademacher: x^2 = 1 exactly, SE 0
-    # Negative control: the unscaled Student-t (variance df/(df-2) = 4/3) fails the same check.
+    # Negative controls: the unscaled Student-t (variance df/(df-2) = 4/3) fails the
+    # variance check; a mean shifted by 0.05 (over 5 SE at this N) fails the mean check.
     if dist == "student-t":
         raw = gen.standard_t(8.0, N)
         assert abs(raw.var() - 1.0) > 5 * np.sqrt(np.var(raw**2) / N)
+    assert abs(x.mean() + 0.05) >= 5 * se_mean
 
 
 @pytest.mark.parametrize("dist", DISTS)
@@ -154,8 +156,12 @@ def test_general_errors_covariance_and_bias():
     model = GeneralErrors(sigma, bias=bias, dist="exponential")
     eps = model.sample(N, numpy_generator(np.random.SeedSequence(11)))
     assert sample_cov_check(eps, sigma) < 5.0
+    # Each member's mean error within 5 SE of its bias: with the covariance check,
+    # about 14 |z| < 5 checks, false-failure probability below 1e-5.
     se = np.sqrt(np.diag(sigma) / N)
     assert np.all(np.abs(eps.mean(axis=0) - bias) <= 5 * se + 1e-12)
+    # Negative control: no bias at all is told apart for the three biased members.
+    assert np.all(np.abs(eps.mean(axis=0) - 0.0)[:3] > 5 * se[:3])
     assert model.theory_mse == pytest.approx(sigma.mean() + bias.mean() ** 2)
 
 

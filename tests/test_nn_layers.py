@@ -60,6 +60,10 @@ def test_batchnorm_matches_primer_2d_example(rng):
     assert (z > 0).mean() < 0.55
     assert (y[:, 0] > 0).mean() > 0.70
     assert (y[:, 1] > 0).mean() > 0.99
+    # Negative control: without the shift (beta = 0) half of y is kept, which the same
+    # bound rejects.
+    layer.params["beta"][...] = [0, 0]
+    assert (layer.forward(cloud, training=True)[:, 0] > 0).mean() < 0.55
 
 
 def test_batchnorm_running_statistics_follow_pytorch_by_hand():
@@ -245,6 +249,9 @@ def test_batchnorm_running_statistics_converge(convention, rng):
     if convention == "keras":  # biased batch variance: its variance is ((m-1)/m)^2 as large
         se_var *= (m - 1) / m
     assert abs(layer.running_mean.mean() - mu) < 4 * se_mean
+    # (the mean's control: a running mean still weighted towards its start at 0 would
+    # be off by mu (1 - a)^T; one step shorter of the horizon, 5% of mu, is > 4 SE)
+    assert abs(layer.running_mean.mean() - 0.95 * mu) > 4 * se_mean
     assert abs(layer.running_var.mean() - target_var) < 4 * se_var
     # Negative control: the other convention's variance target fails the same check.
     wrong_var = sigma**2 * (m - 1) / m if convention == "pytorch" else sigma**2

@@ -89,7 +89,8 @@ def test_inverse_k_fit_recovers_c_and_v_minus_c():
     assert abs(fit.variance - V) < 4.5 * fit.variance_stderr
     assert fit.covariance_stderr < 0.01 and fit.n_points == ks.size
     low, high = fit.conf_int(0.05, "covariance")
-    assert low < fit.covariance < high
+    assert (low + high) / 2 == pytest.approx(fit.covariance, rel=1e-12)
+    assert high - low == pytest.approx(2 * 1.959964 * fit.covariance_stderr, rel=1e-6)
     assert "C (intercept)" in fit.summary()
 
     other = [simulate(EquicorrelatedErrors(int(k), V, 0.35), 60_000, rng=100 + int(k)) for k in ks]
