@@ -146,6 +146,7 @@ from ensim.claims import (
     identity,
     negative_control,
 )
+from ensim.plotting import color_cycle
 from ensim.study import Study
 
 PARTS = ("primer", "lr", "noise", "init", "ics", "shift")
@@ -528,7 +529,8 @@ def ics_means(tables, norm, measure):
 NORM_LABELS = {"none": "no normalization", "batch": "batch norm (batch statistics)",
                "population": "batch norm, training-set statistics (no noise)",
                "noisy": "noisy batch norm (random shift and scale per step)"}
-NORM_COLORS = {"none": "0.35", "batch": "C0", "population": "C2", "noisy": "C3"}
+# The palette of ensim.plotting (Okabe & Ito): blue, bluish green, vermillion.
+NORM_COLORS = {"none": "0.35", "batch": "#0072B2", "population": "#009E73", "noisy": "#D55E00"}
 
 
 def _band(ax, table, x, y, norm, config, *, offset=0.0, label=True):
@@ -613,7 +615,7 @@ def _plot_primer(axes, tables):
     for ax, stage in zip(axes[:3], ("raw", "normalized", "scaled")):
         ax.set_visible(True)
         part = points[points.stage == stage]
-        ax.scatter(part.x1, part.x2, s=2, alpha=0.4, color="C0")
+        ax.scatter(part.x1, part.x2, s=2, alpha=0.4, color=NORM_COLORS["batch"])
         ax.axhline(0, color="k", lw=0.6)
         ax.axvline(0, color="k", lw=0.6)
         ax.set(xlim=(-8, 17), ylim=(-8, 17), aspect="equal", xlabel="coordinate 1",
@@ -625,7 +627,7 @@ def _plot_primer(axes, tables):
     for k, stage in enumerate(("raw", "normalized", "scaled")):
         part = table[table.stage == stage].sort_values("coordinate")
         x = np.arange(3) + 0.27 * (k - 1)
-        ax.bar(x, part.pass_fraction, width=0.25, label=stage, color=f"C{k}")
+        ax.bar(x, part.pass_fraction, width=0.25, label=stage, color=color_cycle(3)[k])
         ax.plot(x, part.pass_theory, "k_", ms=10)
     ax.set_xticks(range(3), [labels[c] for c in range(3)])
     ax.set(ylim=(0, 1.15), ylabel="fraction > 0 (ReLU passes)",
@@ -668,10 +670,10 @@ def _plot_shift(axes, tables, config):
             stats = [_t(part[part.keep_prob == p].measured_ratio, config.alpha) for p in keeps]
             x = np.asarray(keeps) + 0.006 * (j - len(layers) / 2)
             plot_interval_points(x, [s[0] for s in stats], [s[2] for s in stats],
-                                 [s[3] for s in stats], ax=ax, color=f"C{j % 10}",
+                                 [s[3] for s in stats], ax=ax, color=color_cycle(len(layers))[j],
                                  label="measured" if j == 0 else None)
             theory = [part[part.keep_prob == p].theory_ratio.mean() for p in keeps]
-            ax.plot(x, theory, "x", color=f"C{j % 10}", ms=6,
+            ax.plot(x, theory, "x", color=color_cycle(len(layers))[j], ms=6,
                     label="theory from the activations" if j == 0 else None)
         grid = np.linspace(min(config.keep_probs) - 0.05, 1, 20)
         ax.plot(grid, grid, "k:", lw=0.8, label="keep_prob (zero-mean theory)")
@@ -688,7 +690,7 @@ def _plot_shift(axes, tables, config):
         stats = [_t(errors[errors.keep_prob == p][column], config.alpha) for p in keeps]
         plot_interval_points(np.asarray(keeps) + 0.01 * (k - 0.5), [s[0] for s in stats],
                              [s[2] for s in stats], [s[3] for s in stats], ax=ax,
-                             color=f"C{k}", label=label)
+                             color=color_cycle(2)[k], label=label)
     ax.set(xlabel="keep probability", ylabel="test error",
            title="Dropout before batch norm: test error")
     ax.legend(fontsize=7)
