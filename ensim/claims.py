@@ -208,9 +208,7 @@ def direction(statement: str, estimate: float, *, stderr: float | None = None,
     ``p_value``. The p-value reported is the two-sided one, so that ``p < alpha``
     on the claimed side is the same as the interval criterion.
     """
-    from scipy import stats as sps
-
-    from .stats import normal_conf_int
+    from .stats import _quantile_distribution, normal_conf_int
 
     if side not in ("above", "below"):
         raise ValueError(f"The 'side' parameter of direction must be 'above' or 'below'; "
@@ -224,7 +222,7 @@ def direction(statement: str, estimate: float, *, stderr: float | None = None,
                          alpha, kind="direction")
         low, high = normal_conf_int(estimate, stderr, alpha, dof)
         if stderr > 0:
-            dist = sps.norm if dof is None else sps.t(dof)
+            dist = _quantile_distribution(dof)
             p_value = float(min(1.0, 2 * dist.sf(abs(float(estimate) - bound) / stderr)))
         else:
             p_value = 0.0 if estimate != bound else 1.0
