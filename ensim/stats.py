@@ -27,7 +27,10 @@ __all__ = [
     "equivalence_test",
     "fit_inverse_k",
     "jackknife",
+    "mean_and_se",
     "normal_conf_int",
+    "t_interval",
+    "t_quantile",
 ]
 
 
@@ -107,6 +110,33 @@ def normal_conf_int(estimate: float, stderr: float, alpha: float = 0.05,
     if isinstance(low, (float, np.floating)):            # NumPy scalars as plain floats
         low, high = float(low), float(high)
     return Interval(low, high)
+
+
+def t_quantile(dof, alpha: float) -> float:
+    """The two-sided ``1 - alpha`` Student-t quantile ``q_(1 - alpha/2)`` on ``dof``
+    degrees of freedom (NaN for ``dof < 1``, as SciPy gives it)."""
+    from scipy import stats as sps
+
+    return float(sps.t.ppf(1 - alpha / 2, dof))
+
+
+def mean_and_se(values) -> tuple[float, float, int]:
+    """``(mean, standard error, n - 1)`` of ``n`` independent values (``ddof=1``)."""
+    values = np.asarray(values, dtype=float)
+    return (float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size)),
+            values.size - 1)
+
+
+def t_interval(values, alpha: float) -> tuple[float, float, float, float]:
+    """``(mean, se, low, high)``: the mean of ``values`` with its Student-t interval at
+    level ``1 - alpha`` (``n - 1`` dof). One value has no standard error: NaN for the
+    standard error and both bounds."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return float(values.mean()), math.nan, math.nan, math.nan
+    mean, se, dof = mean_and_se(values)
+    half = t_quantile(dof, alpha) * se
+    return mean, se, mean - half, mean + half
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,8 @@ def test_same_seed_same_tables(tiny):
 def test_the_holm_family_agrees_with_statsmodels(tiny):
     from statsmodels.stats.multitest import multipletests
 
-    from ensim.studies.regularizers import _mean_se, paired
+    from ensim.stats import mean_and_se
+    from ensim.studies.regularizers import paired
 
     reps = tiny.tables["replicates"]
     task = "digits_120"
@@ -137,7 +138,7 @@ def test_the_holm_family_agrees_with_statsmodels(tiny):
     assert len(family) == len(arms)
     raw = []
     for arm in arms:
-        mean, se, dof = _mean_se(paired(reps, task, arm, "test_loss"))
+        mean, se, dof = mean_and_se(paired(reps, task, arm, "test_loss"))
         raw.append(1.0 if se == 0 else min(1.0, 2 * sps.t(dof).sf(abs(mean) / se)))
     _, adjusted, _, _ = multipletests(raw, alpha=0.05, method="holm")
     np.testing.assert_allclose([c.p_value for c in family], adjusted, rtol=1e-10)
@@ -214,7 +215,8 @@ def test_every_arm_has_its_own_colour_in_the_figure(tiny):
 
 
 def test_the_left_panels_draw_the_paired_differences_the_claims_test(tiny):
-    from ensim.studies.regularizers import _mean_se, paired
+    from ensim.stats import mean_and_se
+    from ensim.studies.regularizers import paired
 
     reps, config = tiny.tables["replicates"], tiny.config
     task = next(t for t in config.tasks if t in set(reps.task))
@@ -222,7 +224,7 @@ def test_the_left_panels_draw_the_paired_differences_the_claims_test(tiny):
     fig = tiny.figure()
     for ax, column in zip(fig.axes[:2], ("gap", "test_loss")):
         drawn = [float(c.lines[0].get_ydata()[0]) for c in ax.containers]
-        expected = [_mean_se(paired(reps, task, arm, column))[0] for arm in compared]
+        expected = [mean_and_se(paired(reps, task, arm, column))[0] for arm in compared]
         np.testing.assert_allclose(drawn, expected, rtol=1e-12)
         # Negative control: the unpaired arm means (what the panels drew before) differ.
         part = reps[reps.task == task]

@@ -236,3 +236,19 @@ def test_inverse_k_summary_prints_the_level_it_uses():
     low, high = fit.conf_int(0.1, "variance")
     assert "90% CI" in text and f"[{low:.6g}, {high:.6g}]" in text
     assert "95% CI" not in text                             # negative control
+
+
+def test_mean_and_se_and_t_interval():
+    from ensim.stats import mean_and_se, t_interval, t_quantile
+
+    values = np.array([1.0, 2.0, 4.0, 7.0])
+    mean, se, dof = mean_and_se(values)
+    assert (mean, dof) == (3.5, 3)
+    assert se == pytest.approx(np.sqrt(np.var(values, ddof=1) / 4), rel=1e-15)
+    assert t_quantile(3, 0.05) == pytest.approx(3.182446305284263, rel=1e-12)
+    assert t_quantile(10**6, 0.05) == pytest.approx(1.959966, rel=1e-6)   # the normal's
+    m, s, low, high = t_interval(values, 0.05)
+    assert (m, s) == (mean, se)
+    assert (low, high) == pytest.approx((mean - 3.182446305284263 * se,
+                                         mean + 3.182446305284263 * se), rel=1e-12)
+    assert np.isnan(t_interval([2.0], 0.05)[1:]).all() and t_interval([2.0], 0.05)[0] == 2.0

@@ -147,6 +147,7 @@ from ensim.claims import (
     negative_control,
 )
 from ensim.plotting import color_cycle
+from ensim.stats import t_interval
 from ensim.study import Study
 
 PARTS = ("primer", "lr", "noise", "init", "ics", "shift")
@@ -474,15 +475,6 @@ def _shift(config, params, streams):
 # ---------------------------------------------------------------- statistics
 
 
-def _t(values, alpha):
-    """Mean, standard error and the two-sided 1 - alpha t interval of ``values``."""
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean())
-    se = float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else math.nan
-    half = float(sps.t.ppf(1 - alpha / 2, max(values.size - 1, 1))) * se
-    return mean, se, mean - half, mean + half
-
-
 def steps_table(tables, config):
     """Per seed, normalization and rate: steps to the target (the budget when not reached)."""
     table = tables["lr"].copy()
@@ -537,7 +529,7 @@ def _band(ax, table, x, y, norm, config, *, offset=0.0, label=True):
     from ensim.plotting import plot_interval_points
 
     groups = sorted(table[x].unique())
-    stats = [_t(table[table[x] == g][y], config.alpha) for g in groups]
+    stats = [t_interval(table[table[x] == g][y], config.alpha) for g in groups]
     xs = np.asarray(groups, dtype=float) * (1 + offset)
     plot_interval_points(xs, [s[0] for s in stats], [s[2] for s in stats], [s[3] for s in stats],
                          ax=ax, color=NORM_COLORS[norm], label=NORM_LABELS[norm] if label else None)
@@ -667,7 +659,7 @@ def _plot_shift(axes, tables, config):
         for j, layer in enumerate(layers):
             part = table[table.bn_layer == layer]
             keeps = sorted(part.keep_prob.unique())
-            stats = [_t(part[part.keep_prob == p].measured_ratio, config.alpha) for p in keeps]
+            stats = [t_interval(part[part.keep_prob == p].measured_ratio, config.alpha) for p in keeps]
             x = np.asarray(keeps) + 0.006 * (j - len(layers) / 2)
             plot_interval_points(x, [s[0] for s in stats], [s[2] for s in stats],
                                  [s[3] for s in stats], ax=ax, color=color_cycle(len(layers))[j],
@@ -687,7 +679,7 @@ def _plot_shift(axes, tables, config):
     for k, (column, label) in enumerate((("test_error_running", "running statistics"),
                                          ("test_error_reestimated",
                                           "re-estimated in evaluation mode"))):
-        stats = [_t(errors[errors.keep_prob == p][column], config.alpha) for p in keeps]
+        stats = [t_interval(errors[errors.keep_prob == p][column], config.alpha) for p in keeps]
         plot_interval_points(np.asarray(keeps) + 0.01 * (k - 0.5), [s[0] for s in stats],
                              [s[2] for s in stats], [s[3] for s in stats], ax=ax,
                              color=color_cycle(2)[k], label=label)
@@ -707,7 +699,7 @@ def claims(tables, config: Config) -> list:
     if "lr" in config.parts:
         largest = largest_good_rate(tables, config)
         diff = largest["batch"] - largest["none"]
-        mean, se, _, _ = _t(diff, alpha)
+        mean, se, _, _ = t_interval(diff, alpha)
         claim = direction("Batch norm reaches the target at larger learning rates "
                           "(log10 of the largest rate that reaches it, batch norm − none)",
                           mean, stderr=se, dof=n - 1, alpha=alpha,
@@ -729,7 +721,7 @@ def claims(tables, config: Config) -> list:
                              & (table.learning_rate == best[norm])].sort_values("seed").steps
                  .to_numpy(float) for norm in best}
         log_speedup = np.log(steps["none"] / steps["batch"])
-        mean, se, _, _ = _t(log_speedup, alpha)
+        mean, se, _, _ = t_interval(log_speedup, alpha)
         method = (f"log of the paired ratio of steps, each arm at its best rate (none "
                   f"{best['none']:g}, batch norm {best['batch']:g}), over {n} seeds; the "
                   "budget counts when the target is not reached; each best rate is picked "
@@ -751,13 +743,13 @@ def claims(tables, config: Config) -> list:
         out += _noise_claims(tables, config)
     if "init" in config.parts:
         spread = {norm: init_spread(tables, norm) for norm in ("none", "batch")}
-        mean, se, _, _ = _t(spread["batch"] - spread["none"], alpha)
+        mean, se, _, _ = t_interval(spread["batch"] - spread["none"], alpha)
         out.append(direction("The test error spreads less over the initial weight scales with "
                              "batch norm (spread with − without)", mean, stderr=se, dof=n - 1,
                              side="below", alpha=alpha,
                              method=f"spread = largest − smallest test error over scales "
                                     f"{config.init_scales}, paired over {n} seeds"))
-        mean, se, _, _ = _t(spread["batch"], alpha)
+        mean, se, _, _ = t_interval(spread["batch"], alpha)
         out.append(equivalence("With batch norm the final test error does not depend on the "
                                "initial scale (spread = 0 within 0.02)", mean, se, 0.0, 0.02,
                                alpha=alpha, dof=n - 1, method=f"over {n} seeds"))
@@ -813,7 +805,7 @@ def _noise_claims(tables, config):
         return part.sort_values("seed")[column].to_numpy(float)
 
     out = []
-    mean, se, _, _ = _t(values("batch", small) - values("batch", large), alpha)
+    mean, se, _, _ = t_interval(values("batch", small) - values("batch", large), alpha)
     out.append(direction(f"With batch norm, smaller batches give a smaller generalization gap "
                          f"(gap at {small} − at {large})", mean, stderr=se, dof=n - 1,
                          side="below", alpha=alpha,
@@ -821,13 +813,13 @@ def _noise_claims(tables, config):
                                 "epochs (more steps for smaller batches)"))
     family = []
     for b in config.batch_sizes:
-        mean, se, _, _ = _t(values("batch", b) - values("population", b), alpha)
+        mean, se, _, _ = t_interval(values("batch", b) - values("population", b), alpha)
         family.append(direction(f"The mini-batch noise regularizes: batch statistics give a "
                                 f"smaller gap than training-set statistics (batch {b})", mean,
                                 stderr=se, dof=n - 1, side="below", alpha=alpha,
                                 method=f"paired over {n} seeds"))
     out += holm(family, "noise: gap")
-    mean, se, _, _ = _t(values("batch", small, "test_error")
+    mean, se, _, _ = t_interval(values("batch", small, "test_error")
                         - values("population", small, "test_error"), alpha)
     out.append(direction(f"The mini-batch noise lowers the test error (batch {small}, batch "
                          "statistics − training-set statistics)", mean, stderr=se, dof=n - 1,
@@ -841,26 +833,26 @@ def _ics_claims(tables, config):
     cos = {norm: ics_means(tables, norm, "cosine").to_numpy() for norm in ("none", "batch", "noisy")}
     rel = {norm: ics_means(tables, norm, "relative_l2").to_numpy()
            for norm in ("none", "batch", "noisy")}
-    mean, se, _, _ = _t(cos["batch"] - cos["none"], alpha)
+    mean, se, _, _ = t_interval(cos["batch"] - cos["none"], alpha)
     out.append(direction("Batch norm reduces internal covariate shift: cos(G, G′) is larger "
                          "with it", mean, stderr=se, dof=n - 1, alpha=alpha,
                          method=f"mean over steps and layers, paired over {n} seeds"))
-    mean, se, _, _ = _t(rel["batch"] - rel["none"], alpha)
+    mean, se, _, _ = t_interval(rel["batch"] - rel["none"], alpha)
     out.append(direction("Batch norm reduces internal covariate shift: ‖G − G′‖ / ‖G‖ is "
                          "smaller with it", mean, stderr=se, dof=n - 1, side="below",
                          alpha=alpha, method=f"mean over steps and layers, paired over {n} seeds"))
-    mean, se, _, _ = _t(cos["noisy"] - cos["batch"], alpha)
+    mean, se, _, _ = t_interval(cos["noisy"] - cos["batch"], alpha)
     out.append(direction("Noisy batch norm has more internal covariate shift than batch norm "
                          "(cos(G, G′) smaller)", mean, stderr=se, dof=n - 1, side="below",
                          alpha=alpha, method=f"paired over {n} seeds"))
     runs = tables["ics-runs"]
     error = {norm: runs[runs.normalization == norm].sort_values("seed").test_error.to_numpy(float)
              for norm in ("none", "batch", "noisy")}
-    mean, se, _, _ = _t(error["noisy"] - error["batch"], alpha)
+    mean, se, _, _ = t_interval(error["noisy"] - error["batch"], alpha)
     out.append(equivalence("Noisy batch norm still trains as well as batch norm (test error "
                            "within 0.02)", mean, se, 0.0, 0.02, alpha=alpha, dof=n - 1,
                            method=f"after {config.ics_epochs} epochs, paired over {n} seeds"))
-    mean, se, _, _ = _t(error["batch"] - error["none"], alpha)
+    mean, se, _, _ = t_interval(error["batch"] - error["none"], alpha)
     out.append(direction("Batch norm trains better than no normalization at this rate (test "
                          "error lower)", mean, stderr=se, dof=n - 1, side="below", alpha=alpha,
                          method=f"rate {config.ics_learning_rate:g}, {config.ics_epochs} epochs, "
@@ -878,10 +870,10 @@ def _shift_claims(tables, config):
         for layer in sorted(table.bn_layer.unique()):
             part = table[(table.keep_prob == p) & (table.bn_layer == layer)].sort_values("seed")
             d = part.measured_ratio.to_numpy() - part.theory_ratio.to_numpy()
-            mean, se, _, _ = _t(d, alpha)
+            mean, se, _, _ = t_interval(d, alpha)
             parts.append(equivalence("", mean, se, 0.0, 0.03, alpha=alpha, dof=n - 1))
             labels.append(f"keep {p:g}, batch-norm layer {layer}")
-            mean, se, _, _ = _t(part.measured_ratio, alpha)
+            mean, se, _, _ = t_interval(part.measured_ratio, alpha)
             zero_mean.append(equivalence(f"The variance ratio at a batch-norm input is keep_prob "
                                          f"(zero-mean theory; keep {p:g}, layer {layer})", mean,
                                          se, p, 0.03, alpha=alpha, dof=n - 1,
@@ -897,7 +889,7 @@ def _shift_claims(tables, config):
     p = min(keeps)
     part = errors[errors.keep_prob == p].sort_values("seed")
     d = part.test_error_reestimated.to_numpy() - part.test_error_running.to_numpy()
-    mean, se, _, _ = _t(d, alpha)
+    mean, se, _, _ = t_interval(d, alpha)
     out.append(direction(f"Re-estimating the batch-norm statistics in evaluation mode lowers "
                          f"the test error (keep {p:g})", mean, stderr=se, dof=n - 1,
                          side="below", alpha=alpha, method=f"paired over {n} seeds"))

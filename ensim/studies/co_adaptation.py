@@ -81,10 +81,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 from ensim._validation import check_choice, check_int, check_real
 from ensim.claims import direction, equivalence, holm, identity, negative_control
+from ensim.stats import t_interval
 from ensim.study import Study
 
 TASKS = ("digits", "friedman1")
@@ -245,14 +245,6 @@ def paired(tables, task, layer, measure, keep_prob):
     return (wide[keep_prob] - wide[1.0]).to_numpy()
 
 
-def _t(values, alpha):
-    """Mean, standard error and the two-sided 1 - alpha Student-t interval of ``values``."""
-    values = np.asarray(values, dtype=float)
-    mean, se = float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size))
-    half = float(sps.t.ppf(1 - alpha / 2, values.size - 1)) * se
-    return mean, se, mean - half, mean + half
-
-
 def _keep_label(p):
     return "1 (none)" if p == 1.0 else f"{p:g}"
 
@@ -280,7 +272,7 @@ def plot(tables, config: Config):
                 x = np.arange(len(keeps)) + 0.08 * (layer - (n_layers + 1) / 2)
                 for _, seed in wide.iterrows():                   # one thin line per seed
                     ax.plot(x, seed.to_numpy(), color=colors[layer - 1], lw=0.5, alpha=0.35)
-                stats = [_t(wide[p], config.alpha) for p in keeps]
+                stats = [t_interval(wide[p], config.alpha) for p in keeps]
                 plot_interval_points(x, [s[0] for s in stats], [s[2] for s in stats],
                                      [s[3] for s in stats], ax=ax, color=colors[layer - 1])
                 ax.plot(x, [s[0] for s in stats], color=colors[layer - 1], lw=1.2)
@@ -330,7 +322,7 @@ def claims(tables, config: Config) -> list:
         family = []
         for task in config.tasks:
             for layer in layers:
-                mean, se, _, _ = _t(paired(tables, task, layer, measure, keep), alpha)
+                mean, se, _, _ = t_interval(paired(tables, task, layer, measure, keep), alpha)
                 family.append(direction(
                     f"{statement} ({task}, layer {layer}, keep {keep:g})", mean, stderr=se,
                     dof=n - 1, side=side, alpha=alpha,
@@ -349,14 +341,14 @@ def claims(tables, config: Config) -> list:
     networks = tables["networks"]
     n_test = int(networks[networks.task == task].n_test.min())
     independent = float(np.sqrt(2 / (np.pi * (n_test - 1))))
-    mean, se, _, _ = _t(base.mean_abs_corr, alpha)
+    mean, se, _, _ = t_interval(base.mean_abs_corr, alpha)
     out.append(negative_control(equivalence(
         f"Negative control: the units of layer 1 ({task}, no dropout) are independent, "
         f"mean absolute r = √(2/(π(n−1))) = {independent:.3g}; expected to fail", mean, se,
         independent, 0.5 * independent, alpha=alpha, dof=n - 1,
         method=f"over {n} seeds; margin 50% of the independent value")))
     width = config.hidden[0]
-    mean, se, _, _ = _t(base.effective_rank, alpha)
+    mean, se, _, _ = t_interval(base.effective_rank, alpha)
     out.append(negative_control(equivalence(
         f"Negative control: layer 1 ({task}, no dropout) uses all its {width} directions "
         f"equally, effective rank = {width}; expected to fail", mean, se, float(width),

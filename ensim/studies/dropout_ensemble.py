@@ -82,7 +82,7 @@ import numpy as np
 from ensim._validation import check_int, check_real, check_values
 from ensim.claims import direction, equivalence, holm, identity, negative_control
 from ensim.decompose import decompose, ensemble_mse_curve
-from ensim.stats import jackknife
+from ensim.stats import jackknife, t_quantile
 from ensim.study import Study
 
 ARMS = ("thinned", "independent", "dropout", "bagged", "fixed_mask")
@@ -459,7 +459,7 @@ def plot(tables, config: Config):
                                              (0.12, "X", "s", "X: what averaging leaves")):
             for i, arm in enumerate(config.arms):
                 mean, se, dof = _mean_se(part[part.arm == arm][column])
-                half = se * _t(dof, config.alpha)
+                half = se * t_quantile(dof, config.alpha)
                 plot_interval_points([i + shift], [mean], [mean - half], [mean + half], ax=ax,
                                      color=colors[arm], marker=marker)
             ax.plot([], [], marker, color="0.3", ls="", label=label)
@@ -470,7 +470,7 @@ def plot(tables, config: Config):
         ax = axes[row, 2]
         for i, arm in enumerate(config.arms):
             mean, se, dof = _mean_se(part[part.arm == arm].rho_f)
-            half = se * _t(dof, config.alpha)
+            half = se * t_quantile(dof, config.alpha)
             plot_interval_points([i], [mean], [mean - half], [mean + half], ax=ax,
                                  color=colors[arm])
         points = tables["points"]
@@ -500,7 +500,7 @@ def plot(tables, config: Config):
                     (f"average of {config.n_thinned}\nthinned", thin.mse_mc_average, "0.45")]
         for i, (label, values, color) in enumerate(singles):
             mean, se, dof = _mean_se(values)
-            half = se * _t(dof, config.alpha)
+            half = se * t_quantile(dof, config.alpha)
             plot_interval_points([i], [mean], [mean - half], [mean + half], ax=ax, color=color)
         ax.set_xticks(range(len(singles)), [s[0] for s in singles], fontsize=6.5, rotation=30,
                       ha="right")
@@ -533,12 +533,6 @@ def plot(tables, config: Config):
     fig.suptitle("Dropout as an ensemble: the thinned sub-networks beside real ensembles "
                  f"({config.n_replicates} replicates; intervals over replicates)")
     return fig
-
-
-def _t(dof, alpha):
-    from scipy import stats as sps
-
-    return float(sps.t.ppf(1 - alpha / 2, dof))
 
 
 def _effective_size_jackknife(ens, task):

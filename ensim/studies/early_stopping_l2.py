@@ -79,6 +79,7 @@ import numpy as np
 
 from ensim._validation import check_real, check_values
 from ensim.claims import direction, equivalence, identity, negative_control, within
+from ensim.stats import mean_and_se, t_quantile
 from ensim.study import Study
 
 
@@ -254,8 +255,15 @@ def _weight_norm2(net):
 
 
 def _network(config: Config, streams) -> dict:
-    from ensim.nn import (EarlyStopping, StackedNetwork, TrainingConfig, build_mlp,
-                          evaluation_loss, train, train_stacked)
+    from ensim.nn import (
+        EarlyStopping,
+        StackedNetwork,
+        TrainingConfig,
+        build_mlp,
+        evaluation_loss,
+        train,
+        train_stacked,
+    )
 
     parts, y_sd = _friedman(config, streams.shared("data"))
     (X, y), (X_val, y_val), (X_test, y_test) = parts
@@ -293,17 +301,6 @@ def _network(config: Config, streams) -> dict:
 
 
 # ------------------------------------------------------------------------- plot
-
-
-def _mean_se(values):
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size)), values.size - 1
-
-
-def _t(dof, alpha):
-    from scipy import stats as sps
-
-    return float(sps.t.ppf(1 - alpha / 2, dof))
 
 
 def small_step_gap(x):
@@ -354,12 +351,12 @@ def plot(tables, config: Config):
     for ax, column, ylabel in ((axes[0, 3], "weight_norm2", "squared weight norm ΣW²"),
                                (axes[0, 4], "test_mse", "test MSE")):
         for multiple, group in l2.groupby("multiple"):
-            mean, se, dof = _mean_se(group[column])
-            half = se * _t(dof, config.alpha)
+            mean, se, dof = mean_and_se(group[column])
+            half = se * t_quantile(dof, config.alpha)
             plot_interval_points([multiple], [mean], [mean - half], [mean + half], ax=ax,
                                  color=color_cycle(1)[0])
-        mean, se, dof = _mean_se(stopped[column])
-        half = se * _t(dof, config.alpha)
+        mean, se, dof = mean_and_se(stopped[column])
+        half = se * t_quantile(dof, config.alpha)
         plot_interval_points([1.0], [mean], [mean - half], [mean + half], ax=ax, color="k",
                              marker="s")
         none = nets[nets.network == "none"][column].mean()
@@ -432,7 +429,7 @@ def claims(tables, config: Config) -> list:
     none = nets[nets.network == "none"].set_index("replicate").loc[stopped.index]
     matched = nets[(nets.network == "l2") & np.isclose(nets.multiple, 1.0)]
     if len(stopped) >= 2:
-        mean, se, dof = _mean_se(stopped.weight_norm2 - none.weight_norm2)
+        mean, se, dof = mean_and_se(stopped.weight_norm2 - none.weight_norm2)
         out.append(direction("A network stopped early has smaller weights than one trained to "
                              "the end without penalty: ΣW²(stopped) − ΣW²(none) < 0", mean,
                              stderr=se, dof=dof, side="below", alpha=alpha,
@@ -440,8 +437,8 @@ def claims(tables, config: Config) -> list:
     if len(stopped) >= 2 and len(matched):
         matched = matched.set_index("replicate").loc[stopped.index]
         ratio = np.log(stopped.weight_norm2 / matched.weight_norm2)
-        mean, se, dof = _mean_se(ratio)
-        half = se * _t(dof, alpha)
+        mean, se, dof = mean_and_se(ratio)
+        half = se * t_quantile(dof, alpha)
         bound = float(np.log(config.norm_ratio))
         out.append(within(f"Book, for a network: early stopping gives the weight norm of L2 "
                           f"with the matching l2 = 1/(2τ*ε), within a factor "
@@ -449,7 +446,7 @@ def claims(tables, config: Config) -> list:
                           -bound, bound, alpha=alpha, theory=0.0,
                           method="log ΣW²(stopped)/ΣW²(L2 matched), paired over replicates, t"))
         diff = (stopped.test_mse - matched.test_mse).to_numpy()
-        mean, se, dof = _mean_se(diff)
+        mean, se, dof = mean_and_se(diff)
         margin = config.error_margin * float(matched.test_mse.mean())
         out.append(equivalence(f"Book, for a network: early stopping gives the test error of L2 "
                                f"with the matching penalty (within {config.error_margin:.0%})",

@@ -43,7 +43,7 @@ from ensim.claims import direction, equivalence, identity, negative_control
 from ensim.data import KnownTruth
 from ensim.decompose import decompose, ensemble_mse_curve
 from ensim.ensembles import make_ensemble, member_predictions
-from ensim.stats import fit_inverse_k
+from ensim.stats import fit_inverse_k, t_interval
 from ensim.study import Study
 
 MODELS = ("bagged_trees", "random_forest")
@@ -111,13 +111,6 @@ def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
                  "fit_slope": fit.slope, "mse_at_k_max": mse_at_k_max}}
 
 
-def _t_interval(values, alpha):
-    values = np.asarray(values, dtype=float)
-    mean, se = values.mean(), values.std(ddof=1) / np.sqrt(values.size)
-    half = sps.t.ppf(1 - alpha / 2, values.size - 1) * se
-    return float(mean), float(se), float(mean - half), float(mean + half)
-
-
 def plot(tables, config: Config):
     from matplotlib.lines import Line2D
 
@@ -151,7 +144,7 @@ def plot(tables, config: Config):
         for i, (fitted, measured) in enumerate(((part.fit_C, part.C),
                                                 (part.fit_slope, part.V - part.C))):
             for x, values in ((2 * i, measured), (2 * i + 1, fitted)):
-                mean, _, low, high = _t_interval(values, config.alpha)
+                mean, _, low, high = t_interval(values, config.alpha)
                 plot_interval_points([x + 0.2 * (j - 0.5)], [mean], [low], [high], ax=ax,
                                      color=colors[model], marker="o" if x % 2 == 0 else "s")
     ax.set_xticks(range(4), ["C measured", "C fitted", "V − C measured", "V − C fitted"])
@@ -181,7 +174,7 @@ def claims(tables, config: Config) -> list:
     k = config.k_max
 
     def tost(statement, differences, scale, method):
-        mean, se, _, _ = _t_interval(differences, alpha)
+        mean, se, _, _ = t_interval(differences, alpha)
         return equivalence(statement, mean, se, 0.0, config.rel_margin * scale, alpha=alpha,
                            dof=len(differences) - 1, method=method.format(config.rel_margin))
 

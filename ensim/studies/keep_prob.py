@@ -55,6 +55,7 @@ import numpy as np
 
 from ensim._validation import check_int, check_real
 from ensim.claims import all_of, direction, equivalence
+from ensim.stats import mean_and_se, t_quantile
 from ensim.study import Study
 
 MODES = ("fixed_n", "fixed_pn")
@@ -143,17 +144,6 @@ def _run_cell(config: Config, params: dict, streams) -> dict:
 # ------------------------------------------------------------------------ tables
 
 
-def _mean_se(values):
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size)), values.size - 1
-
-
-def _t(dof, alpha):
-    from scipy import stats as sps
-
-    return float(sps.t.ppf(1 - alpha / 2, dof))
-
-
 def errors_by_seed(errors, mode, split="test"):
     """``{keep_prob: array of errors over seeds}`` (seed order)."""
     part = errors[(errors["mode"] == mode) & (errors["split"] == split)].sort_values("seed")
@@ -170,9 +160,9 @@ def plot(tables, config: Config):
         for split, color, face in (("train", colors[0], "none"), ("test", colors[1], None)):
             by = errors_by_seed(errors, mode, split)
             ps = sorted(by)
-            stats = [_mean_se(by[p]) for p in ps]
+            stats = [mean_and_se(by[p]) for p in ps]
             means = np.array([s[0] for s in stats])
-            halves = np.array([s[1] * _t(s[2], config.alpha) for s in stats])
+            halves = np.array([s[1] * t_quantile(s[2], config.alpha) for s in stats])
             ax.plot(ps, means, "-", color=color, lw=0.9)
             plot_interval_points(ps, means, means - halves, means + halves, ax=ax, color=color,
                                  label=f"{split} error", mfc=face)
@@ -196,7 +186,7 @@ def claims(tables, config: Config) -> list:
     if len(band) >= 2:
         parts = []
         for a, b in zip(band[:-1], band[1:]):
-            mean, se, dof = _mean_se(fixed_n[b] - fixed_n[a])
+            mean, se, dof = mean_and_se(fixed_n[b] - fixed_n[a])
             parts.append(equivalence(f"p = {b:g} vs {a:g}", mean, se, 0.0, config.flat_margin,
                                      alpha=alpha, dof=dof, method="paired over seeds"))
         out.append(all_of(f"Paper: at fixed n the test error is flat for {config.band[0]:g} ≤ p "
@@ -208,14 +198,14 @@ def claims(tables, config: Config) -> list:
         for p, words in ((hi, "rises toward p = 1"), (lo, "rises sharply at small p")):
             if p in band:
                 continue
-            mean, se, dof = _mean_se(fixed_n[p] - band_mean)
+            mean, se, dof = mean_and_se(fixed_n[p] - band_mean)
             out.append(direction(f"Paper: at fixed n the test error {words}: error(p = {p:g}) "
                                  f"− mean error over the flat range > 0", mean, stderr=se,
                                  dof=dof, side="above", alpha=alpha,
                                  method="paired over seeds, t"))
     fixed_pn = errors_by_seed(errors, "fixed_pn")
     if lo in fixed_pn:
-        (m1, s1, d1), (m2, s2, d2) = _mean_se(fixed_pn[lo]), _mean_se(fixed_n[lo])
+        (m1, s1, d1), (m2, s2, d2) = mean_and_se(fixed_pn[lo]), mean_and_se(fixed_n[lo])
         se = float(np.hypot(s1, s2))
         dof = se**4 / (s1**4 / d1 + s2**4 / d2) if se > 0 else d1 + d2     # Welch
         out.append(direction(f"Paper: at p = {lo:g} a fixed p·n gives a lower test error than "
@@ -224,7 +214,7 @@ def claims(tables, config: Config) -> list:
                              method="difference of means over seeds (different widths), Welch"))
         train_n = errors_by_seed(errors, "fixed_n", "train")
         if band:
-            mean, se, dof = _mean_se(train_n[lo] - np.mean([train_n[p] for p in band], axis=0))
+            mean, se, dof = mean_and_se(train_n[lo] - np.mean([train_n[p] for p in band], axis=0))
             out.append(direction(f"Paper: at fixed n and p = {lo:g} the network underfits: its "
                                  "training error is above that of the flat range", mean,
                                  stderr=se, dof=dof, side="above", alpha=alpha,

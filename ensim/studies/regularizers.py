@@ -90,6 +90,7 @@ import numpy as np
 
 from ensim._validation import check_int, check_real, check_values
 from ensim.claims import direction, equivalence, holm
+from ensim.stats import mean_and_se, t_quantile
 from ensim.study import Study
 
 ARMS = ("none", "l2", "l1", "max_norm", "dropout", "dropout_max_norm", "dropout_l2",
@@ -351,17 +352,6 @@ def _run_cell(config: Config, params: dict, streams) -> dict:
 # ---------------------------------------------------------------------- tables
 
 
-def _mean_se(values):
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size)), values.size - 1
-
-
-def _t(dof, alpha):
-    from scipy import stats as sps
-
-    return float(sps.t.ppf(1 - alpha / 2, dof))
-
-
 def paired(replicates, task, arm, column, reference="none"):
     """Per replicate, ``column`` of ``arm`` minus that of ``reference`` (same replicate)."""
     part = replicates[replicates.task == task].set_index(["arm", "replicate"])[column]
@@ -370,8 +360,8 @@ def paired(replicates, task, arm, column, reference="none"):
 
 
 def _interval(values, alpha):
-    mean, se, dof = _mean_se(values)
-    half = se * _t(dof, alpha)
+    mean, se, dof = mean_and_se(values)
+    half = se * t_quantile(dof, alpha)
     return mean, mean - half, mean + half
 
 
@@ -448,7 +438,7 @@ def claims(tables, config: Config) -> list:
                              ("gap", "narrows the generalization gap")):
             family = []
             for arm in arms:
-                mean, se, dof = _mean_se(paired(reps, task, arm, column))
+                mean, se, dof = mean_and_se(paired(reps, task, arm, column))
                 family.append(direction(f"{arm.replace('_', ' ')} {verb} against none: "
                                         f"{column}({arm}) − {column}(none) < 0 ({task})",
                                         mean, stderr=se, dof=dof, side="below", alpha=alpha,
@@ -457,7 +447,7 @@ def claims(tables, config: Config) -> list:
         part = reps[reps.task == task]
         if "l2_zero" in arms:
             diff = paired(reps, task, "l2_zero", "test_loss")
-            mean, se, dof = _mean_se(diff)
+            mean, se, dof = mean_and_se(diff)
             margin = config.control_margin * float(part[part.arm == "none"].test_loss.mean())
             out.append(equivalence(f"Control: L2 with λ = 0 and its own batch order has the "
                                    f"test loss of none ({task})", mean, se, 0.0, margin,
@@ -465,18 +455,18 @@ def claims(tables, config: Config) -> list:
                                    method=f"paired over replicates; margin "
                                           f"{config.control_margin:.0%} of none's test loss"))
         if "l2" in arms:
-            mean, se, dof = _mean_se(paired(reps, task, "l2", "weight_norm2"))
+            mean, se, dof = mean_and_se(paired(reps, task, "l2", "weight_norm2"))
             out.append(direction(f"Primer: L2 constrains the weights' size: |W|²(l2) − "
                                  f"|W|²(none) < 0 ({task})", mean, stderr=se, dof=dof,
                                  side="below", alpha=alpha, method="paired over replicates, t"))
         if "l1" in arms and task.startswith("friedman1"):
-            mean, se, dof = _mean_se(paired(reps, task, "l1", "unused_input_share"))
+            mean, se, dof = mean_and_se(paired(reps, task, "l1", "unused_input_share"))
             out.append(direction(f"Primer: L1 selects features: it lowers the share of the "
                                  f"first layer's |W| on the 5 unused inputs ({task})", mean,
                                  stderr=se, dof=dof, side="below", alpha=alpha,
                                  method="paired over replicates, t"))
         if "batch_norm" in arms:
-            mean, se, dof = _mean_se(paired(reps, task, "batch_norm", "early_loss"))
+            mean, se, dof = mean_and_se(paired(reps, task, "batch_norm", "early_loss"))
             out.append(direction(f"Primer: batch norm converges faster: lower recorded training "
                                  f"loss after {max(1, config.max_epochs // 10)} epochs ({task})",
                                  mean, stderr=se, dof=dof, side="below", alpha=alpha,
@@ -484,7 +474,7 @@ def claims(tables, config: Config) -> list:
     small, large = "digits_300", "digits_full"
     if "augmentation" in arms and {small, large} <= set(reps.task):
         gain = [paired(reps, t, "augmentation", "test_loss") for t in (small, large)]
-        (m1, s1, d1), (m2, s2, d2) = _mean_se(gain[0]), _mean_se(gain[1])
+        (m1, s1, d1), (m2, s2, d2) = mean_and_se(gain[0]), mean_and_se(gain[1])
         se = float(np.hypot(s1, s2))
         dof = se**4 / (s1**4 / d1 + s2**4 / d2) if se > 0 else d1 + d2   # Welch-Satterthwaite
         out.append(direction("Primer: augmentation helps most with limited data: its change of "

@@ -111,7 +111,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensim.claims import direction, equivalence, holm, identity, negative_control, within
+from ensim.claims import (
+    direction,
+    equivalence,
+    holm,
+    identity,
+    negative_control,
+    within,
+)
+from ensim.stats import mean_and_se, t_quantile
 from ensim.study import Study
 
 METRICS = {"digits": ("error_rate", "log_loss", "brier"), "friedman1": ("mse",)}
@@ -413,16 +421,6 @@ def _crossover_interval(wide, config, seed=0):
     return estimate, float(low), float(high)
 
 
-def _t(dof, alpha):
-    from scipy import stats as sps
-    return float(sps.t.ppf(1 - alpha / 2, dof))
-
-
-def _mean_se(values):
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size)), values.size - 1
-
-
 def claims(tables, config):
     curves = tables["curves"]
     out, better, within_sd = [], [], []
@@ -450,7 +448,7 @@ def claims(tables, config):
                            f"{_MIN_BOOTSTRAP_SEEDS} seeds has too few distinct resamples for "
                            "an interval")
             out.append(claim)
-            mean, se, dof = _mean_se(wide[kmax])
+            mean, se, dof = mean_and_se(wide[kmax])
             better.append(direction(f"{task}, {metric}: at k = {kmax}, Monte Carlo averaging is "
                                     "better than weight scaling", mean, stderr=se, dof=dof,
                                     side="below", bound=0.0, alpha=config.alpha,
@@ -458,7 +456,7 @@ def claims(tables, config):
             part = curves[(curves.task == task) & (curves.rule == "mean")
                           & (curves.metric == metric) & (curves.k == kmax)]
             sd = float(part.mc_sd.mean())
-            half = se * _t(dof, config.alpha)
+            half = se * t_quantile(dof, config.alpha)
             within_sd.append(within(f"{task}, {metric}: at k = {kmax} the difference is within "
                                     f"one standard deviation over mask draws (±{sd:.3g})",
                                     mean, mean - half, mean + half, -sd, sd, alpha=config.alpha,
@@ -468,7 +466,7 @@ def claims(tables, config):
     if "digits" in set(curves.task):
         wide_am = _paired(curves, "digits", "mean", "distance")
         wide_g = _paired(curves, "digits", "nwgm", "distance")
-        mean, se, dof = _mean_se(wide_g[kmax] - wide_am[kmax])
+        mean, se, dof = mean_and_se(wide_g[kmax] - wide_am[kmax])
         out.append(direction(f"digits: the NWGM of {kmax} sub-networks is closer to weight "
                              "scaling than their arithmetic mean (total variation)", mean,
                              stderr=se, dof=dof, side="below", alpha=config.alpha,
@@ -495,7 +493,7 @@ def claims(tables, config):
                                theory=0.0, method="z from the draws"))
         if len(ex) >= 2:
             rel = ex.sq_full / ex.sq_mean - 1
-            mean, se, dof = _mean_se(rel)
+            mean, se, dof = mean_and_se(rel)
             out.append(equivalence(f"{task}: weight scaling's squared error is within 5% of the "
                                    "exact arithmetic mean's", mean, se, 0.0, 0.05,
                                    alpha=config.alpha, dof=dof, theory=0.0,
