@@ -174,7 +174,8 @@ def plot(tables, config: Config):
         ax.set(xlabel="keep probability p", ylabel="classification error", title=title)
         ax.legend(fontsize=8, loc="upper right")
     fig.suptitle(f"Digits, {config.n_layers} hidden layers, {config.n_seeds} seeds "
-                 f"({1 - config.alpha:.0%} intervals); shaded: the paper's flat range")
+                 f"({1 - config.alpha:.0%} intervals of each p's mean; the claims compare p's "
+                 "paired over seeds); shaded: the paper's flat range")
     return fig
 
 
