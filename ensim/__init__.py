@@ -16,7 +16,7 @@ import importlib
 
 from .claims import Claim
 from .errors import DISTS, EquicorrelatedErrors, ErrorModel, GeneralErrors
-from .montecarlo import SimulationResult, simulate
+from .montecarlo import FewTrialsWarning, SimulationResult, simulate
 from .stats import equivalence_test, fit_inverse_k
 from .study import Study, StudyResult, run
 from .theory import covariance_bounds, ensemble_mse, ensemble_mse_general, forest_variance
@@ -46,6 +46,7 @@ __all__ = [
     "DropoutMLPRegressor",
     "EquicorrelatedErrors",
     "ErrorModel",
+    "FewTrialsWarning",
     "GeneralErrors",
     "KnownTruth",
     "SimulationResult",

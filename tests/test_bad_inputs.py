@@ -183,14 +183,14 @@ def test_a_block_larger_than_the_run_takes_only_the_runs_memory():
     import tracemalloc
 
     model = EquicorrelatedErrors(3, 1.0, 0.2)
-    simulate(model, 10, rng=0)               # the first run's lazy imports are not the run's
+    simulate(model, 1000, rng=0)             # the first run's lazy imports are not the run's
     tracemalloc.start()
-    big = simulate(model, 10, block_size=2**26, rng=1)     # 2**26 x 3 errors would be 1.5 GiB
+    big = simulate(model, 1000, block_size=2**26, rng=1)   # 2**26 x 3 errors would be 1.5 GiB
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 2**22
-    assert big.n_blocks == 1 and big.n_trials == 10
-    assert big.mse == simulate(model, 10, block_size=10, rng=1).mse   # the same single block
+    assert big.n_blocks == 1 and big.n_trials == 1000
+    assert big.mse == simulate(model, 1000, block_size=1000, rng=1).mse   # the same block
 
 
 def test_the_inverse_k_fit_takes_tiny_standard_errors():
@@ -206,3 +206,11 @@ def test_the_inverse_k_fit_takes_tiny_standard_errors():
     assert math.isinf(tiny.chi2)                 # 0.2 / 1e-340 is beyond any float
     small = fit_inverse_k(k, mse, se * 1e-100)
     assert small.chi2 == pytest.approx(ref.chi2 * 1e200, rel=1e-9)
+
+
+def test_formula_check_refuses_too_few_trials():
+    import ensim
+    from ensim.study import StudyError
+
+    with pytest.raises(StudyError, match=r"'n_trials'.*\[1000, inf\].*got 3"):
+        ensim.run("formula-check", n_trials=3)
