@@ -267,8 +267,9 @@ class SimulationResult:
 
         Student-t with ``n_trials - 1`` degrees of freedom, since each standard error
         is estimated from the trials: the normal interval for millions of trials, and
-        a wider, more honest one for a handful (at 2 trials its half-width is 6.5x
-        the normal one's).
+        a wider one for a handful (at 2 trials its half-width is 6.5x the normal
+        one's). Below 1,000 trials even it covers the truth less often than it says
+        (see :func:`simulate`, which warns).
         """
         check_choice(which, "which", ("mse", "variance", "covariance"))
         se = self.stderr if which == "mse" else getattr(self, which + "_stderr")

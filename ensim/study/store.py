@@ -102,7 +102,7 @@ def library_code_hash() -> str:
     """A hash of ensim's own source files (every ``*.py`` of the package, by relative path).
 
     An installed release and a checkout being edited can both carry the same version
-    number; this tells their code apart. It costs one read of about 0.5 MB, once per
+    number; this tells their code apart. It costs one read of about 0.8 MB, once per
     process.
     """
     return code_hash(Path(__file__).resolve().parent.parent)
