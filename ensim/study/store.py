@@ -192,8 +192,8 @@ class CellStore:
             old = {}
         if old != self.identity:
             raise StudyError(
-                f"{self.folder} holds a run with another configuration "
-                f"({_describe_difference(old, self.identity)}). "
+                f"{self.folder} holds a run with another configuration or code, which "
+                f"cannot be resumed ({_describe_difference(old, self.identity)}). "
                 "Use --fresh to replace it, or --out to write elsewhere.")
 
     def open(self, *, fresh: bool = False) -> None:
