@@ -391,8 +391,10 @@ def plot(tables, config: Config):
                 plot_interval_points([i], [mean], [low], [high], ax=ax, color=colors[arm])
             ax.axhline(0.0, color="k", lw=0.8, ls=":")
             ax.set_xticks(positions, labels, fontsize=7, rotation=40, ha="right")
-            ax.set(ylabel=f"{loss_name}: arm − none", title=f"{task}: {what}, arm − none\n"
-                   "(paired; below the dotted line: lower than none)")
+            level = float(reps[(reps.task == task) & (reps.arm == "none")][column].mean())
+            ax.set(ylabel=f"{loss_name}: arm − none",
+                   title=f"{task}: {what}, arm − none\n(paired; none = {level:.3g}; "
+                         "below 0: lower)")
         ax = axes[row, 2]
         epart = ens[ens.task == task].set_index("arm")
         for i, arm in enumerate(arms):        # a colour and a marker each
