@@ -314,7 +314,7 @@ def holm_adjusted(p_values) -> np.ndarray:
     statsmodels' ``multipletests(method="holm")``, without its garbage collection
     (0.1-0.5 s a call in a study's process).
     """
-    p = np.asarray(p_values, dtype=float)
+    p = np.atleast_1d(np.asarray(p_values, dtype=float)).ravel()
     order = np.argsort(p, kind="stable")
     m = p.size
     stepped = np.maximum.accumulate(p[order] * np.arange(m, 0, -1))

@@ -130,10 +130,10 @@ def mean_and_se(values) -> tuple[float, float, int]:
 def t_interval(values, alpha: float) -> tuple[float, float, float, float]:
     """``(mean, se, low, high)``: the mean of ``values`` with its Student-t interval at
     level ``1 - alpha`` (``n - 1`` dof). One value has no standard error: NaN for the
-    standard error and both bounds."""
+    standard error and both bounds (and no values NaN for all four)."""
     values = np.asarray(values, dtype=float)
     if values.size < 2:
-        return float(values.mean()), math.nan, math.nan, math.nan
+        return (float(values[0]) if values.size else math.nan), math.nan, math.nan, math.nan
     mean, se, dof = mean_and_se(values)
     half = t_quantile(dof, alpha) * se
     return mean, se, mean - half, mean + half

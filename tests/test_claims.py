@@ -96,6 +96,7 @@ def test_holm_adjusted_is_statsmodels_holm():
     for p in cases:
         expected = multipletests(p, method="holm")[1]
         np.testing.assert_array_equal(holm_adjusted(p), expected)
+    assert holm_adjusted(0.3).tolist() == [0.3]                  # a single p, as a scalar
     # Negative control: Bonferroni (every p times m), a correction it must not be.
     p = np.array([0.01, 0.04, 0.03])
     assert not np.allclose(holm_adjusted(p), np.minimum(3 * p, 1))

@@ -416,8 +416,8 @@ def test_intervals_undercover_with_few_trials_as_the_warning_says():
     # The warning's numbers, at a smaller scale: 95% intervals of the MSE of one member
     # with centred exponential errors, over 400 runs of 30 trials each, cover the truth
     # far less often than 95% (measured 75% in 4,000 runs); at 1,000 trials about 94%.
-    # With 400 runs the coverage's SE is 2.2% and 1.2%: "below 0.85" and "above 0.88"
-    # each fail by chance with probability about 2e-6. The second is the negative
+    # With 400 runs the coverage's SE is 2.2% and 1.2%: "below 0.85" fails by chance with
+    # probability about 2e-6, "above 0.88" about 2e-7. The second is the negative
     # control: the same count at 1,000 trials does not show the undercoverage.
     model = EquicorrelatedErrors(1, 1.0, 0.0, dist="exponential")
 

@@ -249,8 +249,8 @@ def test_batchnorm_running_statistics_converge(convention, rng):
     if convention == "keras":  # biased batch variance: its variance is ((m-1)/m)^2 as large
         se_var *= (m - 1) / m
     assert abs(layer.running_mean.mean() - mu) < 4 * se_mean
-    # (the mean's control: a running mean still weighted towards its start at 0 would
-    # be off by mu (1 - a)^T; one step shorter of the horizon, 5% of mu, is > 4 SE)
+    # (the mean's control: the check has the power to see a running mean 5% off mu,
+    # which is more than 4 SE here)
     assert abs(layer.running_mean.mean() - 0.95 * mu) > 4 * se_mean
     assert abs(layer.running_var.mean() - target_var) < 4 * se_var
     # Negative control: the other convention's variance target fails the same check.

@@ -252,3 +252,4 @@ def test_mean_and_se_and_t_interval():
     assert (low, high) == pytest.approx((mean - 3.182446305284263 * se,
                                          mean + 3.182446305284263 * se), rel=1e-12)
     assert np.isnan(t_interval([2.0], 0.05)[1:]).all() and t_interval([2.0], 0.05)[0] == 2.0
+    assert np.isnan(t_interval([], 0.05)).all()

@@ -82,7 +82,7 @@ import numpy as np
 from ensim._validation import check_int, check_real, check_values
 from ensim.claims import direction, equivalence, holm, identity, negative_control
 from ensim.decompose import decompose, ensemble_mse_curve
-from ensim.stats import jackknife, t_quantile
+from ensim.stats import jackknife, mean_and_se, t_quantile
 from ensim.study import Study
 
 ARMS = ("thinned", "independent", "dropout", "bagged", "fixed_mask")
@@ -380,11 +380,6 @@ def _paired(ens, task, a, b, column_a, column_b=None):
     return (left - right.loc[left.index]).to_numpy(dtype=float)
 
 
-def _mean_se(values):
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size)), values.size - 1
-
-
 def _across_replicates(points, task, arm):
     """Per replicate, a ``(2, n_points)`` array of two members' predictions (q0, q1) and the
     truth: the view of the covariance across training sets."""
@@ -458,7 +453,7 @@ def plot(tables, config: Config):
         for shift, column, marker, label in ((-0.12, "S", "o", "S: a member alone"),
                                              (0.12, "X", "s", "X: what averaging leaves")):
             for i, arm in enumerate(config.arms):
-                mean, se, dof = _mean_se(part[part.arm == arm][column])
+                mean, se, dof = mean_and_se(part[part.arm == arm][column])
                 half = se * t_quantile(dof, config.alpha)
                 plot_interval_points([i + shift], [mean], [mean - half], [mean + half], ax=ax,
                                      color=colors[arm], marker=marker)
@@ -469,7 +464,7 @@ def plot(tables, config: Config):
         ax.legend(loc="upper right", fontsize=7)
         ax = axes[row, 2]
         for i, arm in enumerate(config.arms):
-            mean, se, dof = _mean_se(part[part.arm == arm].rho_f)
+            mean, se, dof = mean_and_se(part[part.arm == arm].rho_f)
             half = se * t_quantile(dof, config.alpha)
             plot_interval_points([i], [mean], [mean - half], [mean + half], ax=ax,
                                  color=colors[arm])
@@ -499,7 +494,7 @@ def plot(tables, config: Config):
         singles += [("weight-scaled\ndropout net", thin.mse_weight_scaled, PALETTE[0]),
                     (f"average of {config.n_thinned}\nthinned", thin.mse_mc_average, "0.45")]
         for i, (label, values, color) in enumerate(singles):
-            mean, se, dof = _mean_se(values)
+            mean, se, dof = mean_and_se(values)
             half = se * t_quantile(dof, config.alpha)
             plot_interval_points([i], [mean], [mean - half], [mean + half], ax=ax, color=color)
         ax.set_xticks(range(len(singles)), [s[0] for s in singles], fontsize=6.5, rotation=30,
@@ -575,7 +570,7 @@ def claims(tables, config: Config) -> list:
             continue
         thin = part[part.arm == "thinned"]
         # 1. Are the thinned sub-networks decorrelated?
-        mean, se, dof = _mean_se(thin.rho_f)
+        mean, se, dof = mean_and_se(thin.rho_f)
         out.append(direction(f"Primer: dropout pushes the correlation between thinned "
                              f"sub-networks close to zero, ρ < {config.rho_zero:g} ({task})",
                              mean, stderr=se, dof=dof, side="below", bound=config.rho_zero,
@@ -584,14 +579,14 @@ def claims(tables, config: Config) -> list:
         family = []
         for arm in arms:
             diff = _paired(ens, task, "thinned", arm, "rho_f")
-            mean, se, dof = _mean_se(diff)
+            mean, se, dof = mean_and_se(diff)
             family.append(direction(f"Thinned sub-networks are less correlated than "
                                     f"{_LABELS[arm]} members: ρ_thinned − ρ_{arm} < 0 "
                                     f"({task})", mean, stderr=se, dof=dof, side="below",
                                     alpha=alpha, method="paired over replicates, t"))
         out.extend(holm(family, f"ρ of thinned networks against each arm ({task})"))
         diff = (thin.X - thin.all_mask_mse).to_numpy()
-        mean, se, dof = _mean_se(diff)
+        mean, se, dof = mean_and_se(diff)
         out.append(equivalence(f"Theory: X among thinned sub-networks is the squared error of "
                                f"the average over all masks ({task})", mean, se, 0.0,
                                config.rel_margin * float(thin.X.mean()), alpha=alpha, dof=dof,
@@ -627,18 +622,18 @@ def claims(tables, config: Config) -> list:
                                         "replicates"))
         # 4. Where the gain of one dropout network comes from.
         gain = _paired(ens, task, "independent", "thinned", "mse_single", "mse_weight_scaled")
-        mean, se, dof = _mean_se(gain)
+        mean, se, dof = mean_and_se(gain)
         out.append(direction(f"One dropout network beats one plain network: error(plain) − "
                              f"error(weight-scaled dropout) > 0 ({task})", mean, stderr=se,
                              dof=dof, side="above", alpha=alpha,
                              method="paired over replicates, t"))
         cost = _paired(ens, task, "thinned", "independent", "S")
-        mean, se, dof = _mean_se(cost)
+        mean, se, dof = mean_and_se(cost)
         out.append(direction(f"Each thinned sub-network alone is worse than a plain network: "
                              f"S_thinned − S_plain > 0 ({task})", mean, stderr=se, dof=dof,
                              side="above", alpha=alpha, method="paired over replicates, t"))
         shared = _paired(ens, task, "thinned", "independent", "X", "mse_single")
-        mean, se, dof = _mean_se(shared)
+        mean, se, dof = mean_and_se(shared)
         out.append(direction(f"What averaging thinned networks cannot remove is below a plain "
                              f"network's error: X_thinned − error(plain) < 0 ({task})", mean,
                              stderr=se, dof=dof, side="below", alpha=alpha,
@@ -647,7 +642,7 @@ def claims(tables, config: Config) -> list:
         if "dropout" in config.arms:
             drop = part[part.arm == "dropout"]
             gain_c = (drop.mse_single - drop.mse_ensemble).to_numpy()
-            mean, se, dof = _mean_se(gain_c)
+            mean, se, dof = mean_and_se(gain_c)
             out.append(direction(f"Ensembles of dropout networks still gain from averaging: "
                                  f"error(one) − error(k = {config.k}) > 0 ({task})", mean,
                                  stderr=se, dof=dof, side="above", alpha=alpha,
@@ -656,14 +651,14 @@ def claims(tables, config: Config) -> list:
             drop_i = drop.set_index("replicate")
             relative = ((drop_i.mse_single - drop_i.mse_ensemble) / drop_i.mse_single
                         - (ind.mse_single - ind.mse_ensemble) / ind.mse_single).to_numpy()
-            mean, se, dof = _mean_se(relative)
+            mean, se, dof = mean_and_se(relative)
             out.append(direction(f"Averaging helps dropout networks less than plain ones: "
                                  f"relative gain(dropout) − relative gain(plain) < 0 ({task})",
                                  mean, stderr=se, dof=dof, side="below", alpha=alpha,
                                  method="paired over replicates, t"))
         # Negative control: thinning a plain network only at test time.
         diff = (thin.S_plain_thinned - thin.S).to_numpy()
-        mean, se, dof = _mean_se(diff)
+        mean, se, dof = mean_and_se(diff)
         out.append(negative_control(equivalence(
             f"Negative control: a plain network thinned only at test time has the thinned "
             f"members' S of a dropout-trained one ({task}); expected to fail", mean, se, 0.0,

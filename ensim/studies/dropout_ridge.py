@@ -82,6 +82,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ensim.claims import direction, equivalence, holm, negative_control
+from ensim.stats import mean_and_se
 from ensim.study import Study
 
 
@@ -242,11 +243,6 @@ def _run_cell(config, params, streams):
     return {"curves": curve, "summary": [summary], "weights": weights}
 
 
-def _mean_se(values):
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size)), values.size - 1
-
-
 def claims(tables, config):
     s = tables["summary"]
     out, reached, stalls, same, objective, controls = [], [], [], [], [], []
@@ -255,13 +251,13 @@ def claims(tables, config):
             part = s[(s.kind == kind) & (s.keep_prob == p)]
             dec = part[part.schedule == "decay"].set_index("seed")
             if not dec.empty:
-                mean, se, dof = _mean_se(dec.distance)
+                mean, se, dof = mean_and_se(dec.distance)
                 reached.append(direction(
                     f"{kind}, p = {p:g}: SGD with a decaying rate and averaging reaches the "
                     f"closed form (relative distance below {config.margin:g})", mean, stderr=se,
                     dof=dof, side="below", bound=config.margin, alpha=config.alpha,
                     method="t over seeds"))
-                mean, se, dof = _mean_se(dec.distance_wrong)
+                mean, se, dof = mean_and_se(dec.distance_wrong)
                 controls.append(negative_control(direction(
                     f"Negative control: {kind}, p = {p:g}: the trained weights are the ridge with "
                     f"Γ = I (relative distance below {config.margin:g})", mean, stderr=se,
@@ -270,7 +266,7 @@ def claims(tables, config):
             con = part[part.schedule == "constant"].set_index("seed")
             if not con.empty and not dec.empty:
                 diff = (con.distance_last - dec.distance).dropna()
-                mean, se, dof = _mean_se(diff)
+                mean, se, dof = mean_and_se(diff)
                 stalls.append(direction(
                     f"{kind}, p = {p:g}: at a constant rate the last iterate stays farther from "
                     "the closed form than the decaying, averaged one", mean, stderr=se, dof=dof,
@@ -291,7 +287,7 @@ def claims(tables, config):
             closed = part[part.kind == "bernoulli"].set_index(["seed", "index"]).closed
             diff = (wide.bernoulli - wide.gaussian).groupby("seed").apply(lambda v: np.linalg.norm(v))
             norm = closed.groupby("seed").apply(lambda v: np.linalg.norm(v))
-            mean, se, dof = _mean_se(diff / norm)
+            mean, se, dof = mean_and_se(diff / norm)
             same.append(direction(
                 f"p = {p:g}: Bernoulli and Gaussian dropout train to the same weights (relative "
                 f"distance below {config.margin:g})", mean, stderr=se, dof=dof, side="below",
