@@ -82,7 +82,7 @@ import numpy as np
 from ensim._validation import check_int, check_real, check_values
 from ensim.claims import direction, equivalence, holm, identity, negative_control
 from ensim.decompose import decompose, ensemble_mse_curve
-from ensim.stats import jackknife, mean_and_se, t_quantile
+from ensim.stats import jackknife, mean_and_se, t_interval
 from ensim.study import Study
 
 ARMS = ("thinned", "independent", "dropout", "bagged", "fixed_mask")
@@ -453,9 +453,8 @@ def plot(tables, config: Config):
         for shift, column, marker, label in ((-0.12, "S", "o", "S: a member alone"),
                                              (0.12, "X", "s", "X: what averaging leaves")):
             for i, arm in enumerate(config.arms):
-                mean, se, dof = mean_and_se(part[part.arm == arm][column])
-                half = se * t_quantile(dof, config.alpha)
-                plot_interval_points([i + shift], [mean], [mean - half], [mean + half], ax=ax,
+                mean, _, low, high = t_interval(part[part.arm == arm][column], config.alpha)
+                plot_interval_points([i + shift], [mean], [low], [high], ax=ax,
                                      color=colors[arm], marker=marker)
             ax.plot([], [], marker, color="0.3", ls="", label=label)
         ax.set_xticks(positions, [_LABELS[a].replace(" ", "\n", 1) for a in config.arms],
@@ -464,10 +463,8 @@ def plot(tables, config: Config):
         ax.legend(loc="upper right", fontsize=7)
         ax = axes[row, 2]
         for i, arm in enumerate(config.arms):
-            mean, se, dof = mean_and_se(part[part.arm == arm].rho_f)
-            half = se * t_quantile(dof, config.alpha)
-            plot_interval_points([i], [mean], [mean - half], [mean + half], ax=ax,
-                                 color=colors[arm])
+            mean, _, low, high = t_interval(part[part.arm == arm].rho_f, config.alpha)
+            plot_interval_points([i], [mean], [low], [high], ax=ax, color=colors[arm])
         points = tables["points"]
         for i, arm in enumerate(config.arms):
             q, truth = _across_replicates(points, task, arm)
@@ -494,9 +491,8 @@ def plot(tables, config: Config):
         singles += [("weight-scaled\ndropout net", thin.mse_weight_scaled, PALETTE[0]),
                     (f"average of {config.n_thinned}\nthinned", thin.mse_mc_average, "0.45")]
         for i, (label, values, color) in enumerate(singles):
-            mean, se, dof = mean_and_se(values)
-            half = se * t_quantile(dof, config.alpha)
-            plot_interval_points([i], [mean], [mean - half], [mean + half], ax=ax, color=color)
+            mean, _, low, high = t_interval(values, config.alpha)
+            plot_interval_points([i], [mean], [low], [high], ax=ax, color=color)
         ax.set_xticks(range(len(singles)), [s[0] for s in singles], fontsize=6.5, rotation=30,
                       ha="right")
         low, high = ax.get_ylim()

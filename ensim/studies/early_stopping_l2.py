@@ -79,7 +79,7 @@ import numpy as np
 
 from ensim._validation import check_real, check_values
 from ensim.claims import direction, equivalence, identity, negative_control, within
-from ensim.stats import mean_and_se, t_quantile
+from ensim.stats import mean_and_se, t_interval
 from ensim.study import Study
 
 
@@ -351,14 +351,11 @@ def plot(tables, config: Config):
     for ax, column, ylabel in ((axes[0, 3], "weight_norm2", "squared weight norm ΣW²"),
                                (axes[0, 4], "test_mse", "test MSE")):
         for multiple, group in l2.groupby("multiple"):
-            mean, se, dof = mean_and_se(group[column])
-            half = se * t_quantile(dof, config.alpha)
-            plot_interval_points([multiple], [mean], [mean - half], [mean + half], ax=ax,
+            mean, _, low, high = t_interval(group[column], config.alpha)
+            plot_interval_points([multiple], [mean], [low], [high], ax=ax,
                                  color=color_cycle(1)[0])
-        mean, se, dof = mean_and_se(stopped[column])
-        half = se * t_quantile(dof, config.alpha)
-        plot_interval_points([1.0], [mean], [mean - half], [mean + half], ax=ax, color="k",
-                             marker="s")
+        mean, _, low, high = t_interval(stopped[column], config.alpha)
+        plot_interval_points([1.0], [mean], [low], [high], ax=ax, color="k", marker="s")
         none = nets[nets.network == "none"][column].mean()
         ax.axhline(none, color="0.5", ls=":", lw=0.8)
         ax.plot([], [], "o", color=color_cycle(1)[0], label="L2, trained to the end")
@@ -437,12 +434,11 @@ def claims(tables, config: Config) -> list:
     if len(stopped) >= 2 and len(matched):
         matched = matched.set_index("replicate").loc[stopped.index]
         ratio = np.log(stopped.weight_norm2 / matched.weight_norm2)
-        mean, se, dof = mean_and_se(ratio)
-        half = se * t_quantile(dof, alpha)
+        mean, _, low, high = t_interval(ratio, alpha)
         bound = float(np.log(config.norm_ratio))
         out.append(within(f"Book, for a network: early stopping gives the weight norm of L2 "
                           f"with the matching l2 = 1/(2τ*ε), within a factor "
-                          f"{config.norm_ratio:g} (log ratio)", mean, mean - half, mean + half,
+                          f"{config.norm_ratio:g} (log ratio)", mean, low, high,
                           -bound, bound, alpha=alpha, theory=0.0,
                           method="log ΣW²(stopped)/ΣW²(L2 matched), paired over replicates, t"))
         diff = (stopped.test_mse - matched.test_mse).to_numpy()

@@ -55,7 +55,7 @@ import numpy as np
 
 from ensim._validation import check_int, check_real
 from ensim.claims import all_of, direction, equivalence
-from ensim.stats import mean_and_se, t_quantile
+from ensim.stats import mean_and_se, t_interval
 from ensim.study import Study
 
 MODES = ("fixed_n", "fixed_pn")
@@ -160,11 +160,9 @@ def plot(tables, config: Config):
         for split, color, face in (("train", colors[0], "none"), ("test", colors[1], None)):
             by = errors_by_seed(errors, mode, split)
             ps = sorted(by)
-            stats = [mean_and_se(by[p]) for p in ps]
-            means = np.array([s[0] for s in stats])
-            halves = np.array([s[1] * t_quantile(s[2], config.alpha) for s in stats])
+            means, _, lows, highs = np.array([t_interval(by[p], config.alpha) for p in ps]).T
             ax.plot(ps, means, "-", color=color, lw=0.9)
-            plot_interval_points(ps, means, means - halves, means + halves, ax=ax, color=color,
+            plot_interval_points(ps, means, lows, highs, ax=ax, color=color,
                                  label=f"{split} error", mfc=face)
         ax.axvspan(*config.band, color="0.9", zorder=0)
         widths = errors[errors["mode"] == mode].groupby("keep_prob").width.first()

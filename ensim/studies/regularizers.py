@@ -90,7 +90,7 @@ import numpy as np
 
 from ensim._validation import check_int, check_real, check_values
 from ensim.claims import direction, equivalence, holm
-from ensim.stats import mean_and_se, t_quantile
+from ensim.stats import mean_and_se, t_interval
 from ensim.study import Study
 
 ARMS = ("none", "l2", "l1", "max_norm", "dropout", "dropout_max_norm", "dropout_l2",
@@ -359,12 +359,6 @@ def paired(replicates, task, arm, column, reference="none"):
     return (left - right.loc[left.index]).to_numpy(dtype=float)
 
 
-def _interval(values, alpha):
-    mean, se, dof = mean_and_se(values)
-    half = se * t_quantile(dof, alpha)
-    return mean, mean - half, mean + half
-
-
 # ------------------------------------------------------------------------- plot
 
 
@@ -387,7 +381,7 @@ def plot(tables, config: Config):
                                   (1, "test_loss", "test loss")):
             ax = axes[row, col]
             for i, arm in enumerate(compared):
-                mean, low, high = _interval(paired(reps, task, arm, column), config.alpha)
+                mean, _, low, high = t_interval(paired(reps, task, arm, column), config.alpha)
                 plot_interval_points([i], [mean], [low], [high], ax=ax, color=colors[arm])
             ax.axhline(0.0, color="k", lw=0.8, ls=":")
             ax.set_xticks(positions, labels, fontsize=7, rotation=40, ha="right")
