@@ -30,8 +30,8 @@ import numpy as np
 from ._validation import check_real
 
 __all__ = ["KINDS", "VERDICTS", "Claim", "all_of", "claims_to_markdown", "count_verdicts",
-           "direction", "equivalence", "holm", "holm_adjusted", "identity", "negative_control",
-           "within"]
+           "direction", "equivalence", "holm", "holm_adjusted", "identity", "interval_text",
+           "negative_control", "verdict_text", "within"]
 
 #: ``holds``: the measurement agrees with the claim (for an equality, the interval
 #: lies inside the stated margin; for an inequality, the interval lies on the
@@ -72,6 +72,13 @@ class Claim:
         family-wise correction, for a claim in a family).
     family : str or None
         The family whose claims were corrected together (:func:`holm`).
+    decision_interval : (float, float) or None
+        The interval the verdict rests on where it is not the reported one: an
+        equivalence claim's ``1 - 2 alpha`` interval, which TOST compares with the
+        margin (:func:`equivalence`).
+    uncorrected_verdict : str or None
+        The verdict before the family-wise correction, where :func:`holm` changed
+        it (the reported interval, which is not corrected, supports that verdict).
     """
 
     statement: str
@@ -86,6 +93,8 @@ class Claim:
     kind: str = ""
     p_value: float | None = None
     family: str | None = None
+    decision_interval: tuple[float, float] | None = None
+    uncorrected_verdict: str | None = None
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -111,6 +120,15 @@ class Claim:
                    high_inclusive=False, owner="Claim")
         if self.p_value is not None:
             check_real(self.p_value, "p_value", low=0.0, high=1.0, owner="Claim")
+        if self.uncorrected_verdict not in (None, *VERDICTS):
+            raise ValueError(f"The 'uncorrected_verdict' parameter of Claim must be None or "
+                             f"one of {VERDICTS}; got {self.uncorrected_verdict!r}.")
+        if self.decision_interval is not None:
+            low, high = (float(v) for v in self.decision_interval)  # a list, from JSON
+            if not low <= high:
+                raise ValueError(f"The 'decision_interval' of a Claim must have low <= high; "
+                                 f"got [{low:g}, {high:g}] for {self.statement!r}.")
+            object.__setattr__(self, "decision_interval", (low, high))
 
     @property
     def as_expected(self) -> bool:
@@ -192,7 +210,8 @@ def equivalence(statement: str, estimate: float, stderr: float, target: float,
              f"{test.target:.4g} ± {test.margin:.3g}")
     return Claim(statement, float(target) if theory is None else theory, test.estimate,
                  float(low), float(high), verdict, _with_p(text, test.p_value), alpha,
-                 kind="equivalence", p_value=test.p_value)
+                 kind="equivalence", p_value=test.p_value,
+                 decision_interval=(float(tost_low), float(tost_high)))
 
 
 def direction(statement: str, estimate: float, *, stderr: float | None = None,
@@ -348,14 +367,16 @@ def holm(claims: list, family: str, *, alpha: float | None = None) -> list:
     adjusted = holm_adjusted([c.p_value for c in claims])
     out = []
     for claim, p in zip(claims, adjusted):
-        verdict = claim.verdict
+        verdict, before = claim.verdict, None
         p_based = verdict == "holds" or (verdict == "fails" and claim.kind == "direction")
         if p_based and not p < alpha:
-            verdict = "inconclusive"
+            verdict, before = "inconclusive", verdict
         out.append(dataclasses.replace(
             claim, p_value=float(p), verdict=verdict, family=family,
+            uncorrected_verdict=before,
             method=f"{claim.method}; Holm-adjusted p = {p:.2g} over the {len(claims)} "
-                   f"claims of the family {family!r}"))
+                   f"claims of the family {family!r} (a verdict needs an adjusted "
+                   f"p < {alpha:g})"))
     return out
 
 
@@ -384,12 +405,33 @@ def format_number(value) -> str:
 
 
 def verdict_text(claim: Claim) -> str:
-    """The verdict as a reader should take it (a rejected negative control is good news)."""
+    """The verdict as a reader should take it (a rejected negative control is good news).
+
+    A verdict that Holm's correction made inconclusive says what the claim's own,
+    uncorrected interval shows, so that the interval beside it cannot be misread.
+    """
     if claim.is_control:
         return {"fails": "rejected, as expected (negative control)",
                 "holds": "NOT rejected (negative control: the check is too weak)",
                 "inconclusive": "inconclusive (negative control not rejected)"}[claim.verdict]
+    if claim.uncorrected_verdict is not None:
+        return f"{claim.verdict} (would be '{claim.uncorrected_verdict}' before Holm's correction)"
     return claim.verdict
+
+
+def interval_text(claim: Claim, space: str = " ", join: str = ", ") -> str:
+    """The claim's interval as shown, e.g. ``"95% [0.9, 1.1]"``; an equivalence claim's
+    ``1 - 2 alpha`` interval, on which TOST decides, comes first, then ``join``.
+    ``space`` joins a level to its interval (``"&nbsp;"`` keeps them on one line in
+    Markdown)."""
+    def one(level, low, high):
+        return (f"{100 * level:g}%{space}[{format_number(low)},{space}"
+                f"{format_number(high)}]")
+
+    shown = one(1 - claim.alpha, claim.conf_low, claim.conf_high)
+    if claim.decision_interval is None:
+        return shown
+    return f"{one(1 - 2 * claim.alpha, *claim.decision_interval)} (decides){join}{shown}"
 
 
 def claims_to_markdown(claims) -> str:
@@ -397,9 +439,7 @@ def claims_to_markdown(claims) -> str:
     lines = ["| claim | theory | measured | interval | verdict | method |",
              "|---|---|---|---|---|---|"]
     for c in claims:
-        level = f"{100 * (1 - c.alpha):g}%"
         lines.append(f"| {c.statement} | {format_number(c.theory)} | "
-                     f"{format_number(c.estimate)} | {level}&nbsp;[{format_number(c.conf_low)},"
-                     f"&nbsp;{format_number(c.conf_high)}] | **{verdict_text(c)}** | "
-                     f"{c.method} |")
+                     f"{format_number(c.estimate)} | {interval_text(c, '&nbsp;')} | "
+                     f"**{verdict_text(c)}** | {c.method} |")
     return "\n".join(lines) + "\n"

@@ -11,7 +11,8 @@ import contextlib
 
 import numpy as np
 
-__all__ = ["EXTRA_COLORS", "PALETTE", "color_cycle", "figure", "plot_interval_points", "style"]
+__all__ = ["EXTRA_COLORS", "PALETTE", "STAMP_HEIGHT", "color_cycle", "figure", "plot_interval_points",
+           "stamp", "style"]
 
 #: Okabe & Ito's colour-blind-safe palette (black first for theory lines).
 PALETTE = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00",
@@ -66,6 +67,29 @@ def figure(nrows=1, ncols=1, *, width=7.0, height_per_row=2.6, **kwargs):
         fig, axes = plt.subplots(nrows, ncols, figsize=(width, height_per_row * nrows),
                                  squeeze=False, layout="constrained", **kwargs)
     return fig, axes
+
+
+#: Height of the strip :func:`stamp` adds below a figure, in inches.
+STAMP_HEIGHT = 0.17
+
+
+def stamp(fig, text: str):
+    """Write ``text`` in a strip added below ``fig``'s panels (the panels keep their size).
+
+    A figure copied out of its report keeps saying what it is (which study, scale
+    and seed). Figures with constrained layout (:func:`figure`) are laid out above the
+    strip; returns ``fig``.
+    """
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    height = fig.get_figheight()
+    fig.set_figheight(height + STAMP_HEIGHT)
+    share = STAMP_HEIGHT / (height + STAMP_HEIGHT)
+    engine = fig.get_layout_engine()
+    if isinstance(engine, ConstrainedLayoutEngine):
+        engine.set(rect=(0.0, share, 1.0, 1.0 - share))
+    fig.text(0.995, share / 2, text, ha="right", va="center", fontsize=6.5, color="0.35")
+    return fig
 
 
 def plot_interval_points(x, estimate, low, high, *, ax=None, color=None, label=None,

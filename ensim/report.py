@@ -16,7 +16,8 @@ import html
 import json
 from pathlib import Path
 
-from .claims import Claim, claims_to_markdown, count_verdicts, format_number, verdict_text
+from .claims import (Claim, claims_to_markdown, count_verdicts, format_number, interval_text,
+                     verdict_text)
 
 __all__ = ["collect_studies", "find_result_folders", "render_markdown", "write_report"]
 
@@ -85,12 +86,12 @@ def _html_claims(claims) -> str:
     rows = ["<table class='claims'><thead><tr><th>claim</th><th>theory</th><th>measured</th>"
             "<th>interval</th><th>verdict</th><th>method</th></tr></thead><tbody>"]
     for c in claims:
+        interval = html.escape(interval_text(c, join="\n")).replace("\n", "<br>")
         rows.append(
             f"<tr><td>{html.escape(c.statement)}</td>"
             f"<td class='num'>{format_number(c.theory)}</td>"
             f"<td class='num'>{format_number(c.estimate)}</td>"
-            f"<td class='interval'>{100 * (1 - c.alpha):g}% [{format_number(c.conf_low)}, "
-            f"{format_number(c.conf_high)}]</td>"
+            f"<td class='interval'>{interval}</td>"
             f"<td class='verdict {_verdict_class(c)}' data-verdict='{c.verdict}' "
             f"data-expected='{c.expected}'>{html.escape(verdict_text(c))}</td>"
             f"<td>{html.escape(c.method)}</td></tr>")

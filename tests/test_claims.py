@@ -1,5 +1,7 @@
 """Claim builders: every verdict rule, the p-values behind them, Holm families."""
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -7,12 +9,15 @@ import pytest
 from scipy import stats as sps
 
 from ensim.claims import (
+    Claim,
     all_of,
     direction,
     equivalence,
     holm,
     identity,
+    interval_text,
     negative_control,
+    verdict_text,
     within,
 )
 
@@ -120,3 +125,56 @@ def test_an_unmeasured_direction_is_inconclusive_not_an_error():
     # Bounds that coincide cannot be held inside, but can be missed.
     assert within("w", 1.0, 0.9, 1.1, 1.0, 1.0).verdict == "inconclusive"
     assert within("w", 3.0, 2.9, 3.1, 1.0, 1.0).verdict == "fails"
+
+
+def test_holm_records_the_verdict_it_overrode_and_says_so():
+    # p = 0.01, 0.04, 0.03: Holm leaves the first holding and makes the others
+    # inconclusive, though their own (uncorrected) intervals clear the bound.
+    claims = [direction(f"c{i}", 1.0, interval=(0.5, 1.5), p_value=p)
+              for i, p in enumerate((0.01, 0.04, 0.03))]
+    adjusted = holm(claims, "family")
+    assert [c.uncorrected_verdict for c in adjusted] == [None, "holds", "holds"]
+    assert verdict_text(adjusted[0]) == "holds"                  # control: not overridden
+    assert verdict_text(adjusted[1]) == ("inconclusive (would be 'holds' before Holm's "
+                                         "correction)")
+    assert "adjusted p < 0.05" in adjusted[1].method
+    barely = [direction(f"b{i}", -1.0, interval=(-1.5, -0.5), p_value=p, side="above")
+              for i, p in enumerate((0.03, 0.04))]
+    assert {c.uncorrected_verdict for c in holm(barely, "two")} == {"fails"}
+    # An interval that already reached across the bound was not decided before either.
+    unclear = direction("u", 0.1, stderr=0.1)
+    assert holm([unclear, *claims], "f")[0].uncorrected_verdict is None
+    with pytest.raises(ValueError, match="'uncorrected_verdict'"):
+        dataclasses.replace(claims[0], uncorrected_verdict="maybe")
+
+
+def test_equivalence_shows_the_interval_it_decides_on_first():
+    # 1.055 +/- 0.025, margin 0.1: the 95% interval [1.006, 1.104] crosses 1.1, while
+    # the 90% one TOST decides on, [1.014, 1.096], lies inside the margin: it holds.
+    claim = equivalence("c", 1.055, 0.025, 1.0, 0.1)
+    assert claim.verdict == "holds" and claim.conf_high > 1.1     # the 95% one crosses
+    low, high = claim.decision_interval
+    z90 = sps.norm.ppf(0.95)
+    assert (low, high) == pytest.approx((1.055 - z90 * 0.025, 1.055 + z90 * 0.025), rel=1e-12)
+    assert high < 1.1 < claim.conf_high
+    text = interval_text(claim)
+    assert text.startswith("90% [1.014, 1.096] (decides), 95% [")
+    assert interval_text(direction("d", 1.0, stderr=0.1)) == "95% [0.804, 1.196]"
+    back = Claim.from_dict(json.loads(json.dumps(claim.to_dict())))   # a list in JSON
+    assert back == claim and isinstance(back.decision_interval, tuple)
+    with pytest.raises(ValueError, match="'decision_interval'"):
+        dataclasses.replace(claim, decision_interval=(2.0, 1.0))
+
+
+def test_summary_says_which_claims_holm_left_undecided():
+    from ensim.study.publish import _why_inconclusive
+
+    claims = holm([direction(f"c{i}", 1.0, interval=(0.5, 1.5), p_value=p)
+                   for i, p in enumerate((0.01, 0.04, 0.03))], "family")
+    wide = direction("w", 0.1, stderr=0.1)
+    text = _why_inconclusive([*claims, wide], "quick")
+    assert "1 claim(s) are inconclusive because at this scale" in text
+    assert "2 claim(s) are inconclusive only after Holm's" in text
+    full = _why_inconclusive([*claims, wide], "full")
+    assert "at this scale" not in full and "2 claim(s)" in full
+    assert _why_inconclusive([claims[0]], "quick") == ""

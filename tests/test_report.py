@@ -3,6 +3,7 @@
 import base64
 import dataclasses
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -109,7 +110,10 @@ def test_report_holds_every_study_in_order_with_figures_links_and_claims(results
                 assert row[4].startswith("rejected, as expected")
             else:
                 assert row[4].split(" ")[0] == claim["verdict"] and claim["verdict"] in cls
-            assert "\n" not in row[3] and row[3].startswith("95% [")   # interval on one line
+            # Each interval on one line; an equivalence claim's TOST interval, on which
+            # its verdict rests, first.
+            decides = r"90% \[[^\]\n]+\] \(decides\)" if claim["decision_interval"] else ""
+            assert re.fullmatch(decides + r"95% \[[^\]\n]+\]", row[3]), row[3]
         (image,) = section["images"]
         prefix = "data:image/png;base64,"
         assert image.startswith(prefix)

@@ -84,8 +84,16 @@ class StudyResult:
     folder: Path | None = None
 
     def figure(self):
-        """The study's figure drawn from these tables (a new matplotlib Figure)."""
-        return self.study.plot(self.tables, self.config)
+        """The study's figure drawn from these tables (a new matplotlib Figure), stamped
+        below its panels with the study, the scale and the seed."""
+        from ..plotting import stamp
+
+        scale = {"quick": "quick scale (smaller than the full study, whose results the "
+                          "text quotes)",
+                 "full": "full scale",
+                 "custom": "custom configuration"}.get(self.scale, f"{self.scale} scale")
+        return stamp(self.study.plot(self.tables, self.config),
+                     f"ensim {self.study.name} · {scale} · seed {self.seed}")
 
     def summary(self) -> str:
         """Counts, time and every claim's verdict, as plain text."""

@@ -112,6 +112,25 @@ def _settings_vs_full(result) -> dict:
             if full[k] != v}
 
 
+def _why_inconclusive(claims, scale) -> str:
+    """A paragraph on why claims are inconclusive: intervals too wide at this scale, or
+    (whatever the scale) Holm's correction, though the claim's own interval decides."""
+    open_ = [c for c in claims if c.verdict == "inconclusive" and not c.is_control]
+    by_holm = [c for c in open_ if c.uncorrected_verdict is not None]
+    wide = len(open_) - len(by_holm)
+    parts = []
+    if wide and scale != "full":
+        parts.append(f"{wide} claim(s) are inconclusive because at this scale their intervals "
+                     "reach across the margin or the bound; more replicates (`--set`, or the "
+                     "full scale) narrow them.")
+    if by_holm:
+        parts.append(f"{len(by_holm)} claim(s) are inconclusive only after Holm's family-wise "
+                     "correction: their own interval, which is not corrected and is the one "
+                     "shown, would decide them (the verdict says which way), but their "
+                     "adjusted p-value is not below 0.05.")
+    return "\n\n" + " ".join(parts) if parts else ""
+
+
 def summary_markdown(result) -> str:
     """The study's page in Markdown: title, scale, story, figure, claims."""
     study = result.study
@@ -124,12 +143,7 @@ def summary_markdown(result) -> str:
         if changed:
             note += " Settings that differ from the full scale: " + ", ".join(
                 f"`{k} = {v!r}` (full: `{full!r}`)" for k, (v, full) in changed.items()) + "."
-    inconclusive = [c for c in result.claims if c.verdict == "inconclusive"]
-    why = ""
-    if inconclusive and result.scale != "full":
-        why = (f"\n\n{len(inconclusive)} claim(s) are inconclusive: at this scale their "
-               "intervals reach across the margin or the bound. More replicates "
-               "(`--set`, or the full scale) narrow the intervals.")
+    why = _why_inconclusive(result.claims, result.scale)
     tables = ", ".join(f"[{table_file(name)}]({table_file(name)})" for name in study.tables)
     return "\n".join([
         f"# {study.title}", "", f"*{note}*{why}", "", study.story, "",
