@@ -130,6 +130,43 @@ def _links(study, out: Path) -> list[tuple[str, str]]:
     return links
 
 
+#: The words the claims tables use, for a reader who meets them first in the report.
+READING_GUIDE = """\
+**How to read a claim.** Each row gives the value the claim predicts (theory), the
+measured value, its interval and a verdict. A claim *holds* when its interval lies
+where the claim says, *fails* when it lies entirely on the other side, and is
+*inconclusive* otherwise: more replicates (or the full scale) are needed. Every
+interval is a 95% confidence interval unless it says otherwise.
+
+* **Equality within a margin (TOST).** Agreement with theory is never shown by a
+  failure to reject. Two one-sided tests reject "the difference is at least the
+  margin" on each side; this is the same as the 90% interval lying inside
+  ±margin, so that interval is shown first, marked "(decides)", beside the 95% one.
+* **Direction.** "X > 0" holds when the 95% interval lies above 0, and fails when it
+  lies below.
+* **Holm's correction.** Claims tested as a family (for example eleven regularizers
+  each against none) have their p-values adjusted (Holm 1979), so that the chance
+  that any claim of the family holds wrongly stays below 5%. The intervals shown
+  are not adjusted: a claim whose own interval clears the bound can stay
+  inconclusive, and its verdict then says which way its interval points.
+* **All of (intersection-union).** One claim that every one of several parts holds;
+  it holds only when every part does, so no correction is needed, and the row
+  shows the least favourable part.
+* **Negative control.** A statement known to be wrong, checked exactly as the real
+  one: it must be rejected ("rejected, as expected"), which shows that the check
+  can fail.
+* **Paired over seeds (or replicates).** Arms share data, splits and initial
+  weights, so differences are taken seed by seed and given a Student-t interval on
+  their number minus one degrees of freedom: with 2 or 3 seeds those intervals are
+  wide.
+* **Jackknife.** The standard error of a ratio (such as `ρ = C/V`) from recomputing
+  it with each replicate left out in turn.
+* **Brier score.** The squared error of a predicted probability vector against the
+  one-hot label, summed over the classes: a classifier's `V` and `C` are taken on
+  it.
+"""
+
+
 def write_report(out) -> tuple[Path, Path]:
     """Write ``out/report.html`` and ``out/report.md``; returns their paths."""
     from .study.store import write_atomic
@@ -151,7 +188,8 @@ def write_report(out) -> tuple[Path, Path]:
         markdown.append(f"1. [{study['title']}](#{study['name']}) — "
                         f"{count_verdicts(study['claims'])}")
     toc.append("</ol></nav>")
-    markdown.append("")
+    toc.append(f"<div id='reading' class='guide'>{render_markdown(READING_GUIDE)}</div>")
+    markdown += ["", READING_GUIDE]
     for study in studies:
         name = html.escape(study["name"])
         links = _links(study, out)

@@ -138,6 +138,11 @@ def test_report_holds_every_study_in_order_with_figures_links_and_claims(results
     assert "*emphasis*" not in page
     assert "<code>" in page                                 # formula-check's `literals`
     markdown = md_path.read_text()
+    for text in (page, markdown):          # the guide to the claims' words, once, up front
+        assert text.count("How to read a claim") == 1
+        first = "formula-check/figure.png" if text is markdown else "<section id='formula-check'"
+        assert text.index("How to read a claim") < text.index(first)
+        assert "Holm's correction" in text and "Negative control" in text
     assert "formula-check/figure.png" in markdown and "tiny/figure.png" in markdown
     assert markdown.count("| claim | theory |") == 2
     assert markdown.index("## Does averaging") < markdown.index("## A tiny study")

@@ -151,6 +151,9 @@ def summary_markdown(result) -> str:
         f"Tables: {tables}; figure as [PDF](figure.pdf); "
         "[manifest](manifest.json) (configuration, versions, timings).", "",
         f"## Claims ({count_verdicts(result.claims)})", "",
+        "95% intervals unless marked; an equality is shown by TOST, which decides on the "
+        "90% interval shown first; families of claims are Holm-corrected; a negative "
+        "control must be rejected. The report's \"How to read a claim\" explains each.", "",
         claims_to_markdown(result.claims)])
 
 
