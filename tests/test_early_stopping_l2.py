@@ -95,3 +95,32 @@ def test_bad_settings_are_refused_before_any_training(overrides, words, tmp_path
     for word in words:
         assert word in str(info.value)
     assert not (tmp_path / "r").exists()
+
+
+def test_the_figure_draws_every_replicate_and_marks_collapsed_networks(tiny):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ensim.studies.early_stopping_l2 import collapsed_networks, plot
+
+    nets = tiny.tables["networks"].copy()
+    assert not collapsed_networks(nets).any()            # control: a tiny run collapses none
+    l2 = nets.index[nets.network == "l2"]
+    nets.loc[l2[:2], "weight_norm2"] = 1e-36             # two networks decayed to 0
+    down = collapsed_networks(nets)
+    assert down.sum() == 2 and down[l2[:2]].all()
+    fig = plot({**tiny.tables, "networks": nets}, tiny.study.quick)
+    for ax in fig.axes[3:5]:
+        markers = {}
+        for line in ax.get_lines():
+            if line.get_linestyle() == "None":
+                markers[line.get_marker()] = markers.get(line.get_marker(), 0) + len(
+                    line.get_xdata())
+        # Each of the 3 replicates' 2 L2 networks and early-stopped one, drawn once.
+        assert markers == {"o": 2 * 3 - 2, "x": 2, "s": 3}
+    # On the log-scaled norm panel the collapsed ones sit at its floor, inside the axes.
+    crosses = [line for line in fig.axes[3].get_lines()
+               if line.get_marker() == "x" and len(line.get_ydata())]
+    floor = min(float(np.min(line.get_ydata())) for line in crosses)
+    assert fig.axes[3].get_ylim()[0] < floor < nets.weight_norm2[~down].min()
+    matplotlib.pyplot.close(fig)

@@ -34,9 +34,11 @@ How to read the figure: (1) the two factors against `λ_i` at a few `τ` (solid:
 gradient descent, dashed: ridge at `α = 1/(τε)`); (2) their difference for every
 direction and `τ` against `x = τελ_i`, coloured by `ελ_i`, beside the small-`ελ`
 limit `1 − e^{−x} − x/(1 + x)`; (3) the relative distance between the two weight
-vectors along the path; (4, 5) the network: the squared weight norm and the test
-error of the L2-trained networks against their penalty (in multiples of the
-matching `l2`), with the early-stopped network at 1 (intervals over replicates).
+vectors along the path (dotted: the claim's bound); (4, 5) the network: the
+squared weight norm and the test error of the L2-trained networks against their
+penalty (in multiples of the matching `l2`), with the early-stopped networks at 1:
+every replicate is drawn, with a bar at their mean, and a network whose weights
+collapsed to about 0 as a cross.
 
 What the full scale finds (20 directions, `ελ_i` from 5e-4 to 0.5, `τ` from 1 to
 10,000; 10 network replicates, 64-64, `ε = 0.05`):
@@ -64,7 +66,8 @@ What the full scale finds (20 directions, `ελ_i` from 5e-4 to 0.5, `τ` from 1
   rate has not gone far from the initial network when the validation loss turns.
   At 10× the matching penalty 3 of the 10 networks collapse to zero weights (ΣW²
   about 1e-37: a constant prediction, test MSE 24); the other 7 keep ΣW² of 2.0 to
-  2.4. Their mean and its interval in the figure mix the two.
+  2.4. The figure draws every replicate, collapsed ones as crosses, so that their
+  mean is not read as a typical network (at quick scale 2 of 3 collapse).
 
 Time: `--quick` (3 network replicates, 32-32, 1,500 steps) about 15 s on 2 cores;
 full scale 4 minutes with `--n-jobs 2` (measured on a shared, loaded 2-core
@@ -309,10 +312,18 @@ def small_step_gap(x):
     return -np.expm1(-x) - x / (1.0 + x)
 
 
+def collapsed_networks(nets, rel: float = 1e-12):
+    """True for the networks whose squared weight norm fell below ``rel`` of the
+    unpenalised networks' smallest: their weights decayed to about 0, so they predict a
+    constant (a boolean Series on ``nets``' index)."""
+    reference = float(nets.loc[nets.network == "none", "weight_norm2"].min())
+    return nets.weight_norm2 < rel * reference
+
+
 def plot(tables, config: Config):
     from matplotlib import colors as mcolors
 
-    from ensim.plotting import color_cycle, figure, plot_interval_points
+    from ensim.plotting import color_cycle, figure
 
     factors, path, nets = tables["factors"], tables["path"], tables["networks"]
     fig, axes = figure(1, 5, width=19, height_per_row=3.9)
@@ -343,29 +354,50 @@ def plot(tables, config: Config):
     ax = axes[0, 2]
     ax.plot(path.tau, path.distance, "o-", ms=3, color="k")
     ax.axhline(config.path_tol, color="0.5", ls=":", lw=0.8)
+    ax.annotate(f"claim's bound {config.path_tol:g}", (1, config.path_tol), fontsize=7,
+                color="0.4", xytext=(0, 2), textcoords="offset points", va="bottom")
     ax.set(xscale="log", xlabel="steps τ", ylabel="‖w_GD(τ) − w_ridge‖ / ‖w_ridge‖",
            ylim=(0, None), title="The weights along the path (α = 1/(τε))")
-    level = f"{1 - config.alpha:.0%}"
     l2 = nets[nets.network == "l2"]
     stopped = nets[nets.network == "early_stopped"]
+    collapsed = collapsed_networks(nets)
+    blue = color_cycle(1)[0]
     for ax, column, ylabel in ((axes[0, 3], "weight_norm2", "squared weight norm ΣW²"),
                                (axes[0, 4], "test_mse", "test MSE")):
+        # Every replicate is drawn (a handful: an interval over them would say little and
+        # cross 0), its mean as a bar; a collapsed network (all weights about 0, a
+        # constant prediction) as a cross, at the bottom of the log-scaled norm axis.
+        log = column == "weight_norm2"
+        alive = nets.loc[~collapsed, column]
+        floor = float(alive[alive > 0].min()) / 20 if log else None
         for multiple, group in l2.groupby("multiple"):
-            mean, _, low, high = t_interval(group[column], config.alpha)
-            plot_interval_points([multiple], [mean], [low], [high], ax=ax,
-                                 color=color_cycle(1)[0])
-        mean, _, low, high = t_interval(stopped[column], config.alpha)
-        plot_interval_points([1.0], [mean], [low], [high], ax=ax, color="k", marker="s")
+            jitter = multiple * 1.06 ** (np.arange(len(group)) - (len(group) - 1) / 2)
+            down = collapsed[group.index].to_numpy()
+            values = group[column].to_numpy()
+            ax.plot(jitter[~down], values[~down], "o", ms=3.5, color=blue, alpha=0.8)
+            ax.plot(jitter[down], np.full(down.sum(), floor) if log else values[down], "x",
+                    ms=6, color="#D55E00")
+            ax.plot([multiple / 1.15, multiple * 1.15], [values.mean()] * 2, "-", color=blue,
+                    lw=1.6)
+        jitter = 1.06 ** (np.arange(len(stopped)) - (len(stopped) - 1) / 2)
+        ax.plot(jitter, stopped[column], "s", ms=3.5, color="k", alpha=0.8)
+        ax.plot([1 / 1.15, 1.15], [stopped[column].mean()] * 2, "-", color="k", lw=1.6)
         none = nets[nets.network == "none"][column].mean()
         ax.axhline(none, color="0.5", ls=":", lw=0.8)
-        ax.plot([], [], "o", color=color_cycle(1)[0], label="L2, trained to the end")
-        ax.plot([], [], "s", color="k", label="stopped early (at 1 by definition)")
-        ax.plot([], [], ":", color="0.5", label="no penalty, trained to the end")
-        if column == "weight_norm2":
+        if log:
             ax.set_yscale("log")
+            ax.set_ylim(bottom=floor / 1.5)
         ax.set(xscale="log", xlabel="l2 / (1/(2τ*ε)), the matching penalty", ylabel=ylabel,
-               title=f"Network ({level}, {len(stopped)} replicates)")
-        ax.legend(fontsize=7, loc="best")
+               title=f"Network ({len(stopped)} replicates, each drawn)")
+    # One legend, in the test-MSE panel's empty upper left (the norm panel's is full).
+    ax.plot([], [], "o", color=blue, label="L2, trained to the end")
+    ax.plot([], [], "s", color="k", label="stopped early (at 1 by definition)")
+    ax.plot([], [], "-", color="0.3", lw=1.6, label="mean of the replicates")
+    if collapsed.any():
+        ax.plot([], [], "x", color="#D55E00", label="collapsed: all weights ≈ 0 (drawn at\n"
+                "the floor of the ΣW² panel)")
+    ax.plot([], [], ":", color="0.5", label="no penalty, trained to the end (mean)")
+    ax.legend(fontsize=7, loc="upper left")
     fig.suptitle("Early stopping as L2: gradient descent stopped after τ steps against ridge "
                  "with α = 1/(τε)")
     return fig

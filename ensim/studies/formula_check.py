@@ -242,8 +242,12 @@ def claims(tables, config: Config) -> list:
         # n * mean(z^2) ~ chi2(n) when every z is N(0, 1): an exact interval for the scale.
         low = n * mean_z2 / sps.chi2.ppf(1 - alpha / 2, n)
         high = n * mean_z2 / sps.chi2.ppf(alpha / 2, n)
-        out.append(within(f"z-scores of all {n} random cells have unit variance (the SEs "
-                          "are right)", mean_z2, low, high, 0.5, 1.5, theory=1.0, alpha=alpha,
+        # If the SEs are off by a factor s, mean z^2 estimates 1/s^2: the band [0.5, 1.5]
+        # accepts SEs from 1/sqrt(1.5) to 1/sqrt(0.5) of the right ones.
+        out.append(within(f"z-scores of all {n} random cells: mean z² within [0.5, 1.5], so "
+                          f"the standard errors are at most {1 - 1.5**-0.5:.0%} too small or "
+                          f"{0.5**-0.5 - 1:.0%} too large (exactly right: mean z² = 1)",
+                          mean_z2, low, high, 0.5, 1.5, theory=1.0, alpha=alpha,
                           method="chi-square interval for mean z²"))
     # Negative controls: the same every-k check must reject formulas that ignore the
     # covariance (V/k) or weigh it wrongly (V/k + C).
