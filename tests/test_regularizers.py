@@ -208,7 +208,7 @@ def test_every_arm_has_its_own_colour_in_the_figure(tiny):
     assert len(set(color_cycle(12))) == 12                # all twelve arms tell apart
     assert color_cycle(13)[12] == color_cycle(13)[0]      # the thirteenth repeats
     fig = tiny.figure()
-    curves = fig.axes[3]                                  # first task's curves panel
+    curves = fig.axes[4]                                  # first task's curves panel
     solid = [to_hex(line.get_color()) for line in curves.get_lines()
              if line.get_linestyle() == "-" and len(line.get_xdata())]
     assert len(solid) == 12 and len(set(solid)) == 12
@@ -222,7 +222,7 @@ def test_the_left_panels_draw_the_paired_differences_the_claims_test(tiny):
     task = next(t for t in config.tasks if t in set(reps.task))
     compared = [a for a in config.arms if a != "none"]
     fig = tiny.figure()
-    for ax, column in zip(fig.axes[:2], ("gap", "test_loss")):
+    for ax, column in zip(fig.axes[:3], ("gap", "test_loss", "test_error")):
         drawn = [float(c.lines[0].get_ydata()[0]) for c in ax.containers]
         expected = [mean_and_se(paired(reps, task, arm, column))[0] for arm in compared]
         np.testing.assert_allclose(drawn, expected, rtol=1e-12)

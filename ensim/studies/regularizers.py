@@ -44,10 +44,14 @@ Holm-corrected.
 How to read the figure (one row per task): each arm's generalization gap and test
 loss minus those of `none`, replicate by replicate (the paired differences the
 claims test, as means with 95% Student-t intervals before Holm's correction; below
-the dotted zero line, lower than `none`); `V` against `C` per arm (the ensemble's error is `V/k +
-(k−1)/k·C` plus the squared bias); and, for replicate 0 of each arm, the training
-loss per epoch as recorded during training (training mode, penalty included)
-against the validation loss at inference.
+the dotted zero line, lower than `none`), and its test error (error rate on the
+digits, MSE in the target's own units on Friedman #1) the same way, which no claim
+tests; `V` against `C` per arm (the ensemble's error is `V/k + (k−1)/k·C` plus the
+squared bias; Brier score on the digits, MSE on Friedman #1), `none` as a large open
+marker, early stopping's legend entry saying how many epochs its networks ran; and,
+for replicate 0 of each arm, the training loss per epoch as recorded during training
+(training mode, penalty included) against the validation loss at inference, `none`
+drawn thick.
 
 What the full scale finds (10 replicates, 64-64 ReLU networks, Adam at 1e-3, batch
 32, 100 epochs; paired differences against none with 95% Student-t intervals, losses
@@ -369,16 +373,19 @@ def plot(tables, config: Config):
     tasks = [t for t in config.tasks if t in set(reps.task)]
     arms = [a for a in config.arms if a in set(reps.arm)]
     colors = dict(zip(arms, color_cycle(len(arms))))
-    fig, axes = figure(len(tasks), 4, width=18, height_per_row=3.6)
+    fig, axes = figure(len(tasks), 5, width=22, height_per_row=3.6)
     compared = [a for a in arms if a != "none"]
     positions = np.arange(len(compared))
     labels = [a.replace("_", " ") for a in compared]      # the names the V-C legend uses
     for row, task in enumerate(tasks):
         digits = task.startswith("digits")
         loss_name = "cross-entropy" if digits else "MSE (standardised y)"
-        # What the claims test: each arm minus none, replicate by replicate.
-        for col, column, what in ((0, "gap", "gap (test − train)"),
-                                  (1, "test_loss", "test loss")):
+        error_name = "error rate" if digits else "MSE (y's own units)"
+        # What the claims test: each arm minus none, replicate by replicate; and the test
+        # error (the digits' error rate), which no claim tests, the same way.
+        for col, column, what, unit in ((0, "gap", "gap (test − train)", loss_name),
+                                        (1, "test_loss", "test loss", loss_name),
+                                        (2, "test_error", f"test {error_name}", error_name)):
             ax = axes[row, col]
             for i, arm in enumerate(compared):
                 mean, _, low, high = t_interval(paired(reps, task, arm, column), config.alpha)
@@ -386,14 +393,25 @@ def plot(tables, config: Config):
             ax.axhline(0.0, color="k", lw=0.8, ls=":")
             ax.set_xticks(positions, labels, fontsize=7, rotation=40, ha="right")
             level = float(reps[(reps.task == task) & (reps.arm == "none")][column].mean())
-            ax.set(ylabel=f"{loss_name}: arm − none",
+            note = "" if col < 2 else "; no claim"
+            ax.set(ylabel=f"{unit}: arm − none",
                    title=f"{task}: {what}, arm − none\n(paired; none = {level:.3g}; "
-                         "below 0: lower)")
-        ax = axes[row, 2]
+                         f"below 0: lower{note})")
+        ax = axes[row, 3]
         epart = ens[ens.task == task].set_index("arm")
         for i, arm in enumerate(arms):        # a colour and a marker each
+            # none, the reference, large, open and on top: arms that change little (a
+            # bound that never binds) sit on it.
+            reference = arm == "none"
+            label = arm.replace("_", " ") + (" (reference)" if reference else "")
+            if arm == "early_stopping":
+                ran = reps[(reps.task == task) & (reps.arm == arm)].n_epochs
+                label += (f" (ran {ran.min()}" + (f"-{ran.max()}" if ran.max() > ran.min()
+                                                  else "") + f" of {config.max_epochs} epochs)")
             ax.plot(epart.loc[arm, "C"], epart.loc[arm, "V"], "osD^vP<X>*hd"[i % 12],
-                    color=colors[arm], label=arm.replace("_", " "))
+                    color=colors[arm], label=label, zorder=4 if reference else 3,
+                    ms=10 if reference else 6, mfc="none" if reference else colors[arm],
+                    mew=1.8 if reference else 1.0)
         top = float(max(epart.V.max(), epart.C.max())) * 1.1
         ax.plot([0, top], [0, top], color="0.6", lw=0.8, ls="--")
         ax.text(0.97 * top, 0.97 * top, "V = C (ρ = 1)", ha="right", va="top", fontsize=7,
@@ -404,17 +422,19 @@ def plot(tables, config: Config):
                title=f"{task}: V against C", xlim=(0, top), ylim=(0, top))
         if row == 0:
             ax.legend(fontsize=6, ncols=2, loc="lower right")
-        ax = axes[row, 3]
+        ax = axes[row, 4]
         cpart = curves[curves.task == task]
         for arm in arms:
             c = cpart[cpart.arm == arm].sort_values("epoch")
-            ax.plot(c.epoch, c.recorded_train_loss, "-", lw=0.9, color=colors[arm])
-            ax.plot(c.epoch, c.val_loss, "--", lw=0.9, color=colors[arm])
+            style = dict(lw=2.0, zorder=3) if arm == "none" else dict(lw=0.9, zorder=2)
+            ax.plot(c.epoch, c.recorded_train_loss, "-", color=colors[arm], **style)
+            ax.plot(c.epoch, c.val_loss, "--", color=colors[arm], **style)
         ax.plot([], [], "-", color="k", label="training (as recorded: training mode, "
                                                "with penalty)")
         ax.plot([], [], "--", color="k", label="validation (at inference, with penalty)")
         ax.set(yscale="log", xlabel="epoch", ylabel=loss_name,
-               title=f"{task}: curves, replicate 0\n(colours as in the V–C legend)")
+               title=f"{task}: curves, replicate 0\n(colours as in the V–C legend; "
+                     "none thick)")
         ax.legend(fontsize=6, loc="upper right")
     fig.suptitle(f"Regularizers side by side ({config.n_replicates} paired replicates per arm; "
                  f"left: {1 - config.alpha:.0%} Student-t intervals of the paired differences "
