@@ -11,8 +11,8 @@ import contextlib
 
 import numpy as np
 
-__all__ = ["EXTRA_COLORS", "PALETTE", "STAMP_HEIGHT", "color_cycle", "figure", "plot_interval_points",
-           "stamp", "style"]
+__all__ = ["EXTRA_COLORS", "FEW_SEEDS", "PALETTE", "STAMP_HEIGHT", "color_cycle", "figure",
+           "plot_interval_points", "stamp", "style"]
 
 #: Okabe & Ito's colour-blind-safe palette (black first for theory lines).
 PALETTE = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00",
@@ -69,26 +69,46 @@ def figure(nrows=1, ncols=1, *, width=7.0, height_per_row=2.6, **kwargs):
     return fig, axes
 
 
+#: Below this many seeds (or replicates) a figure draws each of them rather than a
+#: Student-t interval of their mean: with 2-4 of them that interval is so wide that it
+#: says little and crosses bounds the quantity cannot (a variance below 0).
+FEW_SEEDS = 5
+
 #: Height of the strip :func:`stamp` adds below a figure, in inches.
 STAMP_HEIGHT = 0.17
 
 
 def stamp(fig, text: str):
-    """Write ``text`` in a strip added below ``fig``'s panels (the panels keep their size).
+    """Write ``text`` in a strip added below ``fig`` (everything else keeps its size and
+    place); returns ``fig``.
 
-    A figure copied out of its report keeps saying what it is (which study, scale
-    and seed). Figures with constrained layout (:func:`figure`) are laid out above the
-    strip; returns ``fig``.
+    A figure copied out of its report keeps saying what it is (which study, scale and
+    seed). The figure is laid out first, then its layout is frozen and it grows by
+    :data:`STAMP_HEIGHT` at the bottom, so that nothing drawn, figure legends and
+    titles included, can cover the stamp or be covered by it.
     """
-    from matplotlib.layout_engine import ConstrainedLayoutEngine
-
+    fig.draw_without_rendering()                   # constrained layout, done once
+    fig.set_layout_engine("none")
     height = fig.get_figheight()
-    fig.set_figheight(height + STAMP_HEIGHT)
-    share = STAMP_HEIGHT / (height + STAMP_HEIGHT)
-    engine = fig.get_layout_engine()
-    if isinstance(engine, ConstrainedLayoutEngine):
-        engine.set(rect=(0.0, share, 1.0, 1.0 - share))
-    fig.text(0.995, share / 2, text, ha="right", va="center", fontsize=6.5, color="0.35")
+    total = height + STAMP_HEIGHT
+    to_figure = fig.transFigure.inverted()
+    anchors = [leg.get_bbox_to_anchor().transformed(to_figure) for leg in fig.legends]
+
+    def lift(y):                                   # a figure fraction, in the taller figure
+        return (y * height + STAMP_HEIGHT) / total
+
+    for ax in fig.axes:
+        box = ax.get_position()
+        ax.set_position([box.x0, lift(box.y0), box.width, box.height * height / total])
+    for item in fig.texts:
+        if item.get_transform() is fig.transFigure:
+            item.set_y(lift(item.get_position()[1]))
+    fig.set_figheight(total)
+    for leg, box in zip(fig.legends, anchors):
+        leg.set_bbox_to_anchor((box.x0, lift(box.y0), box.width, box.height * height / total),
+                               transform=fig.transFigure)
+    fig.text(0.995, STAMP_HEIGHT / total / 2, text, ha="right", va="center", fontsize=6.5,
+             color="0.35")
     return fig
 
 

@@ -34,9 +34,10 @@ the two tasks and two layers.
 
 How to read the figure: one row per task, one column per measure, the keep
 probability on the horizontal axis (more dropout to the right). Each colour is a
-hidden layer: the thick line is the mean over seeds with its 95% t interval, the
-thin lines are single seeds, so a paired effect shows as thin lines that all
-slope the same way.
+hidden layer: the thick line is the mean over seeds (with its 95% t interval from
+5 seeds on; with fewer, as at quick scale, no interval is drawn), the thin lines
+are single seeds, so a paired effect shows as thin lines that all slope the same
+way.
 
 **What was measured** (full scale, means over 20 seeds; no dropout → keep 0.5):
 
@@ -255,7 +256,7 @@ def _keep_label(p):
 def plot(tables, config: Config):
     from matplotlib.lines import Line2D
 
-    from ensim.plotting import color_cycle, figure, plot_interval_points
+    from ensim.plotting import FEW_SEEDS, color_cycle, figure, plot_interval_points
 
     table = tables["layers"]
     keeps = sorted(config.keep_probs, reverse=True)            # more dropout to the right
@@ -263,6 +264,10 @@ def plot(tables, config: Config):
     colors = color_cycle(n_layers)
     fig, axes = figure(len(config.tasks), len(MEASURES), width=16,
                        height_per_row=3.0)
+    # With a handful of seeds a t interval of an arm's mean says little (and crosses
+    # bounds such as 0); the seeds themselves are drawn, joined across arms, which is
+    # the pairing the claims test.
+    intervals = config.n_seeds >= FEW_SEEDS
     for i, task in enumerate(config.tasks):
         for j, (measure, name) in enumerate(MEASURES):
             ax = axes[i, j]
@@ -273,9 +278,13 @@ def plot(tables, config: Config):
                 for _, seed in wide.iterrows():                   # one thin line per seed
                     ax.plot(x, seed.to_numpy(), color=colors[layer - 1], lw=0.5, alpha=0.35)
                 stats = [t_interval(wide[p], config.alpha) for p in keeps]
-                plot_interval_points(x, [s[0] for s in stats], [s[2] for s in stats],
-                                     [s[3] for s in stats], ax=ax, color=colors[layer - 1])
-                ax.plot(x, [s[0] for s in stats], color=colors[layer - 1], lw=1.2)
+                means = [s[0] for s in stats]
+                if intervals:
+                    plot_interval_points(x, means, [s[2] for s in stats],
+                                         [s[3] for s in stats], ax=ax, color=colors[layer - 1])
+                else:
+                    ax.plot(x, means, "o", ms=3.5, color=colors[layer - 1])
+                ax.plot(x, means, color=colors[layer - 1], lw=1.2)
             ax.set_xticks(range(len(keeps)), [_keep_label(p) for p in keeps])
             ax.set_xlim(-0.4, len(keeps) - 0.6)
             if i == len(config.tasks) - 1:
@@ -288,11 +297,12 @@ def plot(tables, config: Config):
                                "friedman1": "Friedman #1 (loss: MSE, standardised y)"}[task]
                               + "\nvalue on test inputs")
     handles = [Line2D([], [], color=colors[layer - 1], marker="o", ms=3.5,
-                      label=f"hidden layer {layer}: mean over seeds, "
-                            f"{1 - config.alpha:.0%} t interval")
+                      label=f"hidden layer {layer}: mean over seeds"
+                            + (f", {1 - config.alpha:.0%} t interval" if intervals else ""))
                for layer in range(1, n_layers + 1)]
     handles.append(Line2D([], [], color="0.4", lw=0.5, alpha=0.6, label="one seed (the arms "
-                          "share data, initial weights and batch order)"))
+                          "share data, initial weights and batch order; the claims test "
+                          "these paired differences)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     widths = "-".join(str(w) for w in config.hidden)
     fig.suptitle(f"Hidden units with and without dropout ({widths} ReLU network, "
