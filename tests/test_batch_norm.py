@@ -393,6 +393,159 @@ def test_study_runs_every_part(tiny):
     plt.close(figure)
 
 
+def _panel(figure, title):
+    found = [ax for ax in figure.axes if ax.get_visible() and ax.get_title().startswith(title)]
+    assert len(found) == 1, [ax.get_title() for ax in figure.axes]
+    return found[0]
+
+
+def _drawn(ax, gid):
+    """The (x, y) points of the lines of ``ax`` with this gid, NaN (breaks) left out."""
+    lines = [line for line in ax.get_lines() if line.get_gid() == gid]
+    if not lines:
+        return np.empty((0, 2))
+    xy = np.vstack([np.asarray(line.get_xydata(), float) for line in lines])
+    return xy[np.isfinite(xy).all(axis=1)]
+
+
+def test_the_variance_shift_panel_draws_each_seed_and_layer_with_its_theory(tiny):
+    import matplotlib.pyplot as plt
+    from matplotlib.container import ErrorbarContainer
+
+    table = tiny.tables["shift"]
+    figure = study_module.plot(tiny.tables, tiny.config)
+    ax = _panel(figure, "Variance shift")
+    measured, theory = _drawn(ax, "shift:measured"), _drawn(ax, "shift:theory")
+    # One point per seed and layer (keep 0.5 only: keep 1 has no dropout to shift).
+    assert len(measured) == len(theory) == len(table) == 2 * 2
+    # Points sit at their layer, each on its own seed's theory (the pair the claim tests).
+    np.testing.assert_array_equal(np.round(measured[:, 0]), np.sort(table.bn_layer))
+    np.testing.assert_array_equal(measured[:, 0], theory[:, 0])
+    expected = table.sort_values(["bn_layer", "seed"])
+    np.testing.assert_allclose(measured[:, 1], expected.measured_ratio, rtol=1e-12)
+    np.testing.assert_allclose(theory[:, 1], expected.theory_ratio, rtol=1e-12)
+    # No t intervals over 2 seeds, and a ratio of variances stays above 0.
+    assert not any(isinstance(c, ErrorbarContainer) for c in ax.containers)
+    assert ax.get_ylim()[0] > 0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "3"]
+    plt.close(figure)
+
+
+def test_diverged_runs_are_marked_and_not_drawn_as_values(tiny):
+    import matplotlib.pyplot as plt
+
+    tables, config = dict(tiny.tables), tiny.config
+    # Every run without normalization at the largest scale and rate diverges, as the
+    # cells record it (test error 1, loss inf; validation accuracy 0, target not reached).
+    init, lr = tables["init"].copy(), tables["lr"].copy()
+    top_scale, top_rate = max(config.init_scales), max(config.learning_rates)
+    bad = (init.normalization == "none") & (init.init_scale == top_scale)
+    init.loc[bad, ["diverged", "test_error", "test_loss"]] = [True, 1.0, math.inf]
+    init.loc[~bad, "diverged"] = False
+    bad = (lr.normalization == "none") & (lr.learning_rate == top_rate)
+    lr.loc[bad, ["diverged", "reached", "final_val_accuracy"]] = [True, False, 0.0]
+    lr.loc[~bad, "diverged"] = False
+    figure = study_module.plot({**tables, "init": init, "lr": lr}, config)
+    for title, at in (("Initial weight scale", top_scale), ("Final accuracy", top_rate),
+                      ("Steps to the target", top_rate)):
+        ax = _panel(figure, title)
+        marks = _drawn(ax, "none:diverged")
+        assert len(marks) == 1 and abs(marks[0, 0] / at - 1) < 0.1, (title, marks)
+        # At the top: above every value drawn in the panel, and inside it.
+        values = np.vstack([_drawn(ax, f"{norm}:{what}") for norm in ("none", "batch")
+                            for what in ("seeds", "mean")])
+        assert marks[0, 1] > values[:, 1].max() and marks[0, 1] < ax.get_ylim()[1]
+        # Neither a point nor a line of that arm passes through the diverged cell.
+        for what in ("seeds", "mean"):
+            drawn = _drawn(ax, f"none:{what}")
+            assert len(drawn) and not np.any(np.abs(drawn[:, 0] / at - 1) < 0.1), (title, what)
+        assert len(_drawn(ax, "batch:diverged")) == 0
+        assert "2/2" in [text.get_text() for text in ax.texts]
+    # Seeds that did not diverge are each drawn (2 seeds: no t intervals).
+    ax = _panel(figure, "Initial weight scale")
+    assert len(_drawn(ax, "none:seeds")) == 2 * (len(config.init_scales) - 1)
+    assert len(_drawn(ax, "batch:seeds")) == 2 * len(config.init_scales)
+    key = " ".join(text.get_text() for legend in figure.legends for text in legend.get_texts())
+    assert "diverged" in key and "one seed" in key
+    plt.close(figure)
+
+
+def test_intervals_only_from_five_seeds(tiny):
+    import matplotlib.pyplot as plt
+    from matplotlib.container import ErrorbarContainer
+
+    def intervals(figure):
+        return sum(isinstance(c, ErrorbarContainer) for ax in figure.axes for c in ax.containers)
+
+    figure = study_module.plot(tiny.tables, tiny.config)
+    assert intervals(figure) == 0
+    assert "too few for t intervals" in figure.get_suptitle()
+    plt.close(figure)
+    # Six seeds (the two measured ones, three times, moved a little): t intervals.
+    many = {}
+    for name, table in tiny.tables.items():
+        if name.startswith("primer"):
+            many[name] = table
+            continue
+        copies = []
+        for k in range(3):
+            copy_ = table.copy()
+            copy_["seed"] = copy_.seed + 2 * k
+            copies.append(copy_)
+        many[name] = pd.concat(copies, ignore_index=True)
+    config = dataclasses.replace(tiny.config, n_seeds=6)
+    figure = study_module.plot(many, config)
+    ax = _panel(figure, "Initial weight scale")
+    assert sum(isinstance(c, ErrorbarContainer) for c in ax.containers) == 2
+    init = tiny.tables["init"]
+    if not init.diverged.any():
+        assert len(_drawn(ax, "none:seeds")) == len(_drawn(ax, "batch:seeds")) == 0
+    assert "95% t intervals" in figure.get_suptitle()
+    plt.close(figure)
+
+
+def test_no_legend_covers_drawn_data(tiny):
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import Collection
+    from matplotlib.patches import Rectangle
+
+    figure = tiny.figure()
+    figure.canvas.draw()
+    legends = list(figure.legends) + [ax.get_legend() for ax in figure.axes
+                                      if ax.get_visible() and ax.get_legend() is not None]
+    assert len(legends) >= 2
+    boxes = [legend.get_window_extent() for legend in legends]
+    points = []
+    for ax in figure.axes:
+        if not ax.get_visible():
+            continue
+        for line in ax.get_lines():
+            xy = line.get_transform().transform(np.asarray(line.get_xydata(), float))
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            # Along each segment too, not only at its ends.
+            for a, b in itertools.pairwise(xy) if line.get_linestyle() != "None" else ():
+                points.append(a + np.linspace(0, 1, 25)[:, None] * (b - a))
+            points.append(xy)
+        for collection in ax.collections:
+            assert isinstance(collection, Collection)
+            for path in collection.get_paths():
+                points.append(collection.get_transform().transform(path.vertices))
+            if len(collection.get_offsets()):
+                points.append(collection.get_offset_transform().transform(
+                    collection.get_offsets()))
+        for patch in ax.patches:
+            if isinstance(patch, Rectangle):
+                points.append(patch.get_transform().transform(
+                    [[0, 0], [0, 1], [1, 0], [1, 1], [0.5, 1]]))
+    points = np.vstack(points)
+    points = points[np.isfinite(points).all(axis=1)]
+    for legend, box in zip(legends, boxes):
+        inside = ((points[:, 0] > box.x0) & (points[:, 0] < box.x1)
+                  & (points[:, 1] > box.y0) & (points[:, 1] < box.y1))
+        assert not inside.any(), ([t.get_text() for t in legend.get_texts()], points[inside][:5])
+    plt.close(figure)
+
+
 def test_same_seed_same_tables(tiny):
     again = ensim.run("batch-norm", n_jobs=2, **TINY)
     for name, table in tiny.tables.items():

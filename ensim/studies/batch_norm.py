@@ -59,10 +59,16 @@ fraction of each coordinate a ReLU lets through); middle row, learning rates
 the generalization gap against the batch size, and the test error against the
 initial weight scale; bottom row, the internal covariate shift over training
 (ℓ2 distance relative to `‖G‖`, as the claims use it, and cosine, averaged over
-layers), the variance ratio against the
-keep probability with its theories, and the test error before and after the
-statistics are re-estimated. Points are means over seeds with their t
-intervals.
+layers; lines are means over seeds, bands their range), the variance ratio at
+each batch-norm layer whose input follows dropout (a point per seed, a dash for
+the theory from that seed's activations: the pair the claim compares; dotted,
+`keep_prob`), and the test error before and after the statistics are
+re-estimated (where seeds are drawn, grey lines join a seed's two). One colour
+per normalization throughout (the key is below the panels). With 5 seeds or
+more, points are means with their t intervals; with fewer (2 at `--quick`) each
+seed is drawn, and a line joins the means. A run that diverged (loss not finite)
+is not drawn as a value: a × at the top of its panel gives the count, and no
+line passes there.
 
 **What was measured** (full scale: 8 seeds, 8 hidden layers of 64 units):
 
@@ -524,54 +530,140 @@ NORM_LABELS = {"none": "no normalization", "batch": "batch norm (batch statistic
 # The palette of ensim.plotting (Okabe & Ito): blue, bluish green, vermillion.
 NORM_COLORS = {"none": "0.35", "batch": "#0072B2", "population": "#009E73", "noisy": "#D55E00"}
 
+#: Below this many seeds the figure draws every seed instead of a t interval: with 2
+#: seeds the t quantile is 12.7, and the intervals cross physical bounds (negative
+#: steps, accuracies above 1, negative variance ratios) without saying anything.
+MIN_SEEDS_FOR_INTERVALS = 5
 
-def _band(ax, table, x, y, norm, config, *, offset=0.0, label=True):
+
+def _shows_seeds(config) -> bool:
+    return config.n_seeds < MIN_SEEDS_FOR_INTERVALS
+
+
+def _bad(part, values):
+    """Which rows diverged: flagged so, or with a value that is not finite."""
+    bad = ~np.isfinite(values)
+    if "diverged" in part:
+        bad |= part["diverged"].to_numpy(bool)
+    return bad
+
+
+def _draw_groups(ax, xs, groups, config, *, color, label, gid, jitter, log_x=False,
+                 join=True):
+    """One series over ``xs``: per position either its seeds (fewer than
+    MIN_SEEDS_FOR_INTERVALS) or the mean and t interval; a line through the means joins
+    only positions where no run diverged. ``groups`` holds (values, diverged mask) per
+    position. Returns the diverged runs as (x, count, total) for :func:`_mark_diverged`."""
     from ensim.plotting import plot_interval_points
 
-    groups = sorted(table[x].unique())
-    stats = [t_interval(table[table[x] == g][y], config.alpha) for g in groups]
-    xs = np.asarray(groups, dtype=float) * (1 + offset)
-    plot_interval_points(xs, [s[0] for s in stats], [s[2] for s in stats], [s[3] for s in stats],
-                         ax=ax, color=NORM_COLORS[norm], label=NORM_LABELS[norm] if label else None)
-    ax.plot(xs, [s[0] for s in stats], color=NORM_COLORS[norm], lw=1)
+    seeds = _shows_seeds(config)
+    means, seed_x, seed_y, diverged = [], [], [], []
+    interval_x, interval_stats = [], []
+    for x, (values, bad) in zip(xs, groups):
+        good = values[~bad]
+        if bad.any():
+            diverged.append((x, int(bad.sum()), len(values)))
+        # A mean over the runs that did not diverge would hide them: no mean there.
+        means.append(float(good.mean()) if len(good) and not bad.any() else math.nan)
+        if seeds or bad.any():
+            for i in range(len(good)):
+                step = jitter * (i - (len(good) - 1) / 2)
+                seed_x.append(x * (1 + step) if log_x else x + step)
+                seed_y.append(good[i])
+        else:
+            interval_x.append(x)
+            interval_stats.append(t_interval(good, config.alpha))
+    if join:
+        ax.plot(xs, means, color=color, lw=1, label=label, gid=f"{gid}:mean")
+    if seed_x:
+        ax.plot(seed_x, seed_y, ls="none", marker="o", ms=3.5, color=color, alpha=0.85,
+                gid=f"{gid}:seeds")
+    if interval_x:
+        plot_interval_points(interval_x, [s[0] for s in interval_stats],
+                             [s[2] for s in interval_stats], [s[3] for s in interval_stats],
+                             ax=ax, color=color, gid=f"{gid}:intervals")
+    return diverged
+
+
+def _band(ax, table, x, y, norm, config, *, offset=0.0):
+    """One normalization arm against ``x`` (a log axis); returns its diverged runs."""
+    positions = sorted(table[x].unique())
+    groups = []
+    for g in positions:
+        part = table[table[x] == g]
+        values = part[y].to_numpy(float)
+        groups.append((values, _bad(part, values)))
+    xs = [float(g) * (1 + offset) for g in positions]
+    return _draw_groups(ax, xs, groups, config, color=NORM_COLORS[norm],
+                        label=NORM_LABELS[norm], gid=norm, jitter=0.012, log_x=True)
+
+
+def _mark_diverged(ax, marks, colors=NORM_COLORS):
+    """Diverged runs as × at the top of the axes, with their count, after the limits
+    are set: headroom is added above the data so that no value sits under a mark."""
+    marks = {gid: entries for gid, entries in marks.items() if entries}
+    if not marks:
+        return
+    log = ax.get_yscale() == "log"
+    forward, back = (np.log10, lambda v: 10.0 ** v) if log else (float, float)
+    low, high = (forward(v) for v in ax.get_ylim())
+    top = high + 0.16 * (high - low)
+    ax.set_ylim(back(low), back(top))
+    y = back(top - 0.06 * (top - low))
+    for gid, entries in marks.items():
+        color = colors[gid]
+        ax.plot([e[0] for e in entries], [y] * len(entries), ls="none", marker="x", ms=7,
+                mew=1.6, color=color, gid=f"{gid}:diverged")
+        for x, count, total in entries:
+            ax.annotate(f"{count}/{total}", (x, y), xytext=(6, 0), textcoords="offset points",
+                        fontsize=6.5, va="center", color=color)
 
 
 def plot(tables, config: Config):
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     from ensim.plotting import figure
 
     fig, axes = figure(3, 4, width=17, height_per_row=3.6)
     for ax in axes.flat:
         ax.set_visible(False)
+    arms = []
     if "primer" in config.parts:
         _plot_primer(axes[0], tables)
     if "lr" in config.parts:
         _plot_lr(axes[1, :2], tables, config)
+        arms += ["none", "batch"]
     if "noise" in config.parts:
         ax = axes[1, 2]
         ax.set_visible(True)
         table = tables["noise"]
+        marks = {}
         for k, norm in enumerate(("none", "batch", "population")):
-            _band(ax, table[table.normalization == norm], "batch_size", "loss_gap", norm,
-                  config, offset=0.04 * (k - 1))
+            marks[norm] = _band(ax, table[table.normalization == norm], "batch_size",
+                                "loss_gap", norm, config, offset=0.04 * (k - 1))
         ax.set_xscale("log")
         ax.set_xticks(config.batch_sizes, [f"{b:g}" for b in config.batch_sizes])
         ax.minorticks_off()
         ax.set(xlabel="batch size", ylabel="test − training cross-entropy",
                title=f"Generalization gap after {config.noise_epochs} epochs")
-        ax.legend(fontsize=7)
+        _mark_diverged(ax, marks)
+        arms += ["none", "batch", "population"]
     if "init" in config.parts:
         ax = axes[1, 3]
         ax.set_visible(True)
         table = tables["init"]
+        marks = {}
         for k, norm in enumerate(("none", "batch")):
-            _band(ax, table[table.normalization == norm], "init_scale", "test_error", norm,
-                  config, offset=0.04 * (k - 0.5))
+            marks[norm] = _band(ax, table[table.normalization == norm], "init_scale",
+                                "test_error", norm, config, offset=0.04 * (k - 0.5))
         ax.set_xscale("log")
         ax.set_xticks(config.init_scales, [f"{c:g}" for c in config.init_scales])
         ax.minorticks_off()
-        ax.set(xlabel="initial weights / He's", ylabel="test error",
+        ax.set(xlabel="initial weights / He's", ylabel="test error", ylim=(0, 1.02),
                title=f"Initial weight scale ({config.init_epochs} epochs)")
-        ax.legend(fontsize=7)
+        _mark_diverged(ax, marks)
+        arms += ["none", "batch"]
     if "ics" in config.parts:
         table = tables["ics"]
         # The relative distance, as the claims use it (an absolute one moves with the
@@ -585,18 +677,39 @@ def plot(tables, config: Config):
                 part = table[table.normalization == norm].groupby(["seed", "step"])[measure].mean()
                 wide = part.unstack("seed")
                 mean = wide.mean(axis=1)
-                ax.plot(mean.index, mean.to_numpy(), color=NORM_COLORS[norm], label=NORM_LABELS[norm])
+                ax.plot(mean.index, mean.to_numpy(), color=NORM_COLORS[norm], gid=f"{norm}:mean")
                 ax.fill_between(mean.index, wide.min(axis=1), wide.max(axis=1),
                                 color=NORM_COLORS[norm], alpha=0.15, lw=0)
             ax.set(xlabel="training step", ylabel=name + ", mean over layers",
-                   title=f"Internal covariate shift: {what} (Santurkar et al.)")
+                   title=f"Internal covariate shift: {what}\n(Santurkar et al.)")
             if measure == "relative_l2":
                 ax.set_yscale("log")
-            ax.legend(fontsize=7, title="line: mean over seeds; band: range", title_fontsize=7)
+        arms += ["none", "batch", "noisy"]
     if "shift" in config.parts:
         _plot_shift(axes[2, 2:], tables, config)
+    # One key for the arms, shared by every panel that draws them, outside the axes.
+    handles = [Line2D([], [], color=NORM_COLORS[norm], marker="o", ms=3.5, lw=1,
+                      label=NORM_LABELS[norm]) for norm in dict.fromkeys(arms)]
+    if _shows_seeds(config):
+        handles.append(Line2D([], [], color="0.35", marker="o", ms=3.5, ls="none",
+                              label="one seed (the line joins their means)"))
+    else:
+        handles.append(Line2D([], [], color="0.35", marker="o", ms=3.5, ls="-", lw=1,
+                              label=f"mean over seeds, {1 - config.alpha:.0%} t interval"))
+    if "ics" in config.parts:
+        handles.append(Patch(color="0.35", alpha=0.15, lw=0,
+                             label="covariate shift: band = range over seeds"))
+    if arms:
+        handles.append(Line2D([], [], color="0.35", marker="x", ms=7, mew=1.6, ls="none",
+                              label="k/n runs diverged (loss not finite): not a value, no line"))
+        fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
+    if _shows_seeds(config):
+        drawn = (f"{config.n_seeds} seeds, each drawn: too few for t intervals "
+                 f"(from {MIN_SEEDS_FOR_INTERVALS})")
+    else:
+        drawn = f"{config.n_seeds} seeds; bars: {1 - config.alpha:.0%} t intervals"
     fig.suptitle(f"Batch normalization measured (digits, {config.depth}×{config.width} ReLU "
-                 f"networks, plain SGD, {config.n_seeds} seeds; t intervals)")
+                 f"networks, plain SGD; {drawn})")
     return fig
 
 
@@ -628,14 +741,20 @@ def _plot_primer(axes, tables):
 
 
 def _plot_lr(axes, tables, config):
+    from matplotlib.ticker import LogLocator, NullLocator, ScalarFormatter
+
     table = steps_table(tables, config)
     for ax in axes:
         ax.set_visible(True)
+    marks = [{}, {}]
     for k, norm in enumerate(("none", "batch")):
         part = table[table.normalization == norm]
-        _band(axes[0], part, "learning_rate", "final_val_accuracy", norm, config,
-              offset=0.06 * (k - 0.5))
-        _band(axes[1], part, "learning_rate", "steps", norm, config, offset=0.06 * (k - 0.5))
+        marks[0][norm] = _band(axes[0], part, "learning_rate", "final_val_accuracy", norm,
+                               config, offset=0.06 * (k - 0.5))
+        # A diverged run never reaches the target (the claims count the budget for it);
+        # it is marked as diverged, not drawn at the budget.
+        marks[1][norm] = _band(axes[1], part, "learning_rate", "steps", norm, config,
+                               offset=0.06 * (k - 0.5))
     axes[0].axhline(config.target_accuracy, color="k", lw=0.6, ls=":")
     axes[0].set(xscale="log", xlabel="learning rate", ylabel="validation accuracy",
                 ylim=(0, 1.02), title=f"Final accuracy ({config.lr_epochs} epochs; ⋯ target)")
@@ -644,48 +763,87 @@ def _plot_lr(axes, tables, config):
     axes[1].set(xscale="log", yscale="log", xlabel="learning rate",
                 ylabel=f"steps to {config.target_accuracy:.0%} validation accuracy",
                 title=f"Steps to the target (⋯ budget {budget}: not reached)")
-    axes[0].legend(fontsize=7)
+    for ax, found in zip(axes, marks):
+        ax.set_xticks(config.learning_rates, [f"{r:g}" for r in config.learning_rates])
+        ax.minorticks_off()
+        _mark_diverged(ax, found)
+    axes[1].yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    axes[1].yaxis.set_major_formatter(ScalarFormatter())
+    axes[1].yaxis.set_minor_locator(NullLocator())
 
 
 def _plot_shift(axes, tables, config):
-    from ensim.plotting import plot_interval_points
-
     for ax in axes:
         ax.set_visible(True)
     table = tables["shift"]
     ax = axes[0]
     if len(table):
         layers = sorted(table.bn_layer.unique())
-        for j, layer in enumerate(layers):
-            part = table[table.bn_layer == layer]
-            keeps = sorted(part.keep_prob.unique())
-            stats = [t_interval(part[part.keep_prob == p].measured_ratio, config.alpha) for p in keeps]
-            x = np.asarray(keeps) + 0.006 * (j - len(layers) / 2)
-            plot_interval_points(x, [s[0] for s in stats], [s[2] for s in stats],
-                                 [s[3] for s in stats], ax=ax, color=color_cycle(len(layers))[j],
-                                 label="measured" if j == 0 else None)
-            theory = [part[part.keep_prob == p].theory_ratio.mean() for p in keeps]
-            ax.plot(x, theory, "x", color=color_cycle(len(layers))[j], ms=6,
-                    label="theory from the activations" if j == 0 else None)
-        grid = np.linspace(min(config.keep_probs) - 0.05, 1, 20)
-        ax.plot(grid, grid, "k:", lw=0.8, label="keep_prob (zero-mean theory)")
-        ax.plot(grid, np.ones_like(grid), color="0.6", lw=0.6, label="1 (no shift)")
-    ax.set(xlabel="keep probability", ylabel="Var(test) / Var(training)",
-           title="Variance shift at batch-norm inputs\n(one colour per batch-norm layer)")
-    ax.legend(fontsize=7)
+        keeps = sorted(table.keep_prob.unique())
+        colors = color_cycle(len(keeps))
+        width = 0.7 / len(keeps)                        # each layer's slot, shared by keeps
+        for i, p in enumerate(keeps):
+            part = table[table.keep_prob == p].sort_values(["bn_layer", "seed"])
+            seeds = sorted(part.seed.unique())
+            x_of_seed = {s: width * (i - (len(keeps) - 1) / 2)
+                         + 0.6 * width * ((j - (len(seeds) - 1) / 2) / max(len(seeds) - 1, 1))
+                         for j, s in enumerate(seeds)}
+            x = part.bn_layer.to_numpy(float) + part.seed.map(x_of_seed).to_numpy(float)
+            # Each seed: its measured ratio (point) and the theory from its own
+            # activations (dash), the pair the claim compares.
+            ax.plot(x, part.theory_ratio, ls="none", marker="_", ms=9, mew=1.4, color="k",
+                    gid="shift:theory")
+            ax.plot(x, part.measured_ratio, ls="none", marker="o", ms=4, color=colors[i],
+                    alpha=0.85, label=f"keep {p:g}: measured, one point per seed",
+                    gid="shift:measured")
+            ax.axhline(p, color=colors[i], ls=":", lw=1,
+                       label=f"keep_prob = {p:g} (zero-mean theory)")
+        ax.plot([], [], ls="none", marker="_", ms=9, mew=1.4, color="k",
+                label="theory from its activations")
+        ax.axhline(1.0, color="0.6", lw=0.8, label="1 (no shift)")
+        ax.set_xticks(layers, [f"{layer:g}" for layer in layers])
+        ax.set_xlim(min(layers) - 0.5, max(layers) + 0.5)
+        ax.minorticks_off()
+        ax.legend(fontsize=7, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.17),
+                  columnspacing=1, handlelength=1.5)
+    ax.set(xlabel="batch-norm layer (its input follows dropout)",
+           ylabel="Var(test) / Var(training)",
+           title="Variance shift at batch-norm inputs\n(claim: measured − theory within 0.03)")
     ax = axes[1]
     errors = tables["shift-errors"]
     keeps = sorted(errors.keep_prob.unique())
-    for k, (column, label) in enumerate((("test_error_running", "running statistics"),
-                                         ("test_error_reestimated",
-                                          "re-estimated in evaluation mode"))):
-        stats = [t_interval(errors[errors.keep_prob == p][column], config.alpha) for p in keeps]
-        plot_interval_points(np.asarray(keeps) + 0.01 * (k - 0.5), [s[0] for s in stats],
-                             [s[2] for s in stats], [s[3] for s in stats], ax=ax,
-                             color=color_cycle(2)[k], label=label)
-    ax.set(xlabel="keep probability", ylabel="test error",
+    colors = color_cycle(2)
+    columns = (("test_error_running", "running statistics from training"),
+               ("test_error_reestimated", "re-estimated in evaluation mode"))
+    marks = {}
+    for k, (column, label) in enumerate(columns):
+        groups = []
+        for p in keeps:
+            part = errors[errors.keep_prob == p]
+            values = part[column].to_numpy(float)
+            groups.append((values, _bad(part, values)))
+        xs = [i + 0.35 * (k - 0.5) for i in range(len(keeps))]
+        marks[column] = _draw_groups(ax, xs, groups, config, color=colors[k], label=label,
+                                     gid=column, jitter=0.08, join=False)
+        # (the legend needs a marker for each arm)
+        ax.plot([], [], ls="none", marker="o", ms=3.5, color=colors[k], label=label)
+    if _shows_seeds(config):
+        # The claim is paired: join each seed's two errors.
+        for i, p in enumerate(keeps):
+            part = errors[errors.keep_prob == p].sort_values("seed")
+            n = len(part)
+            for j, (_, row) in enumerate(part.iterrows()):
+                step = 0.08 * (j - (n - 1) / 2)
+                ax.plot([i - 0.175 + step, i + 0.175 + step],
+                        [row.test_error_running, row.test_error_reestimated],
+                        color="0.7", lw=0.7, zorder=1)
+    ax.set_xticks(range(len(keeps)), [f"{p:g}" + (" (no dropout)" if p == 1 else "")
+                                      for p in keeps])
+    ax.set_xlim(-0.6, len(keeps) - 0.4)
+    ax.set(xlabel="keep probability", ylabel="test error", ylim=(0, 1.02),
            title="Dropout before batch norm: test error")
-    ax.legend(fontsize=7)
+    _mark_diverged(ax, marks, colors=dict(zip((c for c, _ in columns), colors)))
+    ax.legend(fontsize=7, ncols=1, loc="upper center", bbox_to_anchor=(0.5, -0.17))
 
 
 # ---------------------------------------------------------------------- claims
