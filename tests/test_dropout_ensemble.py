@@ -102,3 +102,94 @@ def test_bad_settings_are_refused_before_any_training(overrides, words, tmp_path
     for word in words:
         assert word in str(info.value)
     assert not (tmp_path / "r").exists()
+
+
+def _drawn_points(ax):
+    """The ``(x, y)`` of every interval point drawn on ``ax`` (one per errorbar)."""
+    return [tuple(c.lines[0].get_xydata()[0]) for c in ax.containers]
+
+
+def test_the_single_networks_panel_draws_each_network_once(small):
+    import matplotlib.pyplot as plt
+
+    from ensim.studies.dropout_ensemble import _single_networks
+
+    # The dropout arm's first member is the thinned arm's weight-scaled network: the
+    # same errors in every replicate, so one point, named as both.
+    ens = small.tables["ensembles"].set_index(["task", "arm", "replicate"])
+    np.testing.assert_array_equal(ens.xs("dropout", level="arm").mse_single,
+                                  ens.xs("thinned", level="arm").mse_weight_scaled)
+    figure = small.figure()
+    try:
+        for row, task in enumerate(SMALL["tasks"]):
+            ax = figure.axes[5 * row + 3]
+            assert ax.get_title().startswith("Single networks")
+            labels = [t.get_text() for t in ax.get_xticklabels()]
+            assert len(_drawn_points(ax)) == len(labels) == 5       # 4 arms + the MC average
+            assert "dropout (one) =\nweight-scaled" in labels
+            assert not any(label.startswith("weight-scaled") for label in labels)
+            assert len({y for _, y in _drawn_points(ax)}) == len(labels)   # all distinct
+    finally:
+        plt.close(figure)
+    # Negative control: when the two differ, both are drawn.
+    part = small.tables["ensembles"].query("task == 'friedman1'").copy()
+    part.loc[part.arm == "dropout", "mse_single"] *= 1.01
+    colors = dict.fromkeys(small.config.arms, "k")
+    labels = [s[0] for s in _single_networks(part, small.config, colors, "k")]
+    assert len(labels) == 6 and "dropout (one)" in labels
+    assert "weight-scaled\ndropout net" in labels
+
+
+def test_the_rho_panel_labels_its_marks_and_keeps_them_clear(small):
+    import matplotlib.pyplot as plt
+
+    figure = small.figure()
+    try:
+        figure.canvas.draw()
+        for row in range(len(SMALL["tasks"])):
+            ax = figure.axes[5 * row + 2]
+            assert ax.get_title().startswith("ρ = C/V")
+            # the ρ = 0.1 line is named in the legend, not by a text the marks can cover
+            assert not [t for t in ax.texts if "ρ =" in t.get_text()]
+            legend = ax.get_legend()
+            texts = [t.get_text() for t in legend.get_texts()]
+            assert any("ρ = 0.1" in t for t in texts)
+            assert any("across training sets" in t and "no claim" in t for t in texts)
+            box = legend.get_window_extent()
+            for container in ax.containers:     # no point or interval bar under the legend
+                for segment in container.lines[2][0].get_segments():
+                    for x, y in ax.transData.transform(segment):
+                        assert not box.contains(x, y)
+    finally:
+        plt.close(figure)
+
+
+def test_the_bias_variance_panel_is_in_the_units_of_its_neighbours(small):
+    import matplotlib.pyplot as plt
+
+    from ensim.studies.dropout_ensemble import _across_replicates, across_replicates
+
+    figure = small.figure()
+    try:
+        for row, task in enumerate(SMALL["tasks"]):
+            ax = figure.axes[5 * row + 4]
+            per = 10 if task == "digits" else 1
+            q, truth = _across_replicates(small.tables["points"], task, "independent")
+            terms = across_replicates(q, truth)
+            bars = [p for p in ax.patches if abs(p.get_x() + p.get_width() / 2 - 1) < 1e-9]
+            heights = sorted(p.get_height() for p in bars)   # bias², variance of "independent"
+            np.testing.assert_allclose(heights, sorted([per * max(terms["bias2"], 0.0),
+                                                        per * terms["variance"]]), rtol=1e-12)
+            assert ("Brier" in ax.get_ylabel()) == (task == "digits")
+    finally:
+        plt.close(figure)
+
+
+def test_the_story_describes_the_figure_and_the_keep_probability():
+    from ensim.studies.dropout_ensemble import QUICK, __doc__ as story
+
+    text = " ".join(story.split())
+    assert "five panels" in text and "rightmost" not in text
+    assert "triangles" in text and "no claim" in text
+    assert "among `keep_probs`" in text and len(QUICK.keep_probs) == 1
+    assert f"{QUICK.keep_probs[0]:g} at the quick scale" in text

@@ -94,17 +94,111 @@ def test_the_crossover_claim_sees_a_crossing_at_fifty(tiny):
     # 125) is not a crossing at 50
     claim = _crossover_claim(tiny, (1, 10, 200), (0.7, 0.6, 0.5))
     assert claim.estimate == np.inf and claim.verdict == "fails"
+    # a grid past the range's end keeps its censored interval: beyond 200, so beyond 125
+    assert claim.conf_low == 200 and claim.conf_high == np.inf
 
 
 def test_a_crossover_beyond_the_grid_is_not_refuted_by_it(tiny):
     # No crossing up to k = 50 says only that the crossover lies beyond 50: it may still
     # be in [20, 125], so the claim is inconclusive, not failed.
+    # The grid cannot reach the range's end, so no interval is shown (NaN, "—").
     claim = _crossover_claim(tiny, (1, 10, 50), (0.7, 0.6, 0.5))
     assert claim.estimate == np.inf and claim.verdict == "inconclusive"
-    assert claim.conf_low == 50 and "beyond 50" in claim.method
-    # Four seeds give too few distinct bootstrap resamples for a verdict.
+    assert np.isnan(claim.conf_low) and np.isnan(claim.conf_high)
+    assert "beyond 50" in claim.method and "grid ends at 50" in claim.method
+    # A crossing inside that short grid is measured: its interval stays, and decides.
+    claim = _crossover_claim(tiny, (1, 10, 30, 50), (0.2, 0.1, -0.1, -0.2))
+    assert np.isfinite(claim.conf_low) and np.isfinite(claim.conf_high)
+    assert "no interval" not in claim.method
+    # Four seeds give too few distinct bootstrap resamples for an interval or a verdict.
     claim = _crossover_claim(tiny, (1, 10, 100), (0.2, 0.1, -0.1), n_seeds=4)
     assert claim.verdict == "inconclusive" and "fewer than 5 seeds" in claim.method
+    assert np.isnan(claim.conf_low) and np.isnan(claim.conf_high)
+    # The run's own (two seeds): no interval on any crossover claim.
+    crossings = [c for c in tiny.claims if "about k = 50" in c.statement]
+    assert crossings and all(np.isnan(c.conf_low) and np.isnan(c.conf_high)
+                             and c.verdict == "inconclusive" for c in crossings)
+
+
+def _errorbars(ax):
+    """Per errorbar on ``ax``: its label, point ``(x, y)`` and bar segments."""
+    return [(c.get_label(), c.lines[0].get_xydata(), c.lines[2][0].get_segments())
+            for c in ax.containers]
+
+
+def test_the_curve_panels_draw_what_the_claims_at_kmax_test(tiny):
+    import matplotlib.pyplot as plt
+
+    kmax = max(TINY["ks"])
+    figure = tiny.figure()
+    try:
+        for ax, (task, metric) in zip(figure.axes, [("digits", m) for m in
+                                                    ("error_rate", "log_loss", "brier")]
+                                      + [("friedman1", "mse")]):
+            (label, xy, segments), = _errorbars(ax)
+            assert "tested" in label and "t interval over 2 seeds" in label
+            claim = next(c for c in tiny.claims if c.statement.startswith(
+                f"{task}, {metric}: at k = {kmax}, Monte Carlo averaging is better"))
+            ws = tiny.tables["curves"].query("task == @task and metric == @metric"
+                                             ).groupby("seed").weight_scaled.first().mean()
+            (bottom, top), = [sorted(s[:, 1]) for s in segments]
+            np.testing.assert_allclose([bottom, xy[0, 1], top],
+                                       ws + np.array([claim.conf_low, claim.estimate,
+                                                      claim.conf_high]), rtol=1e-10)
+            bands = [t.get_text() for t in ax.get_legend().get_texts() if "sd" in t.get_text()]
+            assert bands and all("not an interval" in t for t in bands)
+    finally:
+        plt.close(figure)
+
+
+def test_the_exact_panel_keeps_its_marks_apart_and_clear(tiny):
+    import matplotlib.pyplot as plt
+
+    figure = tiny.figure()
+    try:
+        figure.canvas.draw()
+        ax = figure.axes[4]
+        assert "2^8" in ax.get_title()
+        bars = {label: (xy, segments) for label, xy, segments in _errorbars(ax)}
+        (v_xy, _), (c_xy, _) = bars["sampled V / exact V"], bars["sampled C / exact C"]
+        assert (v_xy[:, 0] < c_xy[:, 0]).all()            # V left of C at every k
+        # only the exact value, 1, is drawn across the ratio axis
+        flat = [line for line in ax.get_lines() if len(line.get_ydata()) == 2
+                and np.ptp(line.get_ydata()) == 0]
+        assert [line.get_ydata()[0] for line in flat] == [1.0]
+        assert any("ratio" in t.get_text() for t in ax.texts)
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert any("z interval" in t for t in labels)
+        covers = [ax.get_legend().get_window_extent()] + [t.get_window_extent()
+                                                          for t in ax.texts]
+        for xy, segments in bars.values():
+            for x, y in ax.transData.transform(np.vstack([xy, *segments])):
+                assert not any(box.contains(x, y) for box in covers)
+    finally:
+        plt.close(figure)
+
+
+def test_the_logistic_panel_shows_every_weight_scale(tiny):
+    import matplotlib.pyplot as plt
+
+    figure = tiny.figure()
+    try:
+        ax = figure.axes[5]
+        assert ax.get_xscale() == "log"
+        log = tiny.tables["logistic"]
+        low, high = ax.get_ylim()
+        for scale in TINY.get("logistic_scales", tiny.config.logistic_scales):
+            (line,) = [ln for ln in ax.get_lines() if ln.get_label() == f"weights × {scale:g}"]
+            part = log[log.scale == scale]
+            np.testing.assert_allclose(line.get_xdata(), np.abs(part.gap), rtol=1e-12)
+            np.testing.assert_allclose(line.get_ydata(), part.approx / part.gap, rtol=1e-12)
+            assert (low <= line.get_ydata()).all() and (line.get_ydata() <= high).all()
+        # the smallest scale's points are spread over the axis, not at one corner
+        smallest = np.abs(log[log.scale == min(tiny.config.logistic_scales)].gap)
+        x0, x1 = np.log10(ax.get_xlim())
+        assert (np.log10(smallest.max()) - x0) / (x1 - x0) > 0.1
+    finally:
+        plt.close(figure)
 
 
 @pytest.mark.parametrize("overrides, words", [

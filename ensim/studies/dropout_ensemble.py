@@ -19,8 +19,10 @@ claims on the same replicates (training sets) for five arms, all built with
 
 Every arm of a replicate sees the same training set and split, and member `i` of
 every arm starts from the same initial weights. The keep probability of the
-dropout arms is chosen per replicate on a validation split of the training set,
-never on the test set. Two tasks: Friedman #1 regression (noise sd 1) at a
+dropout arms is chosen per replicate among `keep_probs` (0.5 and 0.8 at the full
+scale) by the error on a validation split of the training set, never on the test
+set; where `keep_probs` holds one value (0.8 at the quick scale) that value is
+used and nothing is chosen. Two tasks: Friedman #1 regression (noise sd 1) at a
 training size where a plain network overfits, and digits classification scored
 by the Brier score (the squared error of the probability vector, so that the
 identities below hold exactly), with log-loss and error rate beside it.
@@ -37,15 +39,26 @@ could not fall below `σ²/V` (about 0.13 here) however unlike the members were.
 sub-networks, so `X` is the squared error of the average over *all* masks, the
 part of the error that averaging thinned networks can never remove.
 
-How to read the figure (one row per task): left, the ensemble's error against
-`k` per arm (mean over replicates) with `S/k + (k−1)/k·X` from the measured
-moments dashed; then `S` (a member alone) and `X` (what averaging leaves) per
-arm, with intervals over replicates; then `ρ` per arm; right, the single
-networks' test error per arm, the weight-scaled dropout network and the average
-of its thinned sub-networks, with the effective ensemble size of one dropout
-network (how many independent plain networks it is worth) in the panel's corner. Each
-claim below answers one of the questions with an interval over replicates;
-where a claim of the primer fails, its verdict says so.
+How to read the figure (one row per task, five panels; digits in Brier scores,
+Friedman #1 in squared error): first, the ensemble's error against `k` per arm
+(mean over replicates) with `S/k + (k−1)/k·X` from the measured moments dashed;
+second, `S` (a member alone) and `X` (what averaging leaves) per arm, with
+intervals over replicates; third, `ρ` per arm: circles are `ρ` over the test
+points of one training set (the mean over replicates, what the claims test),
+triangles the correlation across training sets of two members of one replicate,
+pooled over the test points kept for that view, with a jackknife interval over
+replicates (no claim uses them; with few replicates they are wide), and the
+dotted line is the primer's "close to zero", `ρ = 0.1`; fourth, the single
+networks' test error per arm and the average of the thinned sub-networks, with
+the effective ensemble size of one dropout network (how many independent plain
+networks it is worth) in the panel's corner; the dropout arm's first member
+*is* the weight-scaled dropout network whose sub-networks are thinned (same
+data, initial weights and keep probability), so it is drawn once, under both
+names; fifth, one member's squared bias against the truth and its variance
+across training sets, per arm, at the test points kept for that view (on the
+digits summed over the 10 classes, so in Brier-score units like the other
+panels). Each claim below answers one of the questions with an interval over
+replicates; where a claim of the primer fails, its verdict says so.
 
 What the full scale finds (10 replicates, 64-64 ReLU networks, 8 members, Adam for
 100 epochs; the tuned keep probability was 0.8 in every replicate):
@@ -473,23 +486,22 @@ def plot(tables, config: Config):
             low, high = est.conf_int(config.alpha)
             plot_interval_points([i + 0.2], est.estimate, low, high, ax=ax, color=colors[arm],
                                  marker="^")
-        ax.plot([], [], "o", color="0.3", ls="", label="over test points, one training set")
-        ax.plot([], [], "^", color="0.3", ls="", label="across training sets (pooled)")
-        ax.legend(loc="upper right", fontsize=6.5)
-        ax.axhline(config.rho_zero, color="k", lw=0.8, ls=":")
-        ax.text(-0.4, config.rho_zero, f"ρ = {config.rho_zero:g}", va="bottom", fontsize=7)
+        ax.plot([], [], "o", color="0.3", ls="",
+                label="over test points, one training set\n(mean over replicates; the claims)")
+        ax.plot([], [], "^", color="0.3", ls="",
+                label="across training sets, pooled over\n"
+                      f"{config.n_points} test points (jackknife; no claim)")
+        ax.axhline(config.rho_zero, color="k", lw=0.8, ls=":",
+                   label=f"ρ = {config.rho_zero:g}: the primer's \"close to zero\"")
+        ax.legend(loc="upper right", fontsize=6)
         ax.set_xticks(positions, [_LABELS[a].replace(" ", "\n", 1) for a in config.arms],
                       fontsize=7)
         low, high = ax.get_ylim()                   # every interval in view, and the legend
         ax.set(ylabel="ρ = C / V", title=f"ρ = C/V per arm ({level})\nerrors against the "
                "noise-free truth", ylim=(min(low, -0.05),
-                                         max(high, 1.0) + 0.3 * (max(high, 1.0) - min(low, 0.0))))
+                                         max(high, 1.0) + 0.5 * (max(high, 1.0) - min(low, 0.0))))
         ax = axes[row, 3]
-        singles = [(_LABELS[a].split(" ")[0] + " (one)", part[part.arm == a].mse_single,
-                    colors[a]) for a in config.arms if a != "thinned"]
-        thin = part[part.arm == "thinned"]
-        singles += [("weight-scaled\ndropout net", thin.mse_weight_scaled, PALETTE[0]),
-                    (f"average of {config.n_thinned}\nthinned", thin.mse_mc_average, "0.45")]
+        singles = _single_networks(part, config, colors, PALETTE[0])
         for i, (label, values, color) in enumerate(singles):
             mean, _, low, high = t_interval(values, config.alpha)
             plot_interval_points([i], [mean], [low], [high], ax=ax, color=color)
@@ -508,14 +520,20 @@ def plot(tables, config: Config):
             terms = across_replicates(q, truth)
             bias2.append(terms["bias2"])
             variance.append(terms["variance"])
-        bias2 = np.maximum(bias2, 0.0)       # unbiased, so a tiny one can come out below 0
+        # per class probability on the digits: times the classes, a Brier score like the
+        # neighbouring panels (a sum over the 10 classes)
+        per = 10 if task == "digits" else 1
+        bias2 = per * np.maximum(bias2, 0.0)   # unbiased, so a tiny one can come out below 0
+        variance = per * np.asarray(variance)
         ax.bar(positions, bias2, color="0.75")
         ax.bar(positions, variance, bottom=bias2, color=[colors[a] for a in config.arms])
         ax.set_xticks(positions, [_LABELS[a] for a in config.arms], fontsize=6.5, rotation=30,
                       ha="right")
         truth_name = "f" if task == "friedman1" else "the one-hot label"
         top = max(b + v for b, v in zip(bias2, variance))
-        ax.set(ylabel=f"per test output ({config.n_points} test points)", ylim=(0, 1.45 * top),
+        what = (f"Brier score, summed over the 10 classes\n({config.n_points} test images)"
+                if task == "digits" else f"MSE ({config.n_points} test points)")
+        ax.set(ylabel=what, ylim=(0, 1.45 * top),
                title="A member across training sets")
         ax.legend(handles=[Patch(color="0.75", label="bias² (against the truth)"),
                            Patch(color="0.35", label="variance across training sets\n"
@@ -524,6 +542,28 @@ def plot(tables, config: Config):
     fig.suptitle("Dropout as an ensemble: the thinned sub-networks beside real ensembles "
                  f"({config.n_replicates} replicates; intervals over replicates)")
     return fig
+
+
+def _single_networks(part, config, colors, black):
+    """The single networks of one task's panel: ``(label, per-replicate errors, colour)``,
+    one entry per distinct network. The dropout arm's first member is the thinned arm's
+    weight-scaled network (same data, initial weights and keep probability), so where
+    their errors agree in every replicate it is drawn once, under both names."""
+    singles = [(_LABELS[a].split(" ")[0] + " (one)", part[part.arm == a].mse_single,
+                colors[a]) for a in config.arms if a != "thinned"]
+    thin = part[part.arm == "thinned"]
+    scaled = thin.set_index("replicate").mse_weight_scaled
+    if "dropout" in config.arms:
+        one = part[part.arm == "dropout"].set_index("replicate").mse_single
+        if one.index.equals(scaled.index) and np.allclose(one, scaled.loc[one.index],
+                                                          rtol=1e-12, atol=0.0):
+            i = [s[0] for s in singles].index("dropout (one)")
+            singles[i] = ("dropout (one) =\nweight-scaled", singles[i][1], singles[i][2])
+            scaled = None
+    if scaled is not None:
+        singles.append(("weight-scaled\ndropout net", thin.mse_weight_scaled, black))
+    singles.append((f"average of {config.n_thinned}\nthinned", thin.mse_mc_average, "0.45"))
+    return singles
 
 
 def _effective_size_jackknife(ens, task):

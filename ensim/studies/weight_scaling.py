@@ -14,12 +14,15 @@ good, and when is it exact?
   slightly better, within one standard deviation. The *crossover* is the `k` (log
   interpolated) at which the mean over seeds of the paired difference
   "AM − weight scaling" first reaches 0; its 95% interval is a percentile
-  bootstrap over seeds.
+  bootstrap over seeds. No interval is shown, and the claim is inconclusive,
+  where none can be formed: with fewer than 5 seeds (2 seeds have 3 distinct
+  resamples), or when the `k` grid ends before the range's end 125 and some
+  resamples never cross (the quick scale has both: 2 seeds, `k` up to 50).
 * **Arithmetic against geometric mean.** The same `k` masks also give the
   normalised weighted geometric mean (*NWGM*: the renormalised geometric mean of
   the members' softmax outputs), which weight scaling approximates more directly.
 * **The exact ensemble.** A small network (two hidden layers of 8 units, `2^16`
-  sub-networks) is averaged over *all* its masks, each with its probability, by
+  sub-networks; 6 units and `2^12` at the quick scale) is averaged over *all* its masks, each with its probability, by
   `ensim.nn.exact_ensemble`: the exact AM, the exact NWGM and the exact error
   moments `V` and `C` of the whole ensemble (errors of class probabilities
   against one-hot labels, so squared errors are Brier scores). Monte Carlo
@@ -44,14 +47,25 @@ drawn and the averages of their first `k` are scored, so one draw's curve is
 nested in `k` and draws are independent.
 
 How to read the figure: the top row and the first panel of the bottom row are
-the Monte Carlo curves (mean over seeds; the band is ± one standard deviation over
-mask draws, averaged over seeds) against the weight-scaled network (black
+the Monte Carlo curves (mean over seeds) against the weight-scaled network (black
 horizontal line) and the NWGM of the same masks (dashed); the dotted vertical
-line is the crossover. The bottom row's middle panel is the exact ensemble: `V`
-and `C` estimated from `k` sampled masks (points with 95% intervals) against the
-exact values over all `2^16` masks (lines), and the exact ensemble's score next
-to weight scaling's. The last panel is Baldi & Sadowski's approximation against
-the exact gap, one point per (input, weight scale).
+line is the crossover, where there is one. The band is ± one standard deviation
+of a single draw's score over mask draws, averaged over seeds: a spread, not a
+confidence interval and not what a claim tests. What the claims at the largest
+`k` test is drawn as the diamond just right of it: the 95% t interval over seeds
+of the paired difference "AM − weight scaling", placed about the weight-scaling
+line (it beats weight scaling if the diamond's bar lies below the line, and is
+"within one standard deviation" if the bar lies inside the band). The bottom
+row's middle panel is the exact ensemble: `V` and `C` estimated from `k` sampled
+masks, as ratios to the exact values over all masks of the small network
+(`2^16` at the full scale, `2^12` at the quick scale; the panel's title gives
+the run's), `V` just left and `C` just right of each `k`, with the claims' 95%
+z intervals of the mean over mask draws; the box in its corner gives the exact
+ensemble's squared error against weight scaling's (a different quantity, so not
+on the ratio axis). The last panel is Baldi & Sadowski's approximation divided
+by the exact gap, one point per (input, weight scale), against the size of the
+gap on a log scale, so that the smallest weight scale is visible: 1 is exact,
+and the grey band is the claim's 25% bound on the relative error.
 
 **What was measured** is written in the summary of each run (the claims); the
 full scale's findings are below.
@@ -441,12 +455,25 @@ def claims(tables, config):
                            method=f"crossover of the mean paired curve; percentile bootstrap "
                                   f"over {len(wide)} seeds (inf: no crossing up to k = {kmax}, "
                                   f"so beyond {kmax})")
+            # No interval is shown (NaN, "—") where none can be formed: too few seeds for
+            # the bootstrap, or a grid that ends before the range does while some
+            # resamples never cross (the interval's upper end is then only "beyond kmax").
+            why = []
             if len(wide) < _MIN_BOOTSTRAP_SEEDS:
+                why.append(f"a bootstrap over fewer than {_MIN_BOOTSTRAP_SEEDS} seeds has too "
+                           "few distinct resamples for an interval")
+            if not np.isfinite(high) and kmax < hi_k:
+                why.append(f"the k grid ends at {kmax}, before the range's end {hi_k:g}, so a "
+                           f"crossover beyond {kmax} can be neither placed in nor ruled out "
+                           "of the range")
+            if why:
                 claim = dataclasses.replace(
-                    claim, verdict="inconclusive",
-                    method=f"{claim.method}; inconclusive: a bootstrap over fewer than "
-                           f"{_MIN_BOOTSTRAP_SEEDS} seeds has too few distinct resamples for "
-                           "an interval")
+                    claim, verdict="inconclusive", conf_low=float("nan"),
+                    conf_high=float("nan"),
+                    method=f"crossover of the mean paired curve (inf: no crossing up to "
+                           f"k = {kmax}, so beyond {kmax}); it holds if its percentile-bootstrap "
+                           f"interval over seeds lies inside [{lo_k:g}, {hi_k:g}]; no interval "
+                           f"here ({len(wide)} seeds), so inconclusive: " + "; and ".join(why))
             out.append(claim)
             mean, se, dof = mean_and_se(wide[kmax])
             better.append(direction(f"{task}, {metric}: at k = {kmax}, Monte Carlo averaging is "
@@ -529,6 +556,8 @@ def claims(tables, config):
 
 
 def plot(tables, config):
+    from scipy import stats as sps
+
     from ensim.plotting import PALETTE, color_cycle, figure
 
     curves = tables["curves"]
@@ -536,6 +565,8 @@ def plot(tables, config):
     fig, axes = figure(2, 3, width=15, height_per_row=3.9)
     flat = axes.ravel()
     c_am, c_g = color_cycle(2)
+    kmax = max(config.ks)
+    level = f"{1 - config.alpha:.0%}"
     for ax, (task, metric) in zip(flat, panels):
         for rule, color, style, label in (("mean", c_am, "-", "AM of k sub-networks"),
                                           ("nwgm", c_g, "--", "NWGM of the same k")):
@@ -546,47 +577,82 @@ def plot(tables, config):
             ax.plot(mean.index, mean.mc_mean, style, marker="o", ms=3, color=color, label=label)
             if rule == "mean":
                 ax.fill_between(mean.index, mean.mc_mean - mean.mc_sd, mean.mc_mean + mean.mc_sd,
-                                color=color, alpha=0.2, lw=0, label="± 1 sd over mask draws")
+                                color=color, alpha=0.2, lw=0,
+                                label="± 1 sd of one mask draw's score\n(spread, not an interval)")
         ws = curves[(curves.task == task) & (curves.metric == metric)].groupby("seed").weight_scaled.first().mean()
         ax.axhline(ws, color=PALETTE[0], lw=1.2, label="weight scaling")
-        est = crossover(*_xy(_paired(curves, task, "mean", metric)))
+        wide = _paired(curves, task, "mean", metric)
+        # What the claims at kmax test: the t interval over seeds of the paired difference
+        # AM - weight scaling, drawn about the weight-scaling line (slightly right of kmax).
+        diff, se, dof = mean_and_se(wide[kmax])
+        half = se * t_quantile(dof, config.alpha)
+        ax.errorbar([kmax * 1.12], [ws + diff], yerr=[[half], [half]], fmt="D", ms=3.5,
+                    color="0.25", capsize=3, elinewidth=1.2,
+                    label=f"tested: AM − weight scaling at k = {kmax},\n"
+                          f"{level} t interval over {len(wide)} seeds")
+        est = crossover(*_xy(wide))
         if np.isfinite(est):
             ax.axvline(est, color="0.4", ls=":", lw=1, label=f"crossover k ≈ {est:.0f}")
         ax.set(xscale="log", xlabel="sub-networks averaged k", ylabel=_LABEL[metric],
                title=f"{task}: {_LABEL[metric]}")
         _k_ticks(ax, config.ks)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.set_xlim(right=kmax * 1.4)
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.35 * (high - low))          # room for the legend
+        ax.legend(fontsize=6.5, loc="upper right")
     ax = flat[4]
     sampled, exact = tables["sampled"], tables["exact"]
     task = "digits" if "digits" in set(exact.task) else config.tasks[0]
     ex = exact[exact.task == task]
-    for term, color in (("V", c_am), ("C", c_g)):
+    z = float(sps.norm.ppf(1 - config.alpha / 2))
+    for term, color, shift in (("V", c_am, 0.92), ("C", c_g, 1.08)):
         part = sampled[sampled.task == task]
-        rel = part.assign(r=part[f"{term}_mean"] / part.seed.map(ex.set_index("seed")[term]))
-        g = rel.groupby("k").r.mean()
-        half = (part[f"{term}_sd"] / np.sqrt(part.n_draws)
-                / part.seed.map(ex.set_index("seed")[term])).groupby(part.k).mean() * 1.96
-        ax.errorbar(g.index, g.values, yerr=half.values, fmt="o", ms=3, color=color, capsize=2,
-                    label=f"sampled {term} / exact {term}")
+        exact_term = part.seed.map(ex.set_index("seed")[term])
+        g = (part[f"{term}_mean"] / exact_term).groupby(part.k).mean()
+        # the claims' interval: the mean over seeds of the relative values, z from the draws
+        se = np.sqrt(((part[f"{term}_sd"] / np.sqrt(part.n_draws) / exact_term) ** 2)
+                     .groupby(part.k).sum()) / part.groupby("k").seed.nunique()
+        ax.errorbar(g.index * shift, g.values, yerr=z * se.loc[g.index].values, fmt="o", ms=3,
+                    color=color, capsize=2, label=f"sampled {term} / exact {term}")
     ax.axhline(1.0, color=PALETTE[0], lw=1, label="exact (all masks)")
+    n_exact = int(np.log2(ex.n_subnetworks.iloc[0]))
     if "sq_full" in ex:
         r = float((ex.sq_full / ex.sq_mean).mean())
-        ax.axhline(r, color="0.5", ls="--", lw=1, label=f"weight scaling / exact AM error = {r:.3f}")
-    ax.set(xscale="log", xlabel="sampled masks k", ylabel="ratio to the exact value",
-           title=f"{task}: the exact 2^{int(np.log2(ex.n_subnetworks.iloc[0]))} ensemble")
+        per = " per class probability" if task == "digits" else ""
+        ax.text(0.03, 0.03, f"squared error{per}, exact ensemble ({len(ex)} seed(s)):\n"
+                            f"weight scaling {ex.sq_full.mean():.3g}, exact AM "
+                            f"{ex.sq_mean.mean():.3g}\n(ratio {r:.3f})",
+                transform=ax.transAxes, va="bottom", fontsize=7,
+                bbox=dict(facecolor="white", edgecolor="0.8", alpha=0.9))
+    ax.plot([], [], " ", label=f"bars: {level} z interval of the mean\nover {int(sampled.n_draws.iloc[0])} "
+                               "mask draws (as the claims)")
+    ax.set(xscale="log", xlabel="sampled masks k (V left, C right of each k)",
+           ylabel="ratio to the exact value", title=f"{task}: the exact 2^{n_exact} ensemble")
     _k_ticks(ax, [k for k in config.ks if k > 1])
-    ax.legend(fontsize=7, loc="lower right")
+    low, high = ax.get_ylim()
+    ax.set_ylim(low - 0.45 * (high - low), high + 0.45 * (high - low))
+    ax.legend(fontsize=6.5, loc="upper right", ncol=2)
     ax = flat[5]
     log = tables["logistic"]
     colors = color_cycle(len(config.logistic_scales))
+    gap = log.gap.to_numpy()
+    ratio = log.approx.to_numpy() / np.where(gap == 0, np.nan, gap)
+    ax.axhspan(0.75, 1.25, color="0.85", lw=0, label="within 25% (the claim's bound)")
+    ax.axhline(1.0, color=PALETTE[0], lw=0.8, label="approximation = exact")
     for scale, color in zip(config.logistic_scales, colors):
-        part = log[log.scale == scale]
-        ax.plot(part.gap, part.approx, "o", ms=3, color=color, label=f"weights × {scale:g}")
-    lim = float(np.abs(log[["gap", "approx"]]).to_numpy().max()) * 1.05
-    ax.plot([-lim, lim], [-lim, lim], color=PALETTE[0], lw=0.8, label="approximation = exact")
-    ax.set(xlabel="exact gap E − NWGM", ylabel="V(1 − 2E)/(1 − 2V)",
+        rows = (log.scale == scale).to_numpy()
+        ax.plot(np.abs(gap[rows]), ratio[rows], "o", ms=3, color=color,
+                label=f"weights × {scale:g}")
+    ax.set(xscale="log", xlabel="|exact gap E − NWGM| (log scale)",
+           ylabel="approximation / exact gap\nV(1 − 2E)/(1 − 2V) ÷ (E − NWGM)",
+           ylim=(min(0.0, float(np.nanmin(ratio)) - 0.05), max(1.6, float(np.nanmax(ratio)) + 0.1)),
            title="logistic unit: Baldi & Sadowski's approximation")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=6.5, loc="upper left", ncol=2)
+    fig.suptitle(f"Weight scaling against averages of thinned networks ({config.n_seeds} seeds)"
+                 f"\ncurves: means over seeds; bands: ± 1 sd of one draw's score over "
+                 f"{config.n_draws} mask draws, averaged over seeds (a spread, not what the "
+                 f"claims test); diamonds: the {level} t interval over seeds at k = {kmax} that "
+                 "the claims at that k test", fontsize=9)
     return fig
 
 
