@@ -66,9 +66,11 @@ def test_study_runs_plots_and_claims(name):
         pd.testing.assert_frame_equal(table, again[key])
 
 
-def test_exact_formula_claim_of_ensemble_size_can_fail():
-    # The claim at k = k_max compares the ensemble's own error with V and C measured
-    # from pairs of members: one part in 10^8 off in C must turn it to "fails".
+def test_ensemble_size_identity_check_catches_inconsistent_moments():
+    # At k = k_max the formula is an algebraic identity (V and C average the same members
+    # the ensemble's predict averages): a check of the code, not of the primer. It compares
+    # the ensemble's own error with V and C measured from pairs of members, so one part in
+    # 10^8 off in C must turn it to "fails".
     study, config, tables = run_tiny("ensemble-size")
     exact = [c for c in study.claims(tables, config) if "exactly" in c.statement]
     assert len(exact) == 2 and all(c.verdict == "holds" for c in exact)
@@ -166,3 +168,128 @@ def test_forest_correlation_margin_given_z_bounds_the_forest_variance():
         Config(n_trees=12)
     Config(n_trees=12, given_set_margin=0.009)
 
+
+
+def test_ensemble_size_words_its_checks_as_what_they_are():
+    # The k = k_max formula and the 1/k fit hold by algebra: the story and the claims call
+    # them identity and consistency checks, never "a check that can fail"; the tested rho
+    # is that of centred errors, not C/V.
+    study, config, tables = run_tiny("ensemble-size")
+    claims = study.claims(tables, config)
+    assert "can fail" not in study.story
+    assert "identity" in study.story and "consistency check" in study.story
+    assert "squared bias of the averaged member" not in study.story
+    fits = [c for c in claims if "OLS" in c.statement]
+    exact = [c for c in claims if "exactly" in c.statement]
+    assert len(fits) == 4 and all(c.statement.startswith("Consistency check") for c in fits)
+    assert len(exact) == 2 and all(c.statement.startswith("Identity check") for c in exact)
+    assert all("not a confidence interval" in c.method for c in exact)
+    (rho,) = [c for c in claims if "Feature sampling" in c.statement]
+    assert "centred" in rho.statement and "ρ = C/V" not in rho.statement
+
+
+def test_ensemble_size_floor_claim_goes_either_way_and_is_drawn():
+    # "A lower rho is not a lower error": the forest's MSE at k = k_max minus bagging's, a
+    # Welch direction claim over the unpaired training sets. It must hold when the forest
+    # is clearly worse and fail when it is clearly better; a wrong "fails" has probability
+    # <= alpha / 2 (stated in its method). Its estimate is the difference of the means.
+    import matplotlib.pyplot as plt
+
+    study, config, tables = run_tiny("ensemble-size")
+    ens = tables["ensembles"]
+    forest, bag = ens.model == "random_forest", ens.model == "bagged_trees"
+
+    def floor(t):
+        (claim,) = [c for c in study.claims(t, config) if "lower ρ is not" in c.statement]
+        return claim
+
+    claim = floor(tables)
+    assert claim.kind == "direction" and f"≤ {config.alpha / 2:g}" in claim.method
+    assert claim.estimate == pytest.approx(ens.mse_at_k_max[forest].mean()
+                                           - ens.mse_at_k_max[bag].mean(), rel=1e-12)
+    shifted = ens.mse_at_k_max[bag].to_numpy()
+    for shift, verdict in ((+5.0, "holds"), (-5.0, "fails")):
+        new = changed(tables, "ensembles", lambda t: t.model == "random_forest",
+                      mse_at_k_max=shifted + shift)
+        assert floor(new).verdict == verdict
+    # The figure quotes the claim, verdict included, not a bias story no claim tests.
+    figure = study.plot(tables, config)
+    text = " ".join(t.get_text() for t in figure.axes[1].texts)
+    assert f"{claim.estimate:+.2g}" in text and claim.verdict in text
+    assert "more biased" not in text and "not a lower error" in text
+    plt.close(figure)
+
+
+def test_forest_variance_panel_draws_what_the_claims_test():
+    # The right panel shows measured - formula in % of the measured variance, with the
+    # 1 - 2 alpha interval TOST decides on, the +-margin band and each m's verdict; so a
+    # figure whose intervals merely overlapped could not be read as "formula confirmed".
+    import matplotlib.pyplot as plt
+
+    study, config, tables = run_tiny("forest-correlation")
+    summary = tables["summary"].set_index("max_features").sort_index()
+    claims = [c for c in study.claims(tables, config)
+              if c.statement.startswith("Forest variance =")]
+    assert len(claims) == len(config.max_features)
+    figure = study.plot(tables, config)
+    ax = figure.axes[2]
+    scale = 100 / summary.forest_variance.to_numpy()
+    measured = ax.containers[0]
+    np.testing.assert_allclose(measured.lines[0].get_ydata(),
+                               summary.forest_minus_formula.to_numpy() * scale, rtol=1e-12)
+    bars = np.array([seg[:, 1] for seg in measured.lines[2][0].get_segments()])
+    np.testing.assert_allclose(bars, np.array([c.decision_interval for c in claims])
+                               * scale[:, None], rtol=1e-10)
+    (band,) = [p for p in ax.patches if p.get_height() > 0]
+    assert (band.get_y(), band.get_y() + band.get_height()) == pytest.approx(
+        (-100 * config.rel_margin, 100 * config.rel_margin))
+    verdicts = [t.get_text().split("\n")[0] for t in ax.texts]
+    assert verdicts == [c.verdict for c in claims]
+    # The negative control (measured - sigma^2/B) is drawn too, and in the legend.
+    np.testing.assert_allclose(ax.containers[1].lines[0].get_ydata(),
+                               summary.forest_minus_independent.to_numpy() * scale)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("margin" in t for t in legend) and any("negative control" in t for t in legend)
+    # One colour per quantity across the panels: the middle panel's three lines differ,
+    # the ratio form (left) takes the between-set variance's colour (middle), the
+    # given-Z correlation's colour is no variance's, and the controls share theirs.
+    from matplotlib.collections import PathCollection
+    from matplotlib.colors import to_hex
+
+    left, middle = figure.axes[0], figure.axes[1]
+    lines = {line.get_label(): to_hex(line.get_color()) for line in middle.get_lines()}
+    assert len(set(lines.values())) == 3
+    between = next(c for label, c in lines.items() if label.startswith("between"))
+    ratio, control = (to_hex(c.get_facecolor()[0]) for c in left.collections
+                      if isinstance(c, PathCollection))          # diamonds, then the cross
+    assert ratio == between
+    given = to_hex(left.containers[0].lines[0].get_color())
+    assert given not in lines.values() and control not in lines.values()
+    assert to_hex(ax.containers[1].lines[0].get_color()) == control
+    plt.close(figure)
+
+
+def test_bagging_rho_panel_draws_the_pooled_rho():
+    # The claim's pooled rho is a ratio of means (mean covariance / mean sigma^2), not
+    # the mean of the drawn rho(x): the panel draws it as a line with its t interval.
+    import matplotlib.pyplot as plt
+
+    from ensim.stats import normal_conf_int
+
+    study, config, tables = run_tiny("bagging-bias-variance")
+    bag = tables["summary"].set_index("model").loc["bagged_trees"]
+    points = tables["points"][tables["points"].model == "bagged_trees"]
+    assert bag.pooled_rho == pytest.approx(points.covariance.mean()
+                                           / points.member_variance.mean(), rel=1e-10)
+    figure = study.plot(tables, config)
+    ax = figure.axes[5]
+    (pooled,) = [line for line in ax.get_lines() if "pooled ρ" in line.get_label()]
+    assert "ratio of means" in pooled.get_label()
+    np.testing.assert_allclose(pooled.get_ydata(), bag.pooled_rho, rtol=1e-12)
+    low, high = normal_conf_int(bag.pooled_rho, bag.pooled_rho_stderr, config.alpha,
+                                dof=bag.dof)
+    (band,) = ax.patches
+    assert (band.get_y(), band.get_y() + band.get_height()) == pytest.approx((low, high))
+    (claim,) = [c for c in study.claims(tables, config) if "pooled ρ" in c.statement]
+    assert (claim.conf_low, claim.conf_high) == pytest.approx((low, high))
+    plt.close(figure)

@@ -18,7 +18,11 @@ bottom row shows the pointwise error and its terms, as in the gallery example.
 The third column shows, for the bagged trees, the member variance, the
 covariance between members and the ensemble variance it leaves (top), and
 `rho(x)` (bottom): bagging removes only the `(1 - rho)` share of a member's
-variance that is not shared. The curves are pointwise means over the training sets,
+variance that is not shared. The dashed line and band there are the claim's pooled
+`rho` (mean covariance over mean `sigma^2`, a ratio of means) with its 95%
+interval: it weights each `x` by its `sigma^2(x)`, so it need not equal the curve's
+plain mean (it is lower when the points of largest `sigma^2(x)` are the less
+correlated ones). The curves are pointwise means over the training sets,
 drawn without intervals; the claims below carry the intervals (jackknife over groups
 of training sets) of the same quantities averaged over `x`. The two models are
 trained on independent draws of training sets (they are not paired), as in the
@@ -135,6 +139,7 @@ def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
 
 def plot(tables, config: Config):
     from ensim.plotting import PALETTE, color_cycle, figure
+    from ensim.stats import normal_conf_int
 
     fig, axes = figure(2, 3, width=11, height_per_row=3.2)
     c_bias, c_var, c_noise, c_cov = color_cycle(4)
@@ -176,9 +181,19 @@ def plot(tables, config: Config):
            ylim=(0, 1.6 * float(bag.member_variance.max())), title="Inside the bagged variance")
     ax.legend(loc="upper left", ncols=2, fontsize=7)
     ax = axes[1, 2]
-    ax.plot(bag.x, bag.rho, color=c_cov)
+    ax.plot(bag.x, bag.rho, color=c_cov, label=f"ρ(x), pointwise (mean {bag.rho.mean():.2f})")
+    # The claim's pooled rho, mean covariance / mean sigma^2 over x, weights each x by its
+    # sigma^2(x), so it need not be the mean of the curve: drawn with its t interval.
+    pooled = tables["summary"].set_index("model").loc["bagged_trees"]
+    low, high = normal_conf_int(float(pooled.pooled_rho), float(pooled.pooled_rho_stderr),
+                                config.alpha, dof=float(pooled.dof))
+    ax.axhspan(low, high, color=PALETTE[0], alpha=0.12, lw=0)
+    ax.axhline(float(pooled.pooled_rho), color=PALETTE[0], ls="--", lw=1.0,
+               label=f"pooled ρ (ratio of means) {float(pooled.pooled_rho):.2f}, "
+                     f"{1 - config.alpha:.0%} [{low:.2f}, {high:.2f}]")
     ax.set(xlabel="x", ylabel="ρ(x) = covariance / σ²(x)", ylim=(0, 1),
            title="Correlation of two members ρ(x)")
+    ax.legend(loc="upper left", fontsize=7)
     fig.suptitle("Single tree vs bagged trees: error = bias² + variance + noise, "
                  "and variance = ρσ² + (1−ρ)σ²/k")
     return fig

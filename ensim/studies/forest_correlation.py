@@ -39,16 +39,25 @@ test the formula, not this premise.) The Config refuses a `delta` with
 `(B - 1) delta` above that margin, and each claim's method prints the bound for
 the run's `B`.
 
-How to read the figure: left, box plots over test points of `rho(x)` against
-`m` (ESL figure 15.9), with the variance-ratio form as diamonds and the pooled
-correlation given the training set as triangles (with 95% intervals; the
-shared-bootstrap control as a cross); middle, the two variance components and
-their sum `sigma^2` against `m` (ESL figure 15.10): on this problem fewer
-features per split lower both, the variance between training sets by
-proportionally more, which is why `rho` falls; right, the measured variance of
-a forest of `B` trees against `rho sigma^2 + (1 - rho) / B sigma^2` with
-`rho` and `sigma^2` measured on the forest's other `B` trees, and against
-`sigma^2 / B` (independent trees).
+How to read the figure: every panel puts the same `m` at the same place (one tick
+per `m`, the markers of that `m` dodged a little either side of it), and each colour
+stands for one quantity in every panel (the variance-ratio form shares the colour of
+the variance between training sets, whose share of `sigma^2` it is; negative controls
+are vermillion). Left, box plots over test points of `rho(x)` against `m` (ESL
+figure 15.9; boxes span the quartiles, whiskers reach the furthest point within 1.5
+times the interquartile range, points beyond are drawn as dots), with the
+variance-ratio form as diamonds and the pooled correlation given the training set as
+triangles (with 95% intervals; the shared-bootstrap control as a cross); middle, the
+two variance components and their sum `sigma^2` against `m` (ESL figure 15.10): on
+this problem fewer features per split lower both, the variance between training sets
+by proportionally more, which is why `rho` falls; right, what the forest-variance
+claims test: the measured variance of a forest of `B` trees minus
+`rho sigma^2 + (1 - rho) / B sigma^2` (with `rho` and `sigma^2` measured on the
+forest's other `B` trees), in percent of the measured variance, with the 90% interval
+on which TOST decides, the ±10% margin as a band and each `m`'s verdict after Holm's
+correction written below it (a claim holds only when its interval lies inside the
+band, and Holm asks more); the negative control, measured minus `sigma^2 / B`
+(independent trees), lies far outside the band.
 """
 
 from __future__ import annotations
@@ -191,14 +200,28 @@ def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
     return {"points": rows, "summary": summary}
 
 
+#: One colour per quantity, the same in every panel. The variance-ratio form of rho is
+#: the between-set share of sigma^2, so it takes the between-set variance's colour; the
+#: negative controls (shared bootstrap, sigma^2/B) share one.
+COLORS = {"rho": "#000000", "between": "#0072B2", "within": "#E69F00", "sigma2": "#777777",
+          "given_set": "#009E73", "control": "#D55E00", "forest_minus_formula": "#CC79A7"}
+DODGE = 0.15   # markers of one m sit this far either side of its tick
+
+
+def _verdict_label(claim) -> str:
+    """A verdict as the figure writes it, with the one before Holm's correction."""
+    if claim.uncorrected_verdict is None:
+        return claim.verdict
+    return f"{claim.verdict}\n({claim.uncorrected_verdict}\nbefore Holm)"
+
+
 def plot(tables, config: Config):
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    from ensim.plotting import PALETTE, color_cycle, figure, plot_interval_points
+    from ensim.plotting import figure, plot_interval_points
 
     fig, axes = figure(1, 3, width=12.5, height_per_row=3.9)
-    c1, c2, c3 = color_cycle(3)
     points = tables["points"]
     ms = sorted(points.max_features.unique())
     summary = tables["summary"].set_index("max_features").loc[ms]
@@ -213,51 +236,89 @@ def plot(tables, config: Config):
         ax.set_xlabel("max_features m (features tried at each split)")
 
     ax = axes[0, 0]
-    ax.boxplot([points[points.max_features == m].rho for m in ms], positions=positions - 0.12,
-               widths=0.3, showfliers=False, medianprops={"color": PALETTE[0]})
-    ax.scatter(positions - 0.12, summary.rho_ratio, marker="D", color=c1, zorder=3, s=22)
+    ax.boxplot([points[points.max_features == m].rho for m in ms], positions=positions - DODGE,
+               widths=0.25, whis=1.5, showfliers=True,
+               flierprops={"marker": ".", "markersize": 3, "markerfacecolor": COLORS["rho"],
+                           "markeredgecolor": "none"},
+               medianprops={"color": COLORS["rho"]})
+    ax.scatter(positions - DODGE, summary.rho_ratio, marker="D", color=COLORS["between"],
+               zorder=3, s=22)
     low, high = normal_conf_int(summary.rho_given_set, summary.rho_given_set_stderr,
                                 config.alpha, dof=dof)
-    plot_interval_points(positions + 0.2, summary.rho_given_set, low, high, ax=ax, color=c2,
-                         marker="^")
+    plot_interval_points(positions + DODGE, summary.rho_given_set, low, high, ax=ax,
+                         color=COLORS["given_set"], marker="^")
     control = summary.shared_rho_given_set.dropna()
-    ax.scatter([positions[ms.index(m)] + 0.2 for m in control.index], control, marker="x",
-               color=c3, zorder=3)
-    top = max(points.rho.quantile(0.95), control.max())       # room for the legend
-    handles = [Patch(facecolor="white", edgecolor="k", label="ρ(x) over test points (box)"),
-               Line2D([], [], marker="D", color=c1, ls="", label="variance-ratio form, pooled"),
-               Line2D([], [], marker="^", color=c2, label=f"given the training set, pooled "
-                      f"({level})"),
-               Line2D([], [], marker="x", color=c3, ls="", label="negative control: given the "
-                      "set, one shared bootstrap")]
+    ax.scatter([positions[ms.index(m)] + DODGE for m in control.index], control, marker="x",
+               color=COLORS["control"], zorder=3)
+    top = max(points.rho.max(), control.max())                 # room for the legend
+    handles = [Patch(facecolor="white", edgecolor=COLORS["rho"],
+                     label="ρ(x) over test points: box = quartiles, whiskers 1.5 IQR, dots "
+                           "beyond"),
+               Line2D([], [], marker="D", color=COLORS["between"], ls="",
+                      label="variance-ratio form, pooled"),
+               Line2D([], [], marker="^", color=COLORS["given_set"],
+                      label=f"given the training set, pooled ({level})"),
+               Line2D([], [], marker="x", color=COLORS["control"], ls="",
+                      label="negative control: given the set, one shared bootstrap")]
     ax.legend(handles=handles, loc="upper left", fontsize=7)
-    ax.set(ylabel="ρ(x) between two trees", ylim=(None, 1.8 * top),
+    ax.set(ylabel="ρ(x) between two trees", ylim=(None, 1.75 * top),
            title="Correlation between trees (ESL fig. 15.9)")
     m_axis(ax)
     ax = axes[0, 1]
     means = points.groupby("max_features")[["within", "between", "sigma2"]].mean().loc[ms]
-    ax.plot(positions, means.within, "o-", color=c1, label="within training set  E_Z Var[T|Z]")
-    ax.plot(positions, means.between, "s-", color=c2, label="between training sets  Var_Z E[T|Z]")
-    ax.plot(positions, means.sigma2, "^-", color=PALETTE[0], label="total σ² of one tree")
+    ax.plot(positions, means.within, "o-", color=COLORS["within"],
+            label="within training set  E_Z Var[T|Z]")
+    ax.plot(positions, means.between, "s-", color=COLORS["between"],
+            label="between training sets  Var_Z E[T|Z]")
+    ax.plot(positions, means.sigma2, "^-", color=COLORS["sigma2"], label="total σ² of one tree")
     ax.set(ylabel="variance (mean over x)", yscale="log",
            title="Variance components (ESL fig. 15.10)")
     ax.legend(loc="lower right", fontsize=7)
     m_axis(ax)
+    # Right: what the forest-variance claims test, measured - formula relative to the
+    # measured variance, with the 1 - 2 alpha interval TOST decides on, the margin band and
+    # each m's verdict (after Holm's correction), so overlapping intervals of the two
+    # variances cannot be read as a confirmation.
     ax = axes[0, 2]
-    for name, color, label, shift in (
-            ("forest_variance", PALETTE[0], f"measured, forest of B = {config.n_trees}", -0.15),
-            ("formula", c1, "ρσ² + (1−ρ)σ²/B (ESL eq. 15.1)", 0.0),
-            ("independent", c3, "σ²/B (independent trees)", 0.15)):
-        low, high = normal_conf_int(summary[name], summary[name + "_stderr"], config.alpha,
-                                    dof=dof)
-        plot_interval_points(positions + shift, summary[name], low, high, ax=ax, color=color,
-                             label=label)
-    ax.set(ylabel="variance of the forest (mean over x)",
-           title=f"Forest variance vs ESL eq. 15.1 ({level})")
-    ax.legend(loc="upper left", fontsize=7)
+    checks = {c.statement: c for c in claims(tables, config)}
+    tested = [checks[_variance_statement(m, config)] for m in ms]
+    scale = 100 / summary.forest_variance.to_numpy()           # percent of the measured
+    low, high = (np.array([c.decision_interval[i] for c in tested]) * scale for i in (0, 1))
+    margin = 100 * config.rel_margin
+    ax.axhspan(-margin, margin, color=COLORS["forest_minus_formula"], alpha=0.12, lw=0)
+    ax.axhline(0, color="0.5", lw=0.8)
+    plot_interval_points(positions - DODGE, summary.forest_minus_formula * scale, low, high,
+                         ax=ax, color=COLORS["forest_minus_formula"])
+    c_low, c_high = normal_conf_int(summary.forest_minus_independent,
+                                    summary.forest_minus_independent_stderr,
+                                    2 * config.alpha, dof=dof)
+    plot_interval_points(positions + DODGE, summary.forest_minus_independent * scale,
+                         c_low * scale, c_high * scale, ax=ax, color=COLORS["control"],
+                         marker="x")
+    bottom = min(-2 * margin, float(np.min(low))) - 1.5 * margin   # room for the verdicts
+    peak = max(2 * margin, float(np.max(c_high * scale)), float(np.max(high)))
+    for x, claim in zip(positions, tested):
+        ax.text(x, bottom + 0.15 * margin, _verdict_label(claim), ha="center", va="bottom",
+                fontsize=6.5, color=COLORS["forest_minus_formula"])
+    two = f"{1 - 2 * config.alpha:.0%}"
+    handles = [Line2D([], [], marker="o", color=COLORS["forest_minus_formula"],
+                      label=f"measured − ρσ² − (1−ρ)σ²/B, {two} interval (TOST decides); "
+                            f"verdict below"),
+               Patch(color=COLORS["forest_minus_formula"], alpha=0.25,
+                     label=f"± {config.rel_margin:.0%} margin of the claims"),
+               Line2D([], [], marker="x", color=COLORS["control"],
+                      label=f"negative control: measured − σ²/B ({two})")]
+    ax.legend(handles=handles, loc="upper left", fontsize=6.5)
+    ax.set(ylabel="difference, % of the measured forest variance",
+           ylim=(bottom, peak + 0.4 * (peak - bottom)),             # room for the legend
+           title=f"Forest variance (B = {config.n_trees}) vs ESL eq. 15.1")
     m_axis(ax)
     fig.suptitle("Random forests on ESL's additive model: tree correlation and forest variance")
     return fig
+
+
+def _variance_statement(m, config: Config) -> str:
+    return f"Forest variance = ρσ² + (1−ρ)σ²/B (m = {m}, B = {config.n_trees})"
 
 
 def claims(tables, config: Config) -> list:
@@ -291,8 +352,7 @@ def claims(tables, config: Config) -> list:
     # family holds wrongly below alpha.
     variance, given, ratio = [], [], []
     for m, row in summary.iterrows():
-        variance.append(tost(f"Forest variance = ρσ² + (1−ρ)σ²/B (m = {m}, B = "
-                             f"{config.n_trees})", row.forest_minus_formula,
+        variance.append(tost(_variance_statement(m, config), row.forest_minus_formula,
                              row.forest_minus_formula_stderr,
                              config.rel_margin * row.forest_variance,
                              f"measured − formula, jackknife; margin {config.rel_margin:.0%}"
