@@ -421,13 +421,16 @@ def verdict_text(claim: Claim) -> str:
 
 def interval_text(claim: Claim, space: str = " ", join: str = ", ") -> str:
     """The claim's interval as shown, e.g. ``"95% [0.9, 1.1]"``; an equivalence claim's
-    ``1 - 2 alpha`` interval, on which TOST decides, comes first, then ``join``.
+    ``1 - 2 alpha`` interval, on which TOST decides, comes first, then ``join``; an
+    identity (an exact check, its measured value the residual) has none.
     ``space`` joins a level to its interval (``"&nbsp;"`` keeps them on one line in
     Markdown)."""
     def one(level, low, high):
         return (f"{100 * level:g}%{space}[{format_number(low)},{space}"
                 f"{format_number(high)}]")
 
+    if claim.kind == "identity":      # [0, residual] is a rounding bound, not an interval
+        return "none: an exact check"
     shown = one(1 - claim.alpha, claim.conf_low, claim.conf_high)
     if claim.decision_interval is None:
         return shown

@@ -144,6 +144,9 @@ interval is a 95% confidence interval unless it says otherwise.
   ±margin, so that interval is shown first, marked "(decides)", beside the 95% one.
 * **Direction.** "X > 0" holds when the 95% interval lies above 0, and fails when it
   lies below.
+* **Exact check (identity).** An algebraic identity checked on the computed numbers;
+  its measured value is the largest relative rounding residual, and it has no
+  interval.
 * **Holm's correction.** Claims tested as a family (for example eleven regularizers
   each against none) have their p-values adjusted (Holm 1979), so that the chance
   that any claim of the family holds wrongly stays below 5%. The intervals shown

@@ -160,6 +160,8 @@ def test_equivalence_shows_the_interval_it_decides_on_first():
     text = interval_text(claim)
     assert text.startswith("90% [1.014, 1.096] (decides), 95% [")
     assert interval_text(direction("d", 1.0, stderr=0.1)) == "95% [0.804, 1.196]"
+    # An identity's [0, residual] is a rounding bound: shown as no interval at all.
+    assert interval_text(identity("i", 1e-15)) == "none: an exact check"
     back = Claim.from_dict(json.loads(json.dumps(claim.to_dict())))   # a list in JSON
     assert back == claim and isinstance(back.decision_interval, tuple)
     with pytest.raises(ValueError, match="'decision_interval'"):

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 import ensim
+from ensim.claims import interval_text
 
 matplotlib.use("Agg")
 
@@ -183,7 +184,9 @@ def test_ensemble_size_words_its_checks_as_what_they_are():
     exact = [c for c in claims if "exactly" in c.statement]
     assert len(fits) == 4 and all(c.statement.startswith("Consistency check") for c in fits)
     assert len(exact) == 2 and all(c.statement.startswith("Identity check") for c in exact)
-    assert all("not a confidence interval" in c.method for c in exact)
+    # Identities are shown with no interval (their [0, residual] is a rounding bound).
+    assert all(c.kind == "identity" and interval_text(c) == "none: an exact check"
+               for c in exact)
     (rho,) = [c for c in claims if "Feature sampling" in c.statement]
     assert "centred" in rho.statement and "ρ = C/V" not in rho.statement
 

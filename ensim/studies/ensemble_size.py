@@ -239,9 +239,7 @@ def claims(tables, config: Config) -> list:
                             f"same {k} members; it fails only if predict is not the members' "
                             f"mean or V, C are miscomputed ({model})", worst, alpha=alpha,
                             method="over training sets; MSE_ens from the ensemble's own "
-                                   "predict, V and C from pairs of members; the interval "
-                                   "column shows [0, residual], a rounding bound, not a "
-                                   "confidence interval"))
+                                   "predict, V and C from pairs of members"))
     rho = {m: summary[summary.model == m].rho.to_numpy() for m in MODELS}
     result = sps.ttest_ind(rho["random_forest"], rho["bagged_trees"], equal_var=False)
     diff = float(rho["random_forest"].mean() - rho["bagged_trees"].mean())
