@@ -75,4 +75,17 @@ def test_the_z_histogram_counts_only_random_cells():
     widths = np.array([p.get_width() for p in ax.patches])
     assert np.sum(heights * widths) == pytest.approx(1.0)        # a density of the 2 z-scores
     assert "WLS" in figure.axes[-2].get_title() and "V = 2" in figure._suptitle.get_text()
+    # The 4 deterministic cells are drawn open (exact checks), the 2 random ones filled.
+    from matplotlib.colors import to_hex
+
+    points = [(line.get_markerfacecolor(), len(line.get_xdata()))
+              for line in figure.axes[0].get_lines() if line.get_marker() == "o"]
+    open_ = sum(n for face, n in points if face == "none")
+    assert open_ == 4 and sum(n for _, n in points) == 6
+    assert "exact check" in figure.axes[0].get_legend().get_title().get_text()
+    # The fit panel's colours (laws) are not the colours that mean values of rho.
+    rho_colors = {to_hex(line.get_color()) for line in figure.axes[0].get_lines()}
+    fit_colors = {to_hex(line.get_color()) for line in figure.axes[-2].get_lines()
+                  if line.get_marker() in ("o", "s")}
+    assert fit_colors and not fit_colors & rho_colors
     plt.close(figure)

@@ -9,12 +9,18 @@ Student-t, skewed (centred exponential) and discrete (Rademacher). It also runs
 the lower edge `C = -V/(k-1)`, where the errors cancel exactly.
 
 How to read the figure: each of the first four panels is one law; points are the
-measured `MSE_ens / V` with 95% intervals, lines the formula. Correlated errors
-(`rho = 1`) gain nothing from averaging; uncorrelated ones fall as `1/k`;
-negatively correlated ones fall faster. The fifth panel fits `MSE_ens` on
-`1/k` by weighted least squares (intercept `C`, slope `V - C`) and shows
-the recovered `C` and `V` minus the truth, with 95% intervals. The last panel
-compares the z-scores `(measured - theory) / SE` of all cells with N(0, 1).
+measured `MSE_ens / V` with 95% intervals, lines the formula; an open point is a
+cell whose trials are all equal (Rademacher factors at `rho = 1`, or at `rho < 0`,
+where the ensemble's error is a multiple of one shared factor `W = ±1`; the
+members, sums of factors, are then not Rademacher themselves), an exact check
+rather than a measurement. Correlated errors (`rho = 1`) gain nothing from averaging;
+uncorrelated ones fall as `1/k`; negatively correlated ones fall faster. The fifth
+panel fits `MSE_ens` on `1/k` by weighted least squares (intercept `C`, slope
+`V - C`) and shows the recovered `C` and `V` minus the truth, with 95% intervals,
+one colour per law (not per `rho`); only the shaded `rho`'s fits are claims. The
+last panel compares the z-scores `(measured - theory) / SE` of all random cells
+with N(0, 1). The claims table gives MSEs in the errors' own units (`V = 2`), the
+figure divides them by `V`.
 """
 
 from __future__ import annotations
@@ -96,6 +102,11 @@ def _margin(config: Config, theory: float, k: int) -> float:
     return config.rel_margin * max(theory, config.variance / k)
 
 
+def _is_random(rows):
+    """True for the cells whose trials differ (a standard error above rounding)."""
+    return (rows.stderr > 1e-8 * rows.mse).to_numpy()
+
+
 def _random_cells(table):
     """The z-scores of the main series' random cells, and how many were left out.
 
@@ -104,7 +115,7 @@ def _random_cells(table):
     and so is their z, which says nothing about the standard errors.
     """
     main = table[table.series == "rho"]
-    random = main.stderr > 1e-8 * main.mse
+    random = _is_random(main)
     z = main.z[random].to_numpy()
     return z[np.isfinite(z)], int((~random).sum())
 
@@ -117,7 +128,7 @@ def _series_fits(table, config):
 
 
 def plot(tables, config: Config):
-    from ensim.plotting import color_cycle, figure, plot_interval_points
+    from ensim.plotting import EXTRA_COLORS, color_cycle, figure, plot_interval_points
 
     table = tables["cells"]
     fig, axes = figure(2, 3, width=10.5, height_per_row=3.4)
@@ -126,14 +137,22 @@ def plot(tables, config: Config):
     k_line = np.geomspace(1, max(config.ks), 200)
     main = table[table.series == "rho"]
     widest = 0.0
+    any_exact = False
     for ax, dist in zip(axes.flat, config.dists):
         for rho in config.rhos:
             rows = main[(main.dist == dist) & (main.rho == rho)].sort_values("k")
             low, high = normal_conf_int(rows.mse, rows.stderr, config.alpha,
                                         dof=config.n_trials - 1)   # as SimulationResult's
             widest = max(widest, float(np.max((high - low) / rows.mse)))
-            plot_interval_points(rows.k, rows.mse / V, np.maximum(low / V, 1e-6), high / V,
-                                 ax=ax, color=colors[rho], label=f"ρ = {rho:g}")
+            # A deterministic cell (every trial the same error) is an exact check, not a
+            # measurement with an interval: drawn open.
+            exact = ~_is_random(rows)
+            any_exact |= bool(exact.any())
+            for part, face, label in ((~exact, None, f"ρ = {rho:g}"), (exact, "none", None)):
+                if part.any():
+                    plot_interval_points(rows.k[part], rows.mse[part] / V,
+                                         np.maximum(low[part] / V, 1e-6), high[part] / V,
+                                         ax=ax, color=colors[rho], label=label, mfc=face)
             k_valid = k_line if rho >= 0 else k_line[k_line <= 1 - 1 / rho]
             ax.plot(k_valid, 1 / k_valid + (k_valid - 1) / k_valid * rho, color=colors[rho],
                     lw=0.9, alpha=0.8)
@@ -143,13 +162,23 @@ def plot(tables, config: Config):
     level = f"{1 - config.alpha:.0%}"
     bars = (f"points: measured, {level} intervals\n(narrower than the markers)" if widest < 0.1
             else f"points: measured, {level} intervals")
-    axes.flat[0].legend(loc="lower left", ncols=2,
+    if any_exact:
+        bars += "\nopen: every trial equal (exact check)"
+    # Small, in the lower left, which the curves leave empty (they fall to the right).
+    axes.flat[0].legend(loc="lower left", ncols=2, fontsize=7, title_fontsize=7,
+                        handletextpad=0.3, columnspacing=0.8,
                         title=f"{bars}\nlines: V/k + (k−1)/k·C")
 
     ax = axes.flat[4]
     fits = list(_series_fits(table, config))
     offsets = np.linspace(-0.3, 0.3, len(config.dists))
-    dist_colors = dict(zip(config.dists, color_cycle(len(config.dists))))
+    # Colours of their own: in the four panels beside it colours are values of ρ.
+    dist_colors = dict(zip(config.dists, EXTRA_COLORS))
+    if config.fit_rho in config.rhos:                    # the ρ whose fits are claims
+        at = list(config.rhos).index(config.fit_rho)
+        ax.axvspan(at - 0.45, at + 0.45, color="0.92", zorder=0)
+        ax.text(at, 0.98, "claims", transform=ax.get_xaxis_transform(), ha="center",
+                va="top", fontsize=7, color="0.35")
     for dist, rho, fit in fits:
         x = list(config.rhos).index(rho) + offsets[list(config.dists).index(dist)]
         for which, marker, truth in (("covariance", "o", rho * V), ("variance", "s", V)):
@@ -162,9 +191,10 @@ def plot(tables, config: Config):
                                         else None))
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(range(len(config.rhos)), [f"{r:g}" for r in config.rhos])
-    ax.set(xlabel="true ρ", ylabel="(estimate − truth) / V",
+    ax.set(xlabel="true ρ (one category each)", ylabel="(estimate − truth) / V",
            title=f"Fit on 1/k (WLS): C ● and V ■, {level} intervals")
-    ax.legend(loc="lower left", ncols=2)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=4, fontsize=7,
+              handletextpad=0.2, columnspacing=0.8)
 
     ax = axes.flat[5]
     z, n_deterministic = _random_cells(table)
