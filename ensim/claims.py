@@ -306,9 +306,12 @@ def all_of(statement: str, parts: list, *, method: str = "", labels=None) -> Cla
     where = f"; least favourable {labels[worst]}" if labels is not None else ""
     largest = f"largest p = {part.p_value:.2g}" if part.p_value is not None else ""
     largest = f"; {largest}" if method and largest else largest
+    # The part's decision interval (TOST's) and overridden verdict come along, so that
+    # the row shows what decides it.
     return Claim(f"{statement}{where}", part.theory, part.estimate, part.conf_low,
                  part.conf_high, verdict, f"{method}{largest}", part.alpha, kind="all-of",
-                 p_value=part.p_value)
+                 p_value=part.p_value, decision_interval=part.decision_interval,
+                 uncorrected_verdict=part.uncorrected_verdict)
 
 
 def _check_claims(claims, name, owner) -> list:
@@ -375,8 +378,9 @@ def holm(claims: list, family: str, *, alpha: float | None = None) -> list:
             claim, p_value=float(p), verdict=verdict, family=family,
             uncorrected_verdict=before,
             method=f"{claim.method}; Holm-adjusted p = {p:.2g} over the {len(claims)} "
-                   f"claims of the family {family!r} (a verdict needs an adjusted "
-                   f"p < {alpha:g})"))
+                   f"claims of the family {family!r} ("
+                   + ("a verdict" if claim.kind == "direction" else "'holds'")
+                   + f" needs an adjusted p < {alpha:g})"))
     return out
 
 

@@ -85,7 +85,9 @@ def stamp(fig, text: str):
     A figure copied out of its report keeps saying what it is (which study, scale and
     seed). The figure is laid out first, then its layout is frozen and it grows by
     :data:`STAMP_HEIGHT` at the bottom, so that nothing drawn, figure legends and
-    titles included, can cover the stamp or be covered by it.
+    titles included, can cover the stamp or be covered by it. Stamp a figure last: a
+    label changed or a panel added afterwards is not laid out again (and
+    ``tight_layout`` would move panels over the stamp).
     """
     fig.draw_without_rendering()                   # constrained layout, done once
     fig.set_layout_engine("none")

@@ -145,8 +145,8 @@ interval is a 95% confidence interval unless it says otherwise.
 * **Direction.** "X > 0" holds when the 95% interval lies above 0, and fails when it
   lies below.
 * **Exact check (identity).** An algebraic identity checked on the computed numbers;
-  its measured value is the largest relative rounding residual, and it has no
-  interval.
+  its measured value is the largest rounding residual (relative, or absolute where
+  its method says so), and it has no interval.
 * **Holm's correction.** Claims tested as a family (for example eleven regularizers
   each against none) have their p-values adjusted (Holm 1979), so that the chance
   that any claim of the family holds wrongly stays below 5%. The intervals shown

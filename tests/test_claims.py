@@ -180,3 +180,19 @@ def test_summary_says_which_claims_holm_left_undecided():
     full = _why_inconclusive([*claims, wide], "full")
     assert "at this scale" not in full and "2 claim(s)" in full
     assert _why_inconclusive([claims[0]], "quick") == ""
+
+
+def test_all_of_shows_the_interval_its_least_favourable_part_decides_on():
+    # The part at 1.055 +/- 0.025 holds on its 90% interval [1.014, 1.096] while its 95%
+    # one crosses the margin: the combined row must show the 90% one, which decides.
+    parts = [equivalence("a", 1.0, 0.01, 1.0, 0.1), equivalence("b", 1.055, 0.025, 1.0, 0.1)]
+    combined = all_of("all", parts, labels=["a", "b"])
+    assert combined.verdict == "holds" and combined.statement.endswith("least favourable b")
+    assert combined.decision_interval == parts[1].decision_interval
+    assert interval_text(combined).startswith("90% [1.014, 1.096] (decides), 95% [")
+    # A direction part has no decision interval (control), and an overridden verdict
+    # comes along.
+    undecided = holm([direction(f"d{i}", 1.0, interval=(0.5, 1.5), p_value=p)
+                      for i, p in enumerate((0.04, 0.03))], "f")
+    combined = all_of("all", undecided)
+    assert combined.decision_interval is None and combined.uncorrected_verdict == "holds"

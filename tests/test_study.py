@@ -63,7 +63,14 @@ def test_in_memory_writes_nothing(tmp_path, monkeypatch):
 
     figure = result.figure()
     assert figure.axes and figure.axes[0].lines
+    stamp = figure.texts[-1].get_text()                  # the study, scale and seed
+    assert stamp.startswith("ensim ") and "full scale" in stamp and "seed" in stamp
+    assert figure.get_layout_engine().__class__.__name__ == "PlaceHolderLayoutEngine"
     plt.close(figure)
+    live = result.figure(stamp=False)                    # control: no stamp, layout live
+    assert not any(t.get_text().startswith("ensim ") for t in live.texts)
+    assert live.get_layout_engine().__class__.__name__ == "ConstrainedLayoutEngine"
+    plt.close(live)
 
 
 def _tiny_configurations():

@@ -54,8 +54,10 @@ of a single draw's score over mask draws, averaged over seeds: a spread, not a
 confidence interval and not what a claim tests. What the claims at the largest
 `k` test is drawn as the diamond just right of it: the 95% t interval over seeds
 of the paired difference "AM − weight scaling", placed about the weight-scaling
-line (it beats weight scaling if the diamond's bar lies below the line, and is
-"within one standard deviation" if the bar lies inside the band). The bottom
+line, so that the bar's distance from the line is the difference (below the line:
+the average beats weight scaling, before Holm's correction, which the claims
+apply). The "within one standard deviation" claims compare that interval, about
+0, with ± the band's half-width, which the figure does not draw about the line. The bottom
 row's middle panel is the exact ensemble: `V` and `C` estimated from `k` sampled
 masks, as ratios to the exact values over all masks of the small network
 (`2^16` at the full scale, `2^12` at the quick scale; the panel's title gives

@@ -83,17 +83,25 @@ class StudyResult:
     n_damaged: int = 0
     folder: Path | None = None
 
-    def figure(self):
-        """The study's figure drawn from these tables (a new matplotlib Figure), stamped
-        below its panels with the study, the scale and the seed."""
-        from ..plotting import stamp
+    def figure(self, stamp: bool = True):
+        """The study's figure drawn from these tables (a new matplotlib Figure).
+
+        With ``stamp`` (the default, and what ``publish`` saves) it is stamped below
+        its panels with the study, the scale and the seed (:func:`ensim.plotting.stamp`),
+        which freezes its layout: pass ``stamp=False`` for a figure to edit further
+        (relabel, add panels) with its constrained layout still live.
+        """
+        from ..plotting import stamp as add_stamp
+
+        figure = self.study.plot(self.tables, self.config)
+        if not stamp:
+            return figure
 
         scale = {"quick": "quick scale (smaller than the full study, whose results the "
                           "text quotes)",
                  "full": "full scale",
                  "custom": "custom configuration"}.get(self.scale, f"{self.scale} scale")
-        return stamp(self.study.plot(self.tables, self.config),
-                     f"ensim {self.study.name} · {scale} · seed {self.seed}")
+        return add_stamp(figure, f"ensim {self.study.name} · {scale} · seed {self.seed}")
 
     def summary(self) -> str:
         """Counts, time and every claim's verdict, as plain text."""

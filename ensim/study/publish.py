@@ -127,7 +127,7 @@ def _why_inconclusive(claims, scale) -> str:
         parts.append(f"{len(by_holm)} claim(s) are inconclusive only after Holm's family-wise "
                      "correction: their own interval, which is not corrected and is the one "
                      "shown, would decide them (the verdict says which way), but their "
-                     "adjusted p-value is not below 0.05.")
+                     "adjusted p-value is not below the level their method states.")
     return "\n\n" + " ".join(parts) if parts else ""
 
 
@@ -151,9 +151,10 @@ def summary_markdown(result) -> str:
         f"Tables: {tables}; figure as [PDF](figure.pdf); "
         "[manifest](manifest.json) (configuration, versions, timings).", "",
         f"## Claims ({count_verdicts(result.claims)})", "",
-        "95% intervals unless marked; an equality is shown by TOST, which decides on the "
-        "90% interval shown first; families of claims are Holm-corrected; a negative "
-        "control must be rejected. The report's \"How to read a claim\" explains each.", "",
+        "Each interval is labelled with its level; an equality is shown by TOST, which "
+        "decides on the narrower interval shown first; families of claims are "
+        "Holm-corrected; a negative control must be rejected. The report's \"How to read a "
+        "claim\" explains each.", "",
         claims_to_markdown(result.claims)])
 
 
