@@ -61,8 +61,8 @@ apply). The "within one standard deviation" claims compare that interval, about
 row's middle panel is the exact ensemble: `V` and `C` estimated from `k` sampled
 masks, as ratios to the exact values over all masks of the small network
 (`2^16` at the full scale, `2^12` at the quick scale; the panel's title gives
-the run's), `V` just left and `C` just right of each `k`, with the claims' 95%
-z intervals of the mean over mask draws; the box in its corner gives the exact
+the run's), `V` just left and `C` just right of each `k`, with the 90% z
+intervals of the mean over mask draws on which the claims' TOSTs decide; the box in its corner gives the exact
 ensemble's squared error against weight scaling's (a different quantity, so not
 on the ratio axis). The last panel is Baldi & Sadowski's approximation divided
 by the exact gap, one point per (input, weight scale), against the size of the
@@ -606,7 +606,7 @@ def plot(tables, config):
     sampled, exact = tables["sampled"], tables["exact"]
     task = "digits" if "digits" in set(exact.task) else config.tasks[0]
     ex = exact[exact.task == task]
-    z = float(sps.norm.ppf(1 - config.alpha / 2))
+    z = float(sps.norm.ppf(1 - config.alpha))       # the 1 - 2 alpha interval TOST decides on
     for term, color, shift in (("V", c_am, 0.92), ("C", c_g, 1.08)):
         part = sampled[sampled.task == task]
         exact_term = part.seed.map(ex.set_index("seed")[term])
@@ -626,8 +626,9 @@ def plot(tables, config):
                             f"{ex.sq_mean.mean():.3g}\n(ratio {r:.3f})",
                 transform=ax.transAxes, va="bottom", fontsize=7,
                 bbox=dict(facecolor="white", edgecolor="0.8", alpha=0.9))
-    ax.plot([], [], " ", label=f"bars: {level} z interval of the mean\nover {int(sampled.n_draws.iloc[0])} "
-                               "mask draws (as the claims)")
+    ax.plot([], [], " ", label=f"bars: {1 - 2 * config.alpha:.0%} z interval of the mean over\n"
+                               f"{int(sampled.n_draws.iloc[0])} mask draws (the claims' TOST "
+                               "decides on it)")
     ax.set(xscale="log", xlabel="sampled masks k (V left, C right of each k)",
            ylabel="ratio to the exact value", title=f"{task}: the exact 2^{n_exact} ensemble")
     _k_ticks(ax, [k for k in config.ks if k > 1])
