@@ -64,7 +64,9 @@ each batch-norm layer whose input follows dropout (a point per seed, a dash for
 the theory from that seed's activations: the pair the claim compares; dotted,
 `keep_prob`), and the test error before and after the statistics are
 re-estimated (where seeds are drawn, grey lines join a seed's two). One colour
-per normalization throughout (the key is below the panels). With 5 seeds or
+per normalization in every panel that compares normalizations (the key is below
+the panels); the ReLU, variance-shift and dropout panels use colours of their own,
+keyed in each. With 5 seeds or
 more, points are means with their t intervals; with fewer (2 at `--quick`) each
 seed is drawn, and a line joins the means. A run that diverged (loss not finite)
 is not drawn as a value: a × at the top of its panel gives the count, and no
@@ -152,7 +154,11 @@ from ensim.claims import (
     identity,
     negative_control,
 )
-from ensim.plotting import color_cycle
+from ensim.plotting import EXTRA_COLORS
+
+# Panels that do not compare normalizations take colours far from NORM_COLORS (wine,
+# olive, brown), so that the shared key below the figure keeps one meaning.
+OTHER_COLORS = (EXTRA_COLORS[1], EXTRA_COLORS[2], EXTRA_COLORS[4])
 from ensim.stats import t_interval
 from ensim.study import Study
 
@@ -732,7 +738,7 @@ def _plot_primer(axes, tables):
     for k, stage in enumerate(("raw", "normalized", "scaled")):
         part = table[table.stage == stage].sort_values("coordinate")
         x = np.arange(3) + 0.27 * (k - 1)
-        ax.bar(x, part.pass_fraction, width=0.25, label=stage, color=color_cycle(3)[k])
+        ax.bar(x, part.pass_fraction, width=0.25, label=stage, color=OTHER_COLORS[k])
         ax.plot(x, part.pass_theory, "k_", ms=10)
     ax.set_xticks(range(3), [labels[c] for c in range(3)])
     ax.set(ylim=(0, 1.15), ylabel="fraction > 0 (ReLU passes)",
@@ -756,8 +762,14 @@ def _plot_lr(axes, tables, config):
         marks[1][norm] = _band(axes[1], part, "learning_rate", "steps", norm, config,
                                offset=0.06 * (k - 0.5))
     axes[0].axhline(config.target_accuracy, color="k", lw=0.6, ls=":")
+    # From just below the lowest drawn accuracy (or the target), so that which runs clear
+    # the target can be seen; diverged runs are not values and do not set the range.
+    values = table.final_val_accuracy.to_numpy(float)
+    shown = values[~_bad(table, values)]
+    bottom = max(0.0, min([config.target_accuracy, *shown]) - 0.05)
     axes[0].set(xscale="log", xlabel="learning rate", ylabel="validation accuracy",
-                ylim=(0, 1.02), title=f"Final accuracy ({config.lr_epochs} epochs; ⋯ target)")
+                ylim=(bottom, 1.02),
+                title=f"Final accuracy ({config.lr_epochs} epochs; ⋯ target)")
     budget = int(table.budget.max())
     axes[1].axhline(budget, color="k", lw=0.6, ls=":")
     axes[1].set(xscale="log", yscale="log", xlabel="learning rate",
@@ -780,13 +792,13 @@ def _plot_shift(axes, tables, config):
     if len(table):
         layers = sorted(table.bn_layer.unique())
         keeps = sorted(table.keep_prob.unique())
-        colors = color_cycle(len(keeps))
+        colors = [OTHER_COLORS[i % len(OTHER_COLORS)] for i in range(len(keeps))]
         width = 0.7 / len(keeps)                        # each layer's slot, shared by keeps
         for i, p in enumerate(keeps):
             part = table[table.keep_prob == p].sort_values(["bn_layer", "seed"])
             seeds = sorted(part.seed.unique())
             x_of_seed = {s: width * (i - (len(keeps) - 1) / 2)
-                         + 0.6 * width * ((j - (len(seeds) - 1) / 2) / max(len(seeds) - 1, 1))
+                         + 0.2 * width * ((j - (len(seeds) - 1) / 2) / max(len(seeds) - 1, 1))
                          for j, s in enumerate(seeds)}
             x = part.bn_layer.to_numpy(float) + part.seed.map(x_of_seed).to_numpy(float)
             # Each seed: its measured ratio (point) and the theory from its own
@@ -812,7 +824,7 @@ def _plot_shift(axes, tables, config):
     ax = axes[1]
     errors = tables["shift-errors"]
     keeps = sorted(errors.keep_prob.unique())
-    colors = color_cycle(2)
+    colors = OTHER_COLORS[:2]
     columns = (("test_error_running", "running statistics from training"),
                ("test_error_reestimated", "re-estimated in evaluation mode"))
     marks = {}
@@ -906,7 +918,9 @@ def claims(tables, config: Config) -> list:
                              "batch norm (spread with − without)", mean, stderr=se, dof=n - 1,
                              side="below", alpha=alpha,
                              method=f"spread = largest − smallest test error over scales "
-                                    f"{config.init_scales}, paired over {n} seeds"))
+                                    f"{config.init_scales}, paired over {n} seeds; a diverged "
+                                    "run enters with the test error of its predictions (the "
+                                    "figure marks it ×)"))
         mean, se, _, _ = t_interval(spread["batch"], alpha)
         out.append(equivalence("With batch norm the final test error does not depend on the "
                                "initial scale (spread = 0 within 0.02)", mean, se, 0.0, 0.02,

@@ -54,7 +54,8 @@ the effective ensemble size of one dropout network (how many independent plain
 networks it is worth) in the panel's corner; the dropout arm's first member
 *is* the weight-scaled dropout network whose sub-networks are thinned (same
 data, initial weights and keep probability), so it is drawn once, under both
-names; fifth, one member's squared bias against the truth and its variance
+names (it is one network, so its error differs from the first panel's value at
+`k = 1`, a mean over the arm's members); fifth, one member's squared bias against the truth and its variance
 across training sets, per arm, at the test points kept for that view (on the
 digits summed over the 10 classes, so in Brier-score units like the other
 panels). Each claim below answers one of the questions with an interval over
@@ -460,7 +461,8 @@ def plot(tables, config: Config):
         ax.plot([], [], "--", color="k", lw=0.8, label="S/k + (k−1)/k·X, measured")
         ax.set(xscale="log", xlabel="members averaged k", ylabel=f"test {unit} of the average",
                title=f"{task}: ensemble error against k")
-        ax.legend(loc="best", fontsize=7)
+        if row == len(tasks) - 1:          # one key, below the last row (same in both)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncols=2)
         positions = np.arange(len(config.arms))
         ax = axes[row, 1]
         for shift, column, marker, label in ((-0.12, "S", "o", "S: a member alone"),
@@ -562,7 +564,8 @@ def _single_networks(part, config, colors, black):
             scaled = None
     if scaled is not None:
         singles.append(("weight-scaled\ndropout net", thin.mse_weight_scaled, black))
-    singles.append((f"average of {config.n_thinned}\nthinned", thin.mse_mc_average, "0.45"))
+    singles.append((f"average of {config.n_thinned}\nthinned", thin.mse_mc_average,
+                    colors.get("thinned", "0.45")))
     return singles
 
 

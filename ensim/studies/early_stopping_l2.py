@@ -350,7 +350,7 @@ def plot(tables, config: Config):
     fig.colorbar(points, ax=ax, label="ελ_i")
     ax.set(xscale="log", xlabel="x = τελ_i", ylabel="factor(GD) − factor(ridge)",
            title="Where they agree (dotted: the agreement bounds)")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper right")             # the peak, near x = 1, stays clear
     ax = axes[0, 2]
     ax.plot(path.tau, path.distance, "o-", ms=3, color="k")
     ax.axhline(config.path_tol, color="0.5", ls=":", lw=0.8)
@@ -388,15 +388,19 @@ def plot(tables, config: Config):
             ax.set_yscale("log")
             ax.set_ylim(bottom=floor / 1.5)
         ax.set(xscale="log", xlabel="l2 / (1/(2τ*ε)), the matching penalty", ylabel=ylabel,
-               title=f"Network ({len(stopped)} replicates, each drawn)")
+               title=f"Network: {'weight norm' if log else 'test error'}\n"
+                     f"({len(stopped)} replicates, each drawn)")
+        if log and collapsed.any():
+            ax.text(0.02, 0.02, "×: collapsed, drawn at the floor", transform=ax.transAxes,
+                    ha="left", va="bottom", fontsize=7, color="#D55E00")
     # One legend, in the test-MSE panel's empty upper left (the norm panel's is full).
     ax.plot([], [], "o", color=blue, label="L2, trained to the end")
     ax.plot([], [], "s", color="k", label="stopped early (at 1 by definition)")
-    ax.plot([], [], "-", color="0.3", lw=1.6, label="mean of the replicates")
+    ax.plot([], [], "-", color="0.3", lw=1.6, label="mean" + (" (collapsed included)"
+                                                               if collapsed.any() else ""))
     if collapsed.any():
-        ax.plot([], [], "x", color="#D55E00", label="collapsed: all weights ≈ 0 (drawn at\n"
-                "the floor of the ΣW² panel)")
-    ax.plot([], [], ":", color="0.5", label="no penalty, trained to the end (mean)")
+        ax.plot([], [], "x", color="#D55E00", label="collapsed: all weights ≈ 0")
+    ax.plot([], [], ":", color="0.5", label="no penalty (mean)")
     ax.legend(fontsize=7, loc="upper left")
     fig.suptitle("Early stopping as L2: gradient descent stopped after τ steps against ridge "
                  "with α = 1/(τε)")

@@ -417,8 +417,8 @@ def plot(tables, config: Config):
         ax.text(0.97 * top, 0.97 * top, "V = C (ρ = 1)", ha="right", va="top", fontsize=7,
                 color="0.4")
         unit = "Brier score" if digits else "MSE"
-        ax.set(xlabel=f"C: covariance of two replicates' errors ({unit})",
-               ylabel=f"V: a replicate's error variance ({unit})",
+        ax.set(xlabel=f"C: covariance of two replicates ({unit})",
+               ylabel=f"V: one replicate's variance ({unit})",
                title=f"{task}: V against C", xlim=(0, top), ylim=(0, top))
         if row == 0:
             ax.legend(fontsize=6, ncols=2, loc="lower right")
