@@ -89,3 +89,10 @@ def test_the_z_histogram_counts_only_random_cells():
                   if line.get_marker() in ("o", "s")}
     assert fit_colors and not fit_colors & rho_colors
     plt.close(figure)
+    # A series whose every cell is exact (rho = 1) is claimed as an identity, a mixed one
+    # (rho = 0: k = 1 exact, k = 2 and 5 random) by TOSTs; the counts say which.
+    by_rho = {c.statement.split("ρ = ")[1].split(")")[0]: c for c in result.claims
+              if c.statement.startswith("MSE_ens = V/k")}
+    assert by_rho["1"].kind == "identity" and by_rho["1"].verdict == "holds"
+    assert by_rho["0"].kind == "all-of"
+    assert "(1 of them exact checks)" in ensim.claims.count_verdicts(result.claims)

@@ -158,6 +158,12 @@ def test_claims_round_trip_and_counts():
     assert control.expected == "fails" and control.as_expected and not unclear.as_expected
     assert count_verdicts([ok, control, unclear]) == (
         "1 hold, 0 fail, 1 inconclusive; negative controls rejected as expected: 1 of 1")
+    from ensim.claims import identity
+
+    exact = identity("an identity", 1e-16)
+    assert count_verdicts([ok, exact, unclear]) == (
+        "2 hold (1 of them exact checks), 0 fail, 1 inconclusive")
+    assert count_verdicts([ok, identity("broken", 1.0)]) == "1 hold, 1 fail, 0 inconclusive"
     table = claims_to_markdown([ok, control])
     assert "rejected, as expected (negative control)" in table
     assert "95%&nbsp;[0.99,&nbsp;1.03]" in table

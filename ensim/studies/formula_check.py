@@ -6,7 +6,10 @@ such errors (Monte Carlo, no shortcut: every trial draws all `k` member errors)
 for `k` from 1 to 100, for error correlations `rho = C/V` that are negative,
 zero, small, large and 1, and for four laws of the errors: Gaussian, heavy-tailed
 Student-t, skewed (centred exponential) and discrete (Rademacher). It also runs
-the lower edge `C = -V/(k-1)`, where the errors cancel exactly.
+the lower edge `C = -V/(k-1)`, where the errors cancel exactly. Each series of
+cells is one claim: TOSTs at every `k`, or, where every trial of every cell has
+the same error (the lower edge, Rademacher factors at `rho = 1` or below 0), an
+exact check, counted as such in the claims' header.
 
 How to read the figure: each of the first four panels is one law; points are the
 measured `MSE_ens / V` with 95% intervals, lines the formula; an open point is a
@@ -32,7 +35,7 @@ from scipy import stats as sps
 
 from ensim import DISTS, EquicorrelatedErrors, simulate
 from ensim._validation import check_bool, check_int, check_real, check_values
-from ensim.claims import all_of, equivalence, negative_control, within
+from ensim.claims import all_of, equivalence, identity, negative_control, within
 from ensim.montecarlo import FEW_TRIALS
 from ensim.stats import fit_inverse_k, normal_conf_int
 from ensim.study import Study
@@ -229,6 +232,16 @@ def _every_k_claim(statement, rows, targets, margins, config: Config):
     # some rho) has a standard error of rounding: its check is exact, not statistical.
     exact = int(np.sum(rows.stderr.to_numpy() <= 1e-8 * np.maximum(
         rows.mse.to_numpy(), config.variance / rows.k.to_numpy())))
+    if exact == len(parts):
+        # Every cell exact (the lower edge; Rademacher factors at rho = 1 or < 0): an
+        # identity on the computed numbers, not a statistical test.
+        scale = np.maximum(np.asarray(targets, float), config.variance / rows.k.to_numpy())
+        residual = float(np.max(np.abs(rows.mse.to_numpy() - np.asarray(targets, float))
+                                / scale))
+        return identity(statement, residual, tol=1e-10, alpha=config.alpha,
+                        method=f"every trial of each of the {len(parts)} cells has the same "
+                               "error, so the MSE is exact; largest |MSE − theory| relative "
+                               "to max(theory, V/k)")
     note = (f"; {exact} of the {len(parts)} cells {'is' if exact == 1 else 'are'} "
             "deterministic (standard error of rounding only), an exact check" if exact else "")
     return all_of(statement, parts, labels=[f"k = {int(k)}" for k in rows.k],
