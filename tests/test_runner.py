@@ -354,6 +354,39 @@ def test_a_connection_attempt_waits_for_an_abandoned_one(monkeypatch):
     assert seen == [False, True]
 
 
+def test_attempts_that_never_end_share_one_wait(monkeypatch):
+    """Two earlier attempts still stuck: the new attempt waits ABANDONED_WAIT_S in all,
+    not that long for each (which made every later attempt wait longer)."""
+    import importlib
+
+    distributed = pytest.importorskip("distributed")
+    runner = importlib.import_module("ensim.study.execute")
+    waits = []
+
+    class Stuck(threading.Thread):
+        def join(self, timeout=None):
+            waits.append(timeout)
+            super().join(timeout)
+
+    def refusing_client(address, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(distributed, "Client", refusing_client)
+    monkeypatch.setattr(runner, "ABANDONED_WAIT_S", 0.5)
+    stop = threading.Event()
+    stuck = [Stuck(target=stop.wait, args=(30,), name="ensim-connect", daemon=True)
+             for _ in range(2)]
+    for thread in stuck:
+        thread.start()
+    try:
+        with pytest.raises(StudyError, match="connection refused"):
+            runner._connect_client("tcp://127.0.0.1:9", 5.0)
+    finally:
+        stop.set()
+    assert len(waits) == 2 and waits[0] == pytest.approx(0.5, abs=0.05)
+    assert sum(waits) < 0.5 + 0.05            # one budget (separate waits would sum to 1.0)
+
+
 @pytest.mark.slow   # the real 20 s deadline; the matrix above runs the same path at 3 s
 def test_a_listener_that_never_answers_fails_within_the_deadline(tmp_path):
     pytest.importorskip("distributed")

@@ -22,7 +22,8 @@ panel fits `MSE_ens` on `1/k` by weighted least squares (intercept `C`, slope
 `V - C`) and shows the recovered `C` and `V` minus the truth, with 95% intervals,
 one colour per law (not per `rho`); only the shaded `rho`'s fits are claims. The
 last panel compares the z-scores `(measured - theory) / SE` of all random cells
-with N(0, 1). The claims table gives MSEs in the errors' own units (`V = 2`), the
+with N(0, 1). The lower edge's cells are not drawn: their MSE is 0 (to rounding),
+which a log axis cannot show; their claims are exact checks. The claims table gives MSEs in the errors' own units (`V = 2`), the
 figure divides them by `V`.
 """
 

@@ -282,14 +282,17 @@ def _connect_client(address: str, deadline_s: float):
     never answers, so the attempt runs in a daemon thread with an overall deadline.
     An attempt abandoned at its deadline goes on unwinding inside Dask for a few
     seconds (its own timeout is half the deadline) and holds up Dask's client machinery
-    meanwhile, so a later attempt in the same process first waits for it to end, for
-    at most :data:`ABANDONED_WAIT_S`, before its own deadline starts.
+    meanwhile, so a later attempt in the same process first waits for such attempts to
+    end, for at most :data:`ABANDONED_WAIT_S` in all, before its own deadline starts.
     """
     from distributed import Client
 
+    # One budget for all of them: attempts that never end (were Dask to hang) must not
+    # make every later attempt wait longer and longer.
+    until = time.monotonic() + ABANDONED_WAIT_S
     for thread in threading.enumerate():
         if thread.name == "ensim-connect":
-            thread.join(ABANDONED_WAIT_S)
+            thread.join(max(0.0, until - time.monotonic()))
     box = {}
 
     def attempt():
