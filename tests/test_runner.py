@@ -310,12 +310,14 @@ def test_an_unusable_scheduler_touches_nothing(kind, fresh, folder, finished, tm
     # still be unwinding: the runner waits for it before its own deadline starts (without
     # that wait, a closed port after a silent listener was reported as "no answer", and
     # abandoned attempts piled up).
+    earlier = {t for t in threading.enumerate() if t.name == "ensim-connect"}
     with listener(kind) as address:
         start = time.monotonic()
         code = main(["run", TINY, "--out", str(out), "--no-progress", "--scheduler", address]
                     + (["--fresh"] if fresh else []))
         elapsed = time.monotonic() - start
-        waited = [t for t in threading.enumerate() if t.name == "ensim-connect"]
+        waited = [t for t in threading.enumerate()
+                  if t.name == "ensim-connect" and t not in earlier]
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and address in err[0] and "Traceback" not in err[0], err
@@ -323,8 +325,11 @@ def test_an_unusable_scheduler_touches_nothing(kind, fresh, folder, finished, tm
     assert listing(out) == before                 # no file created, changed or deleted
     if kind == "http":
         assert "not a Dask scheduler" in err[0]
-    # Only this case's own attempt may be left unwinding (a silent listener's, or any
-    # attempt that ran past the deadline on a loaded machine), never an earlier one.
+    # This case leaves at most its own attempt unwinding (a silent listener's, or any
+    # attempt that ran past the deadline on a loaded machine). An earlier case's attempt
+    # is waited for (test_a_connection_attempt_waits_for_an_abandoned_one), but one that
+    # Dask never ends (seen once in a full run: every later case then failed) outlives
+    # the wait, and is not this case's doing.
     assert len(waited) <= 1, waited
 
 
