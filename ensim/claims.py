@@ -393,13 +393,12 @@ def count_verdicts(claims) -> str:
     claims = _check_claims(claims, "claims", "count_verdicts")
     controls = [c for c in claims if c.is_control]
     checks = [c for c in claims if not c.is_control]
-    text = ", ".join(f"{sum(c.verdict == v for c in checks)} {w}"
-                     for v, w in (("holds", "hold"), ("fails", "fail"),
-                                  ("inconclusive", "inconclusive")))
+    # Identities hold by algebra: say how many of the holds are not statistical.
     exact = sum(c.verdict == "holds" and c.kind == "identity" for c in checks)
-    if exact:    # identities hold by algebra: say how many of the holds are not statistical
-        held = text.split(" hold", 1)
-        text = f"{held[0]} hold ({exact} of them exact checks){held[1]}"
+    hold = f"hold ({exact} of them exact checks)" if exact else "hold"
+    text = ", ".join(f"{sum(c.verdict == v for c in checks)} {w}"
+                     for v, w in (("holds", hold), ("fails", "fail"),
+                                  ("inconclusive", "inconclusive")))
     if controls:
         n_ok = sum(c.as_expected for c in controls)
         text += f"; negative controls rejected as expected: {n_ok} of {len(controls)}"

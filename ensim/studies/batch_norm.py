@@ -154,13 +154,13 @@ from ensim.claims import (
     identity,
     negative_control,
 )
-from ensim.plotting import EXTRA_COLORS
+from ensim.plotting import EXTRA_COLORS, FEW_SEEDS, PALETTE
+from ensim.stats import t_interval
+from ensim.study import Study
 
 # Panels that do not compare normalizations take colours far from NORM_COLORS (wine,
 # olive, brown), so that the shared key below the figure keeps one meaning.
 OTHER_COLORS = (EXTRA_COLORS[1], EXTRA_COLORS[2], EXTRA_COLORS[4])
-from ensim.stats import t_interval
-from ensim.study import Study
 
 PARTS = ("primer", "lr", "noise", "init", "ics", "shift")
 
@@ -534,16 +534,15 @@ NORM_LABELS = {"none": "no normalization", "batch": "batch norm (batch statistic
                "population": "batch norm, training-set statistics (no noise)",
                "noisy": "noisy batch norm (random shift and scale per step)"}
 # The palette of ensim.plotting (Okabe & Ito): blue, bluish green, vermillion.
-NORM_COLORS = {"none": "0.35", "batch": "#0072B2", "population": "#009E73", "noisy": "#D55E00"}
-
-#: Below this many seeds the figure draws every seed instead of a t interval: with 2
-#: seeds the t quantile is 12.7, and the intervals cross physical bounds (negative
-#: steps, accuracies above 1, negative variance ratios) without saying anything.
-MIN_SEEDS_FOR_INTERVALS = 5
+NORM_COLORS = {"none": "0.35", "batch": PALETTE[5], "population": PALETTE[3],
+               "noisy": PALETTE[6]}
 
 
 def _shows_seeds(config) -> bool:
-    return config.n_seeds < MIN_SEEDS_FOR_INTERVALS
+    """Below FEW_SEEDS seeds the figure draws every seed instead of a t interval: with 2
+    seeds the t quantile is 12.7, and the intervals cross physical bounds (negative
+    steps, accuracies above 1, negative variance ratios) without saying anything."""
+    return config.n_seeds < FEW_SEEDS
 
 
 def _bad(part, values):
@@ -557,7 +556,7 @@ def _bad(part, values):
 def _draw_groups(ax, xs, groups, config, *, color, label, gid, jitter, log_x=False,
                  join=True):
     """One series over ``xs``: per position either its seeds (fewer than
-    MIN_SEEDS_FOR_INTERVALS) or the mean and t interval; a line through the means joins
+    FEW_SEEDS) or the mean and t interval; a line through the means joins
     only positions where no run diverged. ``groups`` holds (values, diverged mask) per
     position. Returns the diverged runs as (x, count, total) for :func:`_mark_diverged`."""
     from ensim.plotting import plot_interval_points
@@ -699,9 +698,12 @@ def plot(tables, config: Config):
     if _shows_seeds(config):
         handles.append(Line2D([], [], color="0.35", marker="o", ms=3.5, ls="none",
                               label="one seed (the line joins their means)"))
+        drawn = (f"{config.n_seeds} seeds, each drawn: too few for t intervals "
+                 f"(from {FEW_SEEDS})")
     else:
         handles.append(Line2D([], [], color="0.35", marker="o", ms=3.5, ls="-", lw=1,
                               label=f"mean over seeds, {1 - config.alpha:.0%} t interval"))
+        drawn = f"{config.n_seeds} seeds; bars: {1 - config.alpha:.0%} t intervals"
     if "ics" in config.parts:
         handles.append(Patch(color="0.35", alpha=0.15, lw=0,
                              label="covariate shift: band = range over seeds"))
@@ -709,11 +711,6 @@ def plot(tables, config: Config):
         handles.append(Line2D([], [], color="0.35", marker="x", ms=7, mew=1.6, ls="none",
                               label="k/n runs diverged (loss not finite): not a value, no line"))
         fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
-    if _shows_seeds(config):
-        drawn = (f"{config.n_seeds} seeds, each drawn: too few for t intervals "
-                 f"(from {MIN_SEEDS_FOR_INTERVALS})")
-    else:
-        drawn = f"{config.n_seeds} seeds; bars: {1 - config.alpha:.0%} t intervals"
     fig.suptitle(f"Batch normalization measured (digits, {config.depth}×{config.width} ReLU "
                  f"networks, plain SGD; {drawn})")
     return fig

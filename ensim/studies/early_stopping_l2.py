@@ -323,7 +323,7 @@ def collapsed_networks(nets, rel: float = 1e-12):
 def plot(tables, config: Config):
     from matplotlib import colors as mcolors
 
-    from ensim.plotting import color_cycle, figure
+    from ensim.plotting import PALETTE, color_cycle, figure
 
     factors, path, nets = tables["factors"], tables["path"], tables["networks"]
     fig, axes = figure(1, 5, width=19, height_per_row=3.9)
@@ -376,7 +376,7 @@ def plot(tables, config: Config):
             values = group[column].to_numpy()
             ax.plot(jitter[~down], values[~down], "o", ms=3.5, color=blue, alpha=0.8)
             ax.plot(jitter[down], np.full(down.sum(), floor) if log else values[down], "x",
-                    ms=6, color="#D55E00")
+                    ms=6, color=PALETTE[6])
             ax.plot([multiple / 1.15, multiple * 1.15], [values.mean()] * 2, "-", color=blue,
                     lw=1.6)
         jitter = 1.06 ** (np.arange(len(stopped)) - (len(stopped) - 1) / 2)
@@ -392,14 +392,14 @@ def plot(tables, config: Config):
                      f"({len(stopped)} replicates, each drawn)")
         if log and collapsed.any():
             ax.text(0.02, 0.02, "×: collapsed, drawn at the floor", transform=ax.transAxes,
-                    ha="left", va="bottom", fontsize=7, color="#D55E00")
+                    ha="left", va="bottom", fontsize=7, color=PALETTE[6])
     # One legend, in the test-MSE panel's empty upper left (the norm panel's is full).
     ax.plot([], [], "o", color=blue, label="L2, trained to the end")
     ax.plot([], [], "s", color="k", label="stopped early (at 1 by definition)")
     ax.plot([], [], "-", color="0.3", lw=1.6, label="mean" + (" (collapsed included)"
                                                                if collapsed.any() else ""))
     if collapsed.any():
-        ax.plot([], [], "x", color="#D55E00", label="collapsed: all weights ≈ 0")
+        ax.plot([], [], "x", color=PALETTE[6], label="collapsed: all weights ≈ 0")
     ax.plot([], [], ":", color="0.5", label="no penalty (mean)")
     ax.legend(fontsize=7, loc="upper left")
     fig.suptitle("Early stopping as L2: gradient descent stopped after τ steps against ridge "

@@ -164,14 +164,18 @@ def plot(tables, config: Config):
         title = (f"(a) fixed width n = {config.width}" if mode == "fixed_n"
                  else f"(b) fixed p·n = {config.kept_units} (width n/p: "
                       f"{widths.max()} at p = {widths.idxmax():g})")
+        series = []                              # (split, colour, face, p's, stats)
+        for split, color, face in (("train", colors[0], "none"), ("test", colors[1], None)):
+            by = errors_by_seed(errors, mode, split)
+            ps = np.array(sorted(by))
+            stats = np.array([t_interval(by[p], config.alpha) for p in ps])  # (p, 4)
+            series.append((split, color, face, ps, stats))
         for row, ax in enumerate(axes[:, column]):
-            for split, color, face in (("train", colors[0], "none"), ("test", colors[1], None)):
-                by = errors_by_seed(errors, mode, split)
-                ps = [p for p in sorted(by) if row == 0 or p >= config.band[0]]
-                means, _, lows, highs = np.array([t_interval(by[p], config.alpha)
-                                                  for p in ps]).T
-                ax.plot(ps, means, "-", color=color, lw=0.9)
-                plot_interval_points(ps, means, lows, highs, ax=ax, color=color,
+            for split, color, face, ps, stats in series:
+                keep = (ps >= config.band[0]) if row else np.ones(len(ps), bool)
+                means, _, lows, highs = stats[keep].T
+                ax.plot(ps[keep], means, "-", color=color, lw=0.9)
+                plot_interval_points(ps[keep], means, lows, highs, ax=ax, color=color,
                                      label=f"{split} error", mfc=face)
             ax.axvspan(*config.band, color="0.9", zorder=0)
             ax.set(xlabel="keep probability p", ylabel="classification error",
