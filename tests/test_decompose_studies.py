@@ -133,6 +133,13 @@ def test_figures_draw_what_they_say():
                                lines["bag, measured"].get_ydata(), rtol=1e-10)
     top = figure.axes[3].get_ylim()[1]
     assert top == pytest.approx(1.15 * tables["points"].error.max())
+    # One colour per quantity: the tree's variance is the member sigma^2 of the bag's
+    # panel, the bag's variance its measured curve, and the two differ.
+    tree_var = {l.get_label(): l for l in figure.axes[3].get_lines()}["variance"]
+    bag_var = {l.get_label(): l for l in figure.axes[4].get_lines()}["variance (of the bag)"]
+    assert tree_var.get_color() == lines["member σ²(x)"].get_color()
+    assert bag_var.get_color() == lines["bag, measured"].get_color()
+    assert tree_var.get_color() != bag_var.get_color()
     plt.close(figure)
     # Forest: one categorical axis for m in all three panels, every marker in a legend.
     study, config, tables = run_tiny("forest-correlation")

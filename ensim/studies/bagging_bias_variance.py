@@ -26,7 +26,11 @@ correlated ones). The curves are pointwise means over the training sets,
 drawn without intervals; the claims below carry the intervals (jackknife over groups
 of training sets) of the same quantities averaged over `x`. The two models are
 trained on independent draws of training sets (they are not paired), as in the
-gallery example.
+gallery example. Colours stand for quantities in every panel: a single tree's variance
+(and the spread of its fits to other training sets) is sky blue, the bag's variance (and
+the spread of its fits) reddish purple, the bias² (and the mean prediction behind it)
+orange, the covariance and `rho(x)` dark blue; black is the error, the truth and, dashed,
+what a formula predicts.
 """
 
 from __future__ import annotations
@@ -138,11 +142,17 @@ def run_cell(config: Config, params: dict, streams, backend: str) -> dict:
 
 
 def plot(tables, config: Config):
-    from ensim.plotting import PALETTE, color_cycle, figure
+    from ensim.plotting import EXTRA_COLORS, PALETTE, color_cycle, figure
     from ensim.stats import normal_conf_int
 
     fig, axes = figure(2, 3, width=11, height_per_row=3.2)
-    c_bias, c_var, c_noise, c_cov = color_cycle(4)
+    # One colour per quantity in every panel: a tree's variance (and the spread of its
+    # fits) sky blue, the bag's reddish purple, bias (and the mean prediction that
+    # makes it) orange, the covariance (and rho) dark blue; black is the error, the
+    # truth, and what a formula predicts.
+    c_bias, c_tree_var, c_noise, c_cov = color_cycle(4)
+    c_var = {"tree": c_tree_var, "bagged_trees": PALETTE[7]}
+    c_points = EXTRA_COLORS[5]
     points, k = tables["points"], config.n_estimators
     # One scale for both models' error panels, fitted to the data.
     error_top = 1.15 * float(points.error.max())
@@ -151,10 +161,10 @@ def plot(tables, config: Config):
         train = tables["train"][tables["train"].model == model]
         ax = axes[0, j]
         ax.plot(grid.x, grid.f, color=PALETTE[0], label="f(x)")
-        ax.scatter(train.x, train.y, s=6, color=c_var, label="one training set")
+        ax.scatter(train.x, train.y, s=6, color=c_points, label="one training set")
         for r in range(config.n_curves):
-            ax.plot(grid.x, grid[f"prediction_{r}"], color=c_noise, lw=0.5, alpha=0.6,
-                    label="predictions" if r == 0 else None)
+            ax.plot(grid.x, grid[f"prediction_{r}"], color=c_var[model], lw=0.5, alpha=0.7,
+                    label="fits to other sets" if r == 0 else None)
         ax.plot(grid.x, grid.mean_prediction, color=c_bias, ls="--", label="mean prediction")
         top = max(float(train.y.max()), float(grid.f.max()))
         ax.set(title="Decision tree" if model == "tree" else f"Bagged trees (k = {k})",
@@ -163,19 +173,20 @@ def plot(tables, config: Config):
         ax = axes[1, j]
         ax.plot(grid.x, grid.error, color=PALETTE[0], label="error")
         ax.plot(grid.x, grid.bias2, color=c_bias, label="bias²")
-        ax.plot(grid.x, grid.variance, color=c_var, label="variance")
+        ax.plot(grid.x, grid.variance, color=c_var[model],
+                label="variance" if model == "tree" else "variance (of the bag)")
         ax.plot(grid.x, grid.noise, color=c_noise, label="noise")
         ax.set(xlabel="x", ylabel="squared error", ylim=(0, error_top))
         ax.legend(loc="upper left", ncols=2, fontsize=7)
     bag = points[points.model == "bagged_trees"].sort_values("x")
     ax = axes[0, 2]
-    ax.plot(bag.x, bag.member_variance, color=c_var, label="member σ²(x)")
+    ax.plot(bag.x, bag.member_variance, color=c_tree_var, label="member σ²(x)")
     ax.plot(bag.x, bag.covariance, color=c_cov, label="covariance")
-    ax.plot(bag.x, bag.variance, color=PALETTE[0], label="bag, measured")
+    ax.plot(bag.x, bag.variance, color=c_var["bagged_trees"], lw=2.0, label="bag, measured")
     formula = bag.rho * bag.member_variance + (1 - bag.rho) * bag.member_variance / k
-    ax.plot(bag.x, formula, color=c_bias, ls=(0, (2, 3)), lw=1.6,
+    ax.plot(bag.x, formula, color=PALETTE[0], ls=(0, (2, 3)), lw=1.2,
             label="ρσ² + (1−ρ)σ²/k")
-    ax.plot(bag.x, bag.member_variance / k, color=c_noise, ls=":", lw=1.0,
+    ax.plot(bag.x, bag.member_variance / k, color=EXTRA_COLORS[5], ls=":", lw=1.0,
             label="σ²/k (independent)")
     ax.set(xlabel="x", ylabel="variance across training sets",
            ylim=(0, 1.6 * float(bag.member_variance.max())), title="Inside the bagged variance")
