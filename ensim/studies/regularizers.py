@@ -47,8 +47,9 @@ claims test, as means with 95% Student-t intervals before Holm's correction; bel
 the dotted zero line, lower than `none`), and its test error (error rate on the
 digits, MSE in the target's own units on Friedman #1) the same way, which no claim
 tests; `V` against `C` per arm (the ensemble's error is `V/k + (k−1)/k·C` plus the
-squared bias; Brier score on the digits, MSE on Friedman #1), `none` as a large open
-marker, early stopping's legend entry saying how many epochs its networks ran; and,
+squared bias; Brier score on the digits, MSE on Friedman #1; the dotted rays are
+constant `ρ = C/V`, so an arm's `ρ` reads off the ray it sits on), `none` as a large
+open marker, early stopping's legend entry saying how many epochs its networks ran; and,
 for replicate 0 of each arm, the training loss per epoch as recorded during training
 (training mode, penalty included) against the validation loss at inference, `none`
 drawn thick.
@@ -416,6 +417,10 @@ def plot(tables, config: Config):
         ax.plot([0, top], [0, top], color="0.6", lw=0.8, ls="--")
         ax.text(0.97 * top, 0.97 * top, "V = C (ρ = 1)", ha="right", va="top", fontsize=7,
                 color="0.4")
+        for rho in (0.25, 0.5, 0.75):   # rays of constant rho = C / V, to read rho off
+            ax.plot([0, rho * top], [0, top], color="0.75", lw=0.6, ls=":", zorder=1)
+            ax.text(rho * top, 0.995 * top, f"ρ = {rho:g}", ha="center", va="bottom",
+                    fontsize=6, color="0.45")
         unit = "Brier score" if digits else "MSE"
         ax.set(xlabel=f"C: covariance of two replicates ({unit})",
                ylabel=f"V: one replicate's variance ({unit})",
