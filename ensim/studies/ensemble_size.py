@@ -26,8 +26,9 @@ members, and the average over the orders drawn is close to it; so the ordinary
 least-squares fit of the curve on `1/k` (`ensim.stats.fit_inverse_k` with equal
 weights; intercept `C`, slope `V - C`) recovers the directly measured `C` and
 `V - C` by algebra too (at the full scale, fitted − measured is within 0.1% of `C`
-and 0.3% of `V - C` in every training set, against a 2% margin). Those claims are likewise consistency checks of the curve and the
-fit, not tests of a theory that could be wrong about these ensembles.
+and 0.31% of `V - C` in every training set, against a 2% margin). Those claims are
+likewise consistency checks of the curve and the fit, not tests of a theory that
+could be wrong about these ensembles.
 
 How to read the figure: the left panel shows the measured error averaged over
 orderings (one thin line per training set) and the formula drawn from the

@@ -15,7 +15,8 @@ How to read the figure: each of the first four panels is one law; points are the
 measured `MSE_ens / V` with 95% intervals, lines the formula; an open point is a
 cell whose trials are all equal (Rademacher factors at `rho = 1`, or at `rho < 0`,
 where the ensemble's error is a multiple of one shared factor `W = ±1`; the
-members, sums of factors, are then not Rademacher themselves), an exact check
+members, sums of factors, are then not Rademacher themselves; and at `rho = 0` a
+single member, `k = 1`, whose square is always `V`), an exact check
 rather than a measurement. Correlated errors (`rho = 1`) gain nothing from averaging;
 uncorrelated ones fall as `1/k`; negatively correlated ones fall faster. The fifth
 panel fits `MSE_ens` on `1/k` by weighted least squares (intercept `C`, slope
