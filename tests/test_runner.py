@@ -392,6 +392,41 @@ def test_attempts_that_never_end_share_one_wait(monkeypatch):
     assert sum(waits) < 0.5 + 0.05            # one budget (separate waits would sum to 1.0)
 
 
+def test_an_attempt_that_outlives_a_whole_wait_is_not_waited_for_again(monkeypatch):
+    """A stuck attempt costs one wait of ABANDONED_WAIT_S, not one per later attempt; the
+    negative control, forgetting it between attempts, waits twice."""
+    import importlib
+    import weakref
+
+    distributed = pytest.importorskip("distributed")
+    runner = importlib.import_module("ensim.study.execute")
+    monkeypatch.setattr(distributed, "Client",
+                        lambda address, **kwargs: (_ for _ in ()).throw(OSError("refused")))
+    monkeypatch.setattr(runner, "ABANDONED_WAIT_S", 0.3)
+    for forget, expected in ((False, 1), (True, 2)):
+        monkeypatch.setattr(runner, "_NEVER_ENDING", weakref.WeakSet())
+        waits, stop = [], threading.Event()
+
+        class Stuck(threading.Thread):
+            def join(self, timeout=None):
+                waits.append(timeout)
+                super().join(timeout)
+
+        stuck = Stuck(target=stop.wait, args=(30,), name="ensim-connect", daemon=True)
+        stuck.start()
+        try:
+            for _ in range(2):
+                if forget:
+                    runner._NEVER_ENDING.clear()
+                with pytest.raises(StudyError, match="refused"):
+                    runner._connect_client("tcp://127.0.0.1:9", 5.0)
+        finally:
+            stop.set()
+            threading.Thread.join(stuck)
+        assert len(waits) == expected, waits
+        assert waits[0] == pytest.approx(0.3, abs=0.05)
+
+
 @pytest.mark.slow   # the real 20 s deadline; the matrix above runs the same path at 3 s
 def test_a_listener_that_never_answers_fails_within_the_deadline(tmp_path):
     pytest.importorskip("distributed")

@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ CONNECT_DEADLINE_S = 20.0
 #: Seconds a connection attempt waits, at most, for an earlier attempt in the same
 #: process that was abandoned at its deadline and is still unwinding inside Dask.
 ABANDONED_WAIT_S = 30.0
+#: Connection attempts that outlived a whole wait of ABANDONED_WAIT_S: not waited for
+#: again (a weak set: an attempt that does end at last drops out).
+_NEVER_ENDING = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -284,15 +288,20 @@ def _connect_client(address: str, deadline_s: float):
     seconds (its own timeout is half the deadline) and holds up Dask's client machinery
     meanwhile, so a later attempt in the same process first waits for such attempts to
     end, for at most :data:`ABANDONED_WAIT_S` in all, before its own deadline starts.
+    An attempt still running after such a wait is not waited for by later attempts.
     """
     from distributed import Client
 
     # One budget for all of them: attempts that never end (were Dask to hang) must not
-    # make every later attempt wait longer and longer.
+    # make every later attempt wait longer and longer. An attempt that outlives a whole
+    # budget is taken for one that never ends, and no later attempt waits for it again.
     until = time.monotonic() + ABANDONED_WAIT_S
-    for thread in threading.enumerate():
-        if thread.name == "ensim-connect":
-            thread.join(max(0.0, until - time.monotonic()))
+    unwinding = [t for t in threading.enumerate()
+                 if t.name == "ensim-connect" and t not in _NEVER_ENDING]
+    for thread in unwinding:
+        thread.join(max(0.0, until - time.monotonic()))
+    if time.monotonic() >= until:
+        _NEVER_ENDING.update(t for t in unwinding if t.is_alive())
     box = {}
 
     def attempt():
