@@ -207,11 +207,19 @@ def test_every_arm_has_its_own_colour_in_the_figure(tiny):
 
     assert len(set(color_cycle(12))) == 12                # all twelve arms tell apart
     assert color_cycle(13)[12] == color_cycle(13)[0]      # the thirteenth repeats
+    from ensim.studies.regularizers import CURVE_ARMS
+
     fig = tiny.figure()
-    curves = fig.axes[4]                                  # first task's curves panel
+    vc = {line.get_label().split(" (")[0]: to_hex(line.get_color())
+          for line in fig.axes[3].get_lines() if line.get_label()[0] != "_"}
+    assert len(vc) == 12 and len(set(vc.values())) == 12  # first task's V-C panel
+    # The curves panel draws none and the primer's five, each in its V-C colour.
+    curves = fig.axes[4]
     solid = [to_hex(line.get_color()) for line in curves.get_lines()
              if line.get_linestyle() == "-" and len(line.get_xdata())]
-    assert len(solid) == 12 and len(set(solid)) == 12
+    assert solid == [vc[arm.replace("_", " ")] for arm in tiny.config.arms
+                     if arm in CURVE_ARMS]
+    assert len(solid) == 6
 
 
 def test_the_left_panels_draw_the_paired_differences_the_claims_test(tiny):
