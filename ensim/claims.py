@@ -28,10 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_real
+from .primer import KEYS as PRIMER_KEYS
 
 __all__ = ["KINDS", "VERDICTS", "Claim", "all_of", "claims_to_markdown", "count_verdicts",
            "direction", "equivalence", "holm", "holm_adjusted", "identity", "interval_text",
-           "negative_control", "verdict_text", "within"]
+           "negative_control", "statement_text", "verdict_text", "within"]
 
 #: ``holds``: the measurement agrees with the claim (for an equality, the interval
 #: lies inside the stated margin; for an inequality, the interval lies on the
@@ -79,6 +80,9 @@ class Claim:
     uncorrected_verdict : str or None
         The verdict before the family-wise correction, where :func:`holm` changed
         it (the reported interval, which is not corrected, supports that verdict).
+    primer : str or None
+        The key of the primer's claim it tests (:data:`ensim.primer.PRIMER_CLAIMS`),
+        set with :func:`ensim.primer.tag`; ``None`` for claims of other sources.
     """
 
     statement: str
@@ -95,6 +99,7 @@ class Claim:
     family: str | None = None
     decision_interval: tuple[float, float] | None = None
     uncorrected_verdict: str | None = None
+    primer: str | None = None
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -123,6 +128,9 @@ class Claim:
         if self.uncorrected_verdict not in (None, *VERDICTS):
             raise ValueError(f"The 'uncorrected_verdict' parameter of Claim must be None or "
                              f"one of {VERDICTS}; got {self.uncorrected_verdict!r}.")
+        if self.primer is not None and self.primer not in PRIMER_KEYS:
+            raise ValueError(f"The 'primer' parameter of Claim must be None or one of "
+                             f"{', '.join(PRIMER_KEYS)}; got {self.primer!r}.")
         if self.decision_interval is not None:
             low, high = (float(v) for v in self.decision_interval)  # a list, from JSON
             if not low <= high:
@@ -445,12 +453,17 @@ def interval_text(claim: Claim, space: str = " ", join: str = ", ") -> str:
     return f"{one(1 - 2 * claim.alpha, *claim.decision_interval)} (decides){join}{shown}"
 
 
+def statement_text(claim: Claim) -> str:
+    """The claim's statement, followed by the primer claim it tests, if any."""
+    return claim.statement + (f" [tests the primer: {claim.primer}]" if claim.primer else "")
+
+
 def claims_to_markdown(claims) -> str:
     """A Markdown table of ``claims``: statement, theory, measured, interval, verdict."""
     lines = ["| claim | theory | measured | interval | verdict | method |",
              "|---|---|---|---|---|---|"]
     for c in claims:
-        lines.append(f"| {c.statement} | {format_number(c.theory)} | "
+        lines.append(f"| {statement_text(c)} | {format_number(c.theory)} | "
                      f"{format_number(c.estimate)} | {interval_text(c, '&nbsp;')} | "
                      f"**{verdict_text(c)}** | {c.method} |")
     return "\n".join(lines) + "\n"

@@ -17,9 +17,10 @@ import json
 from pathlib import Path
 
 from .claims import (Claim, claims_to_markdown, count_verdicts, format_number, interval_text,
-                     verdict_text)
+                     statement_text, verdict_text)
 
-__all__ = ["collect_studies", "find_result_folders", "render_markdown", "write_report"]
+__all__ = ["collect_studies", "find_result_folders", "primer_section", "render_markdown",
+           "write_report"]
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; color: #222;
@@ -88,7 +89,7 @@ def _html_claims(claims) -> str:
     for c in claims:
         interval = html.escape(interval_text(c, join="\n")).replace("\n", "<br>")
         rows.append(
-            f"<tr><td>{html.escape(c.statement)}</td>"
+            f"<tr><td>{html.escape(statement_text(c))}</td>"
             f"<td class='num'>{format_number(c.theory)}</td>"
             f"<td class='num'>{format_number(c.estimate)}</td>"
             f"<td class='interval'>{interval}</td>"
@@ -128,6 +129,38 @@ def _links(study, out: Path) -> list[tuple[str, str]]:
         links.append(("figure (PDF)", f"{rel}/figure.pdf"))
     links += [("summary", f"{rel}/summary.md"), ("manifest", f"{rel}/manifest.json")]
     return links
+
+
+def primer_section(studies) -> str:
+    """"The primer, measured" in Markdown: each claim of the primer that a study of this
+    run tests, with this run's verdicts on the claims marked as testing it beside what
+    the full scale finds (:data:`ensim.primer.PRIMER_CLAIMS`); "" when none does."""
+    from .primer import PRIMER_CLAIMS
+
+    present = {s["name"]: s for s in studies}
+    scales = sorted({str(s["manifest"].get("scale")) for s in studies})
+    here = f"this run ({scales[0]} scale)" if len(scales) == 1 else "this run"
+    rows = [f"| the primer says | measured in | {here}: its predictions | at full scale |",
+            "|---|---|---|---|"]
+    for entry in PRIMER_CLAIMS:
+        ran = [name for name in entry.studies if name in present]
+        if not ran:
+            continue
+        marked = [c for name in ran for c in present[name]["claims"] if c.primer == entry.key]
+        verdicts = (count_verdicts(marked) if marked
+                    else "no claim of this run is marked as testing it")
+        where = ", ".join(f"[{name}](#{name})" for name in ran)
+        rows.append(f"| {entry.says} | {where} | {verdicts} | {entry.full_scale} |")
+    if len(rows) == 2:
+        return ""
+    return "\n".join([
+        "## The primer, measured", "",
+        "Each claim of the regularization primer that this run tests, with the verdicts of "
+        "the run's claims that state what it predicts (each study's claims table marks "
+        "them \"tests the primer\"): a prediction that holds supports the primer, one that "
+        "fails contradicts it. Beside them, what the full scale finds. A quick run's "
+        "intervals are wide, so its verdicts can be inconclusive, or differ, where the "
+        "full scale decides.", "", *rows])
 
 
 #: The words the claims tables use, for a reader who meets them first in the report.
@@ -191,6 +224,10 @@ def write_report(out) -> tuple[Path, Path]:
         markdown.append(f"1. [{study['title']}](#{study['name']}) — "
                         f"{count_verdicts(study['claims'])}")
     toc.append("</ol></nav>")
+    primer = primer_section(studies)
+    if primer:
+        toc.append(f"<div id='primer' class='primer'>{render_markdown(primer)}</div>")
+        markdown += ["", primer]
     toc.append(f"<div id='reading' class='guide'>{render_markdown(READING_GUIDE)}</div>")
     markdown += ["", READING_GUIDE]
     for study in studies:

@@ -196,3 +196,46 @@ def test_all_of_shows_the_interval_its_least_favourable_part_decides_on():
                       for i, p in enumerate((0.04, 0.03))], "f")
     combined = all_of("all", undecided)
     assert combined.decision_interval is None and combined.uncorrected_verdict == "holds"
+
+
+def test_a_claim_names_the_primer_claim_it_tests():
+    from ensim.claims import statement_text
+    from ensim.primer import KEYS, PRIMER_CLAIMS, primer_claim, tag
+
+    claim = direction("dropout lowers it", -1.0, stderr=0.1, side="below")
+    marked = tag(claim, "dropout-decorrelates")
+    assert marked.primer == "dropout-decorrelates" and claim.primer is None
+    assert dataclasses.replace(marked, primer=None) == claim     # nothing else changes
+    assert Claim.from_dict(json.loads(json.dumps(marked.to_dict()))) == marked
+    assert statement_text(marked) == "dropout lowers it [tests the primer: dropout-decorrelates]"
+    assert statement_text(claim) == "dropout lowers it"
+    # A negative control tests the check, not the primer: it stays unmarked.
+    control = negative_control(direction("a wrong formula", 1.0, stderr=0.1, side="below"))
+    assert tag([claim, control], "bagging") == [tag(claim, "bagging"), control]
+    # Results written before claims were marked load with no mark.
+    old = {k: v for k, v in marked.to_dict().items() if k != "primer"}
+    assert Claim.from_dict(old).primer is None
+    # Unknown keys are refused, naming the parameter and the keys there are.
+    with pytest.raises(ValueError, match=r"'primer' parameter of Claim .* bagging.*got 'bagg'"):
+        dataclasses.replace(claim, primer="bagg")
+    with pytest.raises(ValueError, match=r"'key' parameter of tag .*ensemble-formula.*got 7"):
+        tag(claim, 7)
+    assert len(KEYS) == len(set(KEYS)) == len(PRIMER_CLAIMS)
+    assert primer_claim("l2").studies == ("regularizers",)
+
+
+def test_every_primer_claim_is_marked_in_the_studies_it_names():
+    """Each study a primer claim names exists and marks claims with its key in its code
+    (the slow study tests check that a run's claims carry exactly these keys)."""
+    import importlib
+    import inspect
+
+    from ensim.primer import PRIMER_CLAIMS
+    from ensim.study import available_studies, load_study
+
+    names = set(available_studies())
+    for entry in PRIMER_CLAIMS:
+        for name in entry.studies:
+            assert name in names, (entry.key, name)
+            module = importlib.import_module(load_study(name).claims.__module__)
+            assert f'"{entry.key}"' in inspect.getsource(module), (entry.key, name)

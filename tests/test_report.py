@@ -102,7 +102,10 @@ def test_report_holds_every_study_in_order_with_figures_links_and_claims(results
     for name, section in parser.sections.items():
         claims = json.loads((results / name / "claims.json").read_text())
         assert len(section["rows"]) == len(claims)
-        assert [row[0] for row in section["rows"]] == [c["statement"] for c in claims]
+        # A claim that states what the primer predicts says so.
+        assert [row[0] for row in section["rows"]] == [
+            c["statement"] + (f" [tests the primer: {c['primer']}]" if c["primer"] else "")
+            for c in claims]
         for row, claim, cls in zip(section["rows"], claims, section["classes"]):
             if claim["expected"] == "fails" and claim["verdict"] == "fails":
                 # A rejected negative control is the expected outcome, not a failure.
@@ -148,6 +151,42 @@ def test_report_holds_every_study_in_order_with_figures_links_and_claims(results
     assert "formula-check/figure.png" in markdown and "tiny/figure.png" in markdown
     assert markdown.count("| claim | theory |") == 2
     assert markdown.index("## Does averaging") < markdown.index("## A tiny study")
+
+
+def test_the_primer_section_counts_the_claims_marked_for_each_primer_claim(results):
+    from ensim.primer import PRIMER_CLAIMS, primer_claim
+    from ensim.report import collect_studies, primer_section
+
+    html_path, md_path = write_report(results)
+    markdown = md_path.read_text()
+    section = markdown[markdown.index("## The primer, measured"):
+                       markdown.index("**How to read a claim")]
+    rows = [line for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| the primer says")]
+    # Of the primer's studies only formula-check ran: its one primer claim, with the
+    # verdicts of its marked claims (not the z-score claim's, nor the controls').
+    (row,) = rows
+    claims = [Claim.from_dict(c)
+              for c in json.loads((results / "formula-check" / "claims.json").read_text())]
+    marked = [c for c in claims if c.primer == "ensemble-formula"]
+    assert 0 < len(marked) < len([c for c in claims if not c.is_control])
+    assert not any(c.primer for c in claims if c.is_control)
+    entry = primer_claim("ensemble-formula")
+    assert row == (f"| {entry.says} | [formula-check](#formula-check) | "
+                   f"{count_verdicts(marked)} | {entry.full_scale} |")
+    assert "this run (full scale)" not in section and "this run: its" in section  # 2 scales
+    page = html_path.read_text()
+    assert "id='primer'" in page and page.index("id='primer'") < page.index("<section")
+    # No study of the primer: no section. A study whose claims carry other keys (the
+    # negative control of the counting): its primer claim has none of this run's claims.
+    studies = collect_studies(results)
+    assert primer_section([s for s in studies if s["name"] == "tiny"]) == ""
+    fake = {"name": "formula-check", "manifest": {"scale": "quick"},
+            "claims": [dataclasses.replace(marked[0], primer="bagging")]}
+    text = primer_section([fake])
+    assert "this run (quick scale)" in text
+    assert "| no claim of this run is marked as testing it |" in text
+    assert len([e for e in PRIMER_CLAIMS if "formula-check" in e.studies]) == 1
 
 
 def test_claims_round_trip_and_counts():

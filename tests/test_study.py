@@ -109,6 +109,11 @@ def test_in_memory_tables_equal_the_cli_files_byte_for_byte(name, tmp_path):
         assert (folder / f"table-{table}.csv").read_text() == frame.to_csv(index=False), table
     claims = pd.read_json(folder / "claims.json")
     assert list(claims.verdict) == [c.verdict for c in result.claims]
+    # Its claims mark exactly the primer claims that name this study (ensim.primer).
+    from ensim.primer import PRIMER_CLAIMS
+
+    assert {c.primer for c in result.claims} - {None} == {
+        e.key for e in PRIMER_CLAIMS if name in e.studies}
 
 
 def test_overrides_change_the_config_and_the_identity(tmp_path):

@@ -42,6 +42,7 @@ import numpy as np
 from ensim._validation import check_int, check_real
 from ensim.claims import direction, equivalence, identity, negative_control
 from ensim.data import KnownTruth
+from ensim.primer import tag
 from ensim.decompose import bias_variance, decompose
 from ensim.ensembles import fit_repeats, make_ensemble
 from ensim.stats import jackknife
@@ -227,8 +228,9 @@ def claims(tables, config: Config) -> list:
                          method=f"bagged − tree, jackknife SEs over training sets, t with "
                                 f"{dof:g} dof (conservative for a difference of two)")
 
-    out.append(lower("ensemble_variance", "Bagging lowers the variance (mean over x)"))
-    out.append(lower("mse", "Bagging lowers the error against f (mean over x)"))
+    out.append(tag(lower("ensemble_variance", "Bagging lowers the variance (mean over x)"),
+                   "bagging"))
+    out.append(tag(lower("mse", "Bagging lowers the error against f (mean over x)"), "bagging"))
     out.append(direction("Two members of the bag are positively correlated across training "
                          "sets (pooled ρ), so bagging keeps a share ρ of σ²",
                          float(bag.pooled_rho), stderr=float(bag.pooled_rho_stderr), dof=dof,

@@ -96,6 +96,7 @@ import numpy as np
 from ensim._validation import check_int, check_real, check_values
 from ensim.claims import direction, equivalence, holm, identity, negative_control
 from ensim.decompose import decompose, ensemble_mse_curve
+from ensim.primer import tag
 from ensim.stats import jackknife, mean_and_se, t_interval
 from ensim.study import Study
 
@@ -610,11 +611,12 @@ def claims(tables, config: Config) -> list:
         thin = part[part.arm == "thinned"]
         # 1. Are the thinned sub-networks decorrelated?
         mean, se, dof = mean_and_se(thin.rho_f)
-        out.append(direction(f"Primer: dropout pushes the correlation between thinned "
-                             f"sub-networks close to zero, ρ < {config.rho_zero:g} ({task})",
-                             mean, stderr=se, dof=dof, side="below", bound=config.rho_zero,
-                             alpha=alpha, method=f"mean ρ over {dof + 1} replicates, t; errors "
-                                                 "against the noise-free truth"))
+        out.append(tag(direction(f"Primer: dropout pushes the correlation between thinned "
+                                 f"sub-networks close to zero, ρ < {config.rho_zero:g} "
+                                 f"({task})", mean, stderr=se, dof=dof, side="below",
+                                 bound=config.rho_zero, alpha=alpha,
+                                 method=f"mean ρ over {dof + 1} replicates, t; errors against "
+                                        "the noise-free truth"), "dropout-decorrelates"))
         family = []
         for arm in arms:
             diff = _paired(ens, task, "thinned", arm, "rho_f")
@@ -623,7 +625,8 @@ def claims(tables, config: Config) -> list:
                                     f"{_LABELS[arm]} members: ρ_thinned − ρ_{arm} < 0 "
                                     f"({task})", mean, stderr=se, dof=dof, side="below",
                                     alpha=alpha, method="paired over replicates, t"))
-        out.extend(holm(family, f"ρ of thinned networks against each arm ({task})"))
+        out.extend(tag(holm(family, f"ρ of thinned networks against each arm ({task})"),
+                       "dropout-decorrelates"))
         diff = (thin.X - thin.all_mask_mse).to_numpy()
         mean, se, dof = mean_and_se(diff)
         out.append(equivalence(f"Theory: X among thinned sub-networks is the squared error of "
@@ -633,6 +636,9 @@ def claims(tables, config: Config) -> list:
                                       f"masks, paired over replicates; margin "
                                       f"{config.rel_margin:.0%} of X"))
         # 2. The effective ensemble size of one dropout network.
+        # Claims 2 to 4 state what the primer predicts of an ensemble of thinned networks;
+        # the thinned networks' own cost and section 5 are not its predictions.
+        first_ensemble_claim = len(out)
         est = _effective_size_jackknife(ens, task)
         value = float(est.estimate[0])
         low, high = est.conf_int(alpha)
@@ -666,17 +672,18 @@ def claims(tables, config: Config) -> list:
                              f"error(weight-scaled dropout) > 0 ({task})", mean, stderr=se,
                              dof=dof, side="above", alpha=alpha,
                              method="paired over replicates, t"))
-        cost = _paired(ens, task, "thinned", "independent", "S")
-        mean, se, dof = mean_and_se(cost)
-        out.append(direction(f"Each thinned sub-network alone is worse than a plain network: "
-                             f"S_thinned − S_plain > 0 ({task})", mean, stderr=se, dof=dof,
-                             side="above", alpha=alpha, method="paired over replicates, t"))
         shared = _paired(ens, task, "thinned", "independent", "X", "mse_single")
         mean, se, dof = mean_and_se(shared)
         out.append(direction(f"What averaging thinned networks cannot remove is below a plain "
                              f"network's error: X_thinned − error(plain) < 0 ({task})", mean,
                              stderr=se, dof=dof, side="below", alpha=alpha,
                              method="paired over replicates, t"))
+        out[first_ensemble_claim:] = tag(out[first_ensemble_claim:], "dropout-ensemble")
+        cost = _paired(ens, task, "thinned", "independent", "S")
+        mean, se, dof = mean_and_se(cost)
+        out.append(direction(f"Each thinned sub-network alone is worse than a plain network: "
+                             f"S_thinned − S_plain > 0 ({task})", mean, stderr=se, dof=dof,
+                             side="above", alpha=alpha, method="paired over replicates, t"))
         # 5. Do ensembles of dropout networks still gain from averaging?
         if "dropout" in config.arms:
             drop = part[part.arm == "dropout"]

@@ -39,6 +39,7 @@ from ensim import DISTS, EquicorrelatedErrors, simulate
 from ensim._validation import check_bool, check_int, check_real, check_values
 from ensim.claims import all_of, equivalence, identity, negative_control, within
 from ensim.montecarlo import FEW_TRIALS
+from ensim.primer import tag
 from ensim.stats import fit_inverse_k, normal_conf_int
 from ensim.study import Study
 
@@ -281,6 +282,7 @@ def claims(tables, config: Config) -> list:
                 getattr(fit, which), getattr(fit, which + "_stderr"), truth,
                 config.rel_margin * V, alpha=alpha,
                 method=f"margin {config.rel_margin:.0%} of V"))
+    out = tag(out, "ensemble-formula")     # the claims so far test the primer's formula
     z, _ = _random_cells(table)
     if z.size >= 2:
         n, mean_z2 = z.size, float(np.mean(z**2))

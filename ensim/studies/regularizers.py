@@ -96,6 +96,7 @@ import numpy as np
 
 from ensim._validation import check_int, check_real, check_values
 from ensim.claims import direction, equivalence, holm
+from ensim.primer import tag
 from ensim.stats import mean_and_se, t_interval
 from ensim.study import Study
 
@@ -111,6 +112,13 @@ _TUNED = {"none": (), "l2": ("l2",), "l1": ("l1",), "max_norm": ("max_norm",),
 _FIXED = {"batch_norm": {"batch_norm": True}, "batch_norm_dropout": {"batch_norm": True},
           "l2_zero": {"l2": 0.0}}
 _N_DIGITS_TRAIN = 1079          # the digits training split of load_dataset (60% of 1,797)
+#: The primer's claim (ensim.primer) that each arm's test-loss and gap claims test; max-norm
+#: (not in the primer) and the l2_zero control test none.
+PRIMER_KEY = {"l2": "l2", "l1": "l1", "dropout": "dropout-regularizes",
+              "dropout_max_norm": "dropout-regularizes", "dropout_l2": "dropout-regularizes",
+              "batch_norm": "batch-norm-regularizes",
+              "batch_norm_dropout": "batch-norm-regularizes",
+              "early_stopping": "early-stopping", "augmentation": "augmentation"}
 #: The arms whose training curves are drawn: none and one arm for each of the primer's
 #: five regularizers (all twelve arms' 24 curves could not be told apart).
 CURVE_ARMS = ("none", "l2", "dropout", "batch_norm", "early_stopping", "augmentation")
@@ -468,7 +476,8 @@ def claims(tables, config: Config) -> list:
                                         f"{column}({arm}) − {column}(none) < 0 ({task})",
                                         mean, stderr=se, dof=dof, side="below", alpha=alpha,
                                         method="paired over replicates, t"))
-            out.extend(holm(family, f"{column} against none ({task})"))
+            out.extend(tag(c, PRIMER_KEY[arm]) if arm in PRIMER_KEY else c
+                       for arm, c in zip(arms, holm(family, f"{column} against none ({task})")))
         part = reps[reps.task == task]
         if "l2_zero" in arms:
             diff = paired(reps, task, "l2_zero", "test_loss")
@@ -481,31 +490,34 @@ def claims(tables, config: Config) -> list:
                                           f"{config.control_margin:.0%} of none's test loss"))
         if "l2" in arms:
             mean, se, dof = mean_and_se(paired(reps, task, "l2", "weight_norm2"))
-            out.append(direction(f"Primer: L2 constrains the weights' size: |W|²(l2) − "
-                                 f"|W|²(none) < 0 ({task})", mean, stderr=se, dof=dof,
-                                 side="below", alpha=alpha, method="paired over replicates, t"))
+            out.append(tag(direction(f"Primer: L2 constrains the weights' size: |W|²(l2) − "
+                                     f"|W|²(none) < 0 ({task})", mean, stderr=se, dof=dof,
+                                     side="below", alpha=alpha,
+                                     method="paired over replicates, t"), "l2"))
         if "l1" in arms and task.startswith("friedman1"):
             mean, se, dof = mean_and_se(paired(reps, task, "l1", "unused_input_share"))
-            out.append(direction(f"Primer: L1 selects features: it lowers the share of the "
-                                 f"first layer's |W| on the 5 unused inputs ({task})", mean,
-                                 stderr=se, dof=dof, side="below", alpha=alpha,
-                                 method="paired over replicates, t"))
+            out.append(tag(direction(f"Primer: L1 selects features: it lowers the share of "
+                                     f"the first layer's |W| on the 5 unused inputs ({task})",
+                                     mean, stderr=se, dof=dof, side="below", alpha=alpha,
+                                     method="paired over replicates, t"), "l1"))
         if "batch_norm" in arms:
             mean, se, dof = mean_and_se(paired(reps, task, "batch_norm", "early_loss"))
-            out.append(direction(f"Primer: batch norm converges faster: lower recorded training "
-                                 f"loss after {max(1, config.max_epochs // 10)} epochs ({task})",
-                                 mean, stderr=se, dof=dof, side="below", alpha=alpha,
-                                 method="paired over replicates, t"))
+            out.append(tag(direction(f"Primer: batch norm converges faster: lower recorded "
+                                     f"training loss after {max(1, config.max_epochs // 10)} "
+                                     f"epochs ({task})", mean, stderr=se, dof=dof,
+                                     side="below", alpha=alpha,
+                                     method="paired over replicates, t"), "batch-norm-faster"))
     small, large = "digits_300", "digits_full"
     if "augmentation" in arms and {small, large} <= set(reps.task):
         gain = [paired(reps, t, "augmentation", "test_loss") for t in (small, large)]
         (m1, s1, d1), (m2, s2, d2) = mean_and_se(gain[0]), mean_and_se(gain[1])
         se = float(np.hypot(s1, s2))
         dof = se**4 / (s1**4 / d1 + s2**4 / d2) if se > 0 else d1 + d2   # Welch-Satterthwaite
-        out.append(direction("Primer: augmentation helps most with limited data: its change of "
-                             "test loss at 300 digits minus that at the full split < 0",
-                             m1 - m2, stderr=se, dof=dof, side="below", alpha=alpha,
-                             method="difference of two paired means, Welch"))
+        out.append(tag(direction("Primer: augmentation helps most with limited data: its "
+                                 "change of test loss at 300 digits minus that at the full "
+                                 "split < 0", m1 - m2, stderr=se, dof=dof, side="below",
+                                 alpha=alpha, method="difference of two paired means, Welch"),
+                       "augmentation"))
     return out
 
 

@@ -135,6 +135,7 @@ from ensim.claims import (
     negative_control,
     within,
 )
+from ensim.primer import tag
 from ensim.stats import mean_and_se, t_quantile
 from ensim.study import Study
 
@@ -491,7 +492,7 @@ def claims(tables, config):
                                     mean, mean - half, mean + half, -sd, sd, alpha=config.alpha,
                                     method="t interval over seeds"))
     out += holm(better, "Monte Carlo at the largest k beats weight scaling")
-    out += within_sd
+    out += tag(within_sd, "weight-scaling")
     if "digits" in set(curves.task):
         wide_am = _paired(curves, "digits", "mean", "distance")
         wide_g = _paired(curves, "digits", "nwgm", "distance")
@@ -523,21 +524,25 @@ def claims(tables, config):
         if len(ex) >= 2:
             rel = ex.sq_full / ex.sq_mean - 1
             mean, se, dof = mean_and_se(rel)
-            out.append(equivalence(f"{task}: weight scaling's squared error is within 5% of the "
-                                   "exact arithmetic mean's", mean, se, 0.0, 0.05,
-                                   alpha=config.alpha, dof=dof, theory=0.0,
-                                   method="relative difference, t over seeds"))
+            out.append(tag(equivalence(f"{task}: weight scaling's squared error is within 5% of "
+                                       "the exact arithmetic mean's", mean, se, 0.0, 0.05,
+                                       alpha=config.alpha, dof=dof, theory=0.0,
+                                       method="relative difference, t over seeds"),
+                           "weight-scaling"))
     ident = tables["identities"].set_index("case")
     n_masks = int(ident.loc["softmax inputs only", "n_subnetworks"])
-    out.append(identity("Softmax layer with dropout on its inputs only: NWGM = weight scaling "
-                        f"(all {n_masks:,} masks)", ident.loc["softmax inputs only", "nwgm_vs_full"],
-                        tol=1e-12, alpha=config.alpha, method="largest |difference|"))
+    out.append(tag(identity("Softmax layer with dropout on its inputs only: NWGM = weight "
+                            f"scaling (all {n_masks:,} masks)",
+                            ident.loc["softmax inputs only", "nwgm_vs_full"], tol=1e-12,
+                            alpha=config.alpha, method="largest |difference|"),
+                   "weight-scaling"))
     out.append(negative_control(identity(
         "Negative control: with two dropout layers, NWGM = weight scaling",
         ident.loc["two dropout layers", "nwgm_vs_full"], tol=1e-12, alpha=config.alpha)))
-    out.append(identity("Logistic unit: NWGM over all input masks = sigmoid(E[S])",
-                        ident.loc["logistic unit", "nwgm_vs_full"], tol=1e-12, alpha=config.alpha,
-                        method="largest |difference|"))
+    out.append(tag(identity("Logistic unit: NWGM over all input masks = sigmoid(E[S])",
+                            ident.loc["logistic unit", "nwgm_vs_full"], tol=1e-12,
+                            alpha=config.alpha, method="largest |difference|"),
+                   "weight-scaling"))
     out.append(negative_control(identity(
         "Negative control: logistic unit, arithmetic mean = sigmoid(E[S])",
         ident.loc["logistic unit", "mean_vs_full"], tol=1e-12, alpha=config.alpha)))

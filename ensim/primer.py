@@ -1,0 +1,205 @@
+"""The regularization primer's claims, and which studies measure each.
+
+ensim starts from a regularization primer: averaging ``k`` models gives
+``MSE_ens = V/k + (k-1)/k C``, dropout is cheap bagging of ``2^n`` thinned
+sub-networks that it decorrelates, the full network is their average, and L1/L2,
+early stopping, data augmentation and batch normalization are the other
+regularizers. :data:`PRIMER_CLAIMS` lists those claims one by one, each with the
+studies that test it and what the full scale finds. A study marks with :func:`tag`
+each of its claims that states what the primer predicts, so that the claim holds
+where the primer is right and fails where it is wrong (claims about the primer's
+context, such as a paper's figure or a consequence the primer does not draw, stay
+unmarked); the report gathers the marked claims of a run under the primer's words
+(:func:`ensim.report.primer_section`).
+
+The ``full_scale`` texts quote the studies' own full-scale results (seed 0), as
+their stories do; a quick run's verdicts, shown beside them in the report, can
+differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+__all__ = ["PRIMER_CLAIMS", "PrimerClaim", "primer_claim", "primer_markdown", "tag"]
+
+
+@dataclass(frozen=True)
+class PrimerClaim:
+    """One claim of the primer.
+
+    Attributes
+    ----------
+    key : str
+        Its name, which a study's claims carry (:attr:`ensim.Claim.primer`).
+    says : str
+        The claim, in the primer's words where they are short.
+    studies : tuple of str
+        The studies whose claims test it (names from ``ensim list``).
+    full_scale : str
+        What those studies find at full scale, in a sentence or two.
+    """
+
+    key: str
+    says: str
+    studies: tuple[str, ...]
+    full_scale: str
+
+
+PRIMER_CLAIMS = (
+    PrimerClaim(
+        "ensemble-formula",
+        "Averaging k models whose errors have variance V and pairwise covariance C gives "
+        "MSE_ens = V/k + (k−1)/k·C: no gain when the errors are perfectly correlated, "
+        "V/k when they are uncorrelated.",
+        ("formula-check",),
+        "Holds for every k from 1 to 100, every correlation from the lower edge to 1 and "
+        "four error laws (Gaussian, Student-t, exponential, Rademacher), each within 2% "
+        "by TOST; a fit on 1/k recovers C and V. It needs only second moments."),
+    PrimerClaim(
+        "bagging",
+        "Bagging averages models trained on random subsets of the data: averaging cancels "
+        "their individual errors and lowers the variance.",
+        ("bagging-bias-variance",),
+        "Holds for bagged regression trees: the variance and the error fall. Two members "
+        "are positively correlated across training sets (pooled ρ 0.38), so the bag keeps "
+        "that share of a member's variance: ρσ² + (1−ρ)σ²/k, exactly."),
+    PrimerClaim(
+        "random-forest",
+        "Random forests are bagging: their trees, trained on different random subsets, "
+        "make different errors.",
+        ("ensemble-size", "forest-correlation"),
+        "Feature sampling does decorrelate the trees (ρ falls as max_features falls), and "
+        "the forest's variance is ρσ² + (1−ρ)σ²/B within 10%; but a lower ρ is not a lower "
+        "error: on Friedman #1 the forest's error stays above bagging's at every k (+0.88 "
+        "at k = 200), as its trees' own errors are larger (V 21.8 against 15.8)."),
+    PrimerClaim(
+        "dropout-decorrelates",
+        "Dropout actively disrupts the correlations, pushing the covariance C between the "
+        "thinned networks closer to zero.",
+        ("dropout-ensemble",),
+        "Fails: the thinned sub-networks' errors correlate at ρ = 0.67 (Friedman #1) and "
+        "0.66 (digits), far from 0. They are less correlated than the members of real "
+        "ensembles on the digits, more correlated than them on Friedman #1."),
+    PrimerClaim(
+        "dropout-ensemble",
+        "Training with dropout trains an ensemble of exponentially many thinned networks "
+        "that share weights: an extreme, efficient form of bagging.",
+        ("dropout-ensemble",),
+        "Partly: on Friedman #1 one dropout network is worth 1.19 plain networks "
+        "(effective ensemble size, interval above 1) and varies less across training sets; "
+        "on the digits neither is shown. Each thinned sub-network alone is worse than a "
+        "plain network, and ensembles of dropout networks still gain from averaging."),
+    PrimerClaim(
+        "weight-scaling",
+        "Testing with the full network (inverted dropout: no scaling at inference) acts as "
+        "an approximate average of the thinned networks' predictions.",
+        ("weight-scaling",),
+        "An approximation that is exact only in special cases (a softmax layer with dropout "
+        "on its inputs, a logistic unit: the normalized geometric mean). On the digits, "
+        "Monte Carlo averages of about 50 to 100 sampled sub-networks match or beat it."),
+    PrimerClaim(
+        "co-adaptation",
+        "Dropout breaks up co-adaptation: no unit can rely on specific other units, so the "
+        "representation is redundant and no single unit is a point of failure.",
+        ("co-adaptation",),
+        "Only in part: removing the worst unit costs far less with dropout (every layer "
+        "and task), but the units' correlation falls only in the first digits layer and "
+        "rises in the other three layers; on Friedman #1 the representation concentrates "
+        "on fewer directions."),
+    PrimerClaim(
+        "dropout-regularizes",
+        "Dropout reduces overfitting; it is best used in large, deep, fully connected "
+        "networks.",
+        ("regularizers",),
+        "Not for these small networks on the digits (it raises the test loss at the full "
+        "split); on Friedman #1 it lowers the test loss a little and narrows the gap at "
+        "200 rows as much as L2."),
+    PrimerClaim(
+        "l2",
+        "L2 (weight decay) forces the weights to be small, and so reduces overfitting.",
+        ("regularizers",),
+        "It does shrink the weights on every task (ΣW² 362 → 84 on the full digits); it "
+        "lowers the test loss on Friedman #1, but not measurably on the digits."),
+    PrimerClaim(
+        "l1",
+        "L1 drives some weights to zero: it selects features, and so reduces overfitting.",
+        ("regularizers",),
+        "Where data suffice: on Friedman #1 at 2000 rows the share of the first layer's "
+        "weights on the 5 unused inputs falls from 0.47 to 0.14, and L1 gives that task's "
+        "lowest test loss; at 200 rows the share barely moves."),
+    PrimerClaim(
+        "early-stopping",
+        "Early stopping halts training when the validation error starts to rise, saving "
+        "the model at its best state.",
+        ("regularizers",),
+        "Helps little under a fixed, moderate budget: it hurts the full digits (+0.012 "
+        "test loss) and helps Friedman #1 only slightly, less than any penalty."),
+    PrimerClaim(
+        "augmentation",
+        "Data augmentation helps most when training data are limited.",
+        ("regularizers",),
+        "Rotations hurt the 8x8 digits at both sizes; input noise helps Friedman #1 at "
+        "200 rows more than at 2000. The claim that it helps most with limited data is "
+        "inconclusive on the digits."),
+    PrimerClaim(
+        "batch-norm-faster",
+        "Batch normalization allows higher learning rates: training is significantly "
+        "faster.",
+        ("batch-norm", "regularizers"),
+        "Higher rates: yes, it trains at rates where plain networks diverge. Faster: with "
+        "Adam on the small networks of the regularizers study, its recorded training loss "
+        "after 10 epochs is higher, not lower."),
+    PrimerClaim(
+        "batch-norm-regularizes",
+        "The noise of mini-batch statistics acts as a mild regularizer, similar to dropout.",
+        ("batch-norm", "regularizers"),
+        "Batch norm lowers the test loss on every task of the regularizers study; that the "
+        "mini-batch noise itself is the regularizer is not shown."),
+    PrimerClaim(
+        "batch-norm-initialization",
+        "With batch normalization the network becomes much less sensitive to the initial "
+        "weights.",
+        ("batch-norm",),
+        "Less sensitive, yes: the test error spreads less over the initial weight scales; "
+        "independent of them, no."),
+    PrimerClaim(
+        "internal-covariate-shift",
+        "Batch normalization fixes the internal covariate shift.",
+        ("batch-norm",),
+        "Measured as the change of a layer's gradient when the layers below update, batch "
+        "norm does not reduce it; noisy batch norm, with more shift, trains as well."),
+)
+
+_BY_KEY = {entry.key: entry for entry in PRIMER_CLAIMS}
+#: The keys of :data:`PRIMER_CLAIMS`.
+KEYS = tuple(_BY_KEY)
+
+
+def primer_claim(key: str, owner: str = "primer_claim") -> PrimerClaim:
+    """The :class:`PrimerClaim` named ``key``."""
+    if not isinstance(key, str) or key not in _BY_KEY:
+        raise ValueError(f"The 'key' parameter of {owner} must be one of {', '.join(KEYS)}; "
+                         f"got {key!r}.")
+    return _BY_KEY[key]
+
+
+def tag(claims, key: str):
+    """``claims`` (one :class:`ensim.Claim` or a list) marked as stating what primer claim
+    ``key`` predicts: each holds where the primer is right. Negative controls are left
+    unmarked (they test the check, not the primer)."""
+    primer_claim(key, owner="tag")
+    if isinstance(claims, list):
+        return [tag(c, key) for c in claims]
+    return claims if claims.is_control else dataclasses.replace(claims, primer=key)
+
+
+def primer_markdown() -> str:
+    """The primer's claims as a Markdown table: what it says, where ensim measures it,
+    and what the full scale finds (the table in the README)."""
+    rows = ["| the primer says | measured in | at full scale |", "|---|---|---|"]
+    for entry in PRIMER_CLAIMS:
+        studies = ", ".join(f"`{s}`" for s in entry.studies)
+        rows.append(f"| {entry.says} | {studies} | {entry.full_scale} |")
+    return "\n".join(rows)
