@@ -55,3 +55,13 @@ def test_the_readme_python_blocks_run_in_order(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out.split()
     for value in promised:
         assert value in printed, f"README promises {value}; printed {printed[:20]}"
+
+
+def test_the_readme_shows_the_primer_table_of_ensim_primer():
+    from ensim.primer import PRIMER_CLAIMS, primer_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    assert primer_markdown() in readme
+    table = primer_markdown().splitlines()
+    assert len(table) == 2 + len(PRIMER_CLAIMS)
+    assert all(line.count(" | ") == 2 for line in table[2:])   # no "|" inside a cell
