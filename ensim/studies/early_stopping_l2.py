@@ -47,8 +47,8 @@ What the full scale finds (20 directions, `ελ_i` from 5e-4 to 0.5, `τ` from 1
   to 6e-13.
 * **The book's match holds where it says, and only there.** Where `ελ_i < 0.01`
   and `τελ_i < 0.1` or `> 100` the factors differ by at most 0.004; in between
-  they part by up to 0.20 (at `τελ_i = 2.75`, exactly the small-step limit
-  `1 − e^{−x} − x/(1 + x)`), and by up to 0.28 where `ελ_i` is not small. So the
+  they part by up to 0.20 (at `τελ_i = 2.75`, as the small-step limit
+  `1 − e^{−x} − x/(1 + x)` gives: 0.2027), and by up to 0.28 where `ελ_i` is not small. So the
   statement "the factors match" taken over every direction fails; the two checks
   outside the book's conditions are negative controls, rejected as expected.
 * **Along the path the two weight vectors are not close**: their relative distance

@@ -28,8 +28,8 @@ What the full scale finds (5 seeds, 64-64 at fixed `n`, `p·n = 32`, Adam for
 100 epochs on 1,079 training images; test errors are means over seeds):
 
 * **At fixed n the sharp rise at small p is there, much sharper than on MNIST**:
-  63% test error at `p = 0.1` and 11% at `p = 0.2` (the training error as high:
-  the network underfits), against 2.7% in the paper, whose layers are 32 times
+  63% test error at `p = 0.1` and 11% at `p = 0.2` (the training error nearly as
+  high at `p = 0.1`, 61%: the network underfits), against 2.7% in the paper, whose layers are 32 times
   wider (a 64-unit layer keeps about 6 units at `p = 0.1`).
 * **The flat range and the rise toward p = 1 are not found**: the test error
   falls steadily from 3.6% at `p = 0.4` to 3.1%, 2.6% and 2.3% at `p = 0.6`, 0.8
