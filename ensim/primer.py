@@ -54,9 +54,10 @@ PRIMER_CLAIMS = (
         "MSE_ens = V/k + (k−1)/k·C: no gain when the errors are perfectly correlated, "
         "V/k when they are uncorrelated.",
         ("formula-check",),
-        "Holds for every k from 1 to 100, every correlation from the lower edge to 1 and "
-        "four error laws (Gaussian, Student-t, exponential, Rademacher), each within 2% "
-        "by TOST; a fit on 1/k recovers C and V. It needs only second moments."),
+        "Holds at eight k from 1 to 100, five correlations from −0.01 to 1 and the lower "
+        "edge, for four error laws (Gaussian, Student-t, exponential, Rademacher), each "
+        "within 2% (TOST, or exact where every trial is equal); a fit on 1/k recovers C "
+        "and V. It needs only second moments."),
     PrimerClaim(
         "bagging",
         "Bagging averages models trained on random subsets of the data: averaging cancels "
@@ -66,39 +67,34 @@ PRIMER_CLAIMS = (
         "are positively correlated across training sets (pooled ρ 0.38), so the bag keeps "
         "that share of a member's variance: ρσ² + (1−ρ)σ²/k, exactly."),
     PrimerClaim(
-        "random-forest",
-        "Random forests are bagging: their trees, trained on different random subsets, "
-        "make different errors.",
-        ("ensemble-size", "forest-correlation"),
-        "Feature sampling does decorrelate the trees (ρ falls as max_features falls), and "
-        "the forest's variance is ρσ² + (1−ρ)σ²/B within 10%; but a lower ρ is not a lower "
-        "error: on Friedman #1 the forest's error stays above bagging's at every k (+0.88 "
-        "at k = 200), as its trees' own errors are larger (V 21.8 against 15.8)."),
-    PrimerClaim(
         "dropout-decorrelates",
         "Dropout actively disrupts the correlations, pushing the covariance C between the "
         "thinned networks closer to zero.",
         ("dropout-ensemble",),
-        "Fails: the thinned sub-networks' errors correlate at ρ = 0.67 (Friedman #1) and "
-        "0.66 (digits), far from 0. They are less correlated than the members of real "
-        "ensembles on the digits, more correlated than them on Friedman #1."),
+        "Mostly fails: the thinned sub-networks' errors correlate at ρ = 0.67 (Friedman "
+        "#1) and 0.66 (digits), far from 0. On the digits they are less correlated than "
+        "the members of every real ensemble; on Friedman #1 more than independent, bagged "
+        "and fixed-mask members (0.42-0.47), less only than dropout networks (0.85)."),
     PrimerClaim(
         "dropout-ensemble",
         "Training with dropout trains an ensemble of exponentially many thinned networks "
         "that share weights: an extreme, efficient form of bagging.",
         ("dropout-ensemble",),
-        "Partly: on Friedman #1 one dropout network is worth 1.19 plain networks "
-        "(effective ensemble size, interval above 1) and varies less across training sets; "
-        "on the digits neither is shown. Each thinned sub-network alone is worse than a "
-        "plain network, and ensembles of dropout networks still gain from averaging."),
+        "Partly: on Friedman #1 one dropout network is worth only 1.19 plain networks "
+        "(effective ensemble size, interval 1.01-1.36) and varies less across training "
+        "sets; on the digits neither is shown. Each thinned sub-network alone is worse "
+        "than a plain network, and ensembles of dropout networks still gain from "
+        "averaging."),
     PrimerClaim(
         "weight-scaling",
         "Testing with the full network (inverted dropout: no scaling at inference) acts as "
         "an approximate average of the thinned networks' predictions.",
         ("weight-scaling",),
-        "An approximation that is exact only in special cases (a softmax layer with dropout "
-        "on its inputs, a logistic unit: the normalized geometric mean). On the digits, "
-        "Monte Carlo averages of about 50 to 100 sampled sub-networks match or beat it."),
+        "An approximation, exact only in special cases (a softmax layer with dropout on "
+        "its inputs, a logistic unit: the normalized geometric mean). The arithmetic "
+        "average of sampled sub-networks beats it in error rate on the digits from "
+        "k ≈ 26, stays far worse in log-loss and Brier score (0.246 against 0.125 at "
+        "k = 200), and beats it by 22% on Friedman #1."),
     PrimerClaim(
         "co-adaptation",
         "Dropout breaks up co-adaptation: no unit can rely on specific other units, so the "
@@ -113,9 +109,10 @@ PRIMER_CLAIMS = (
         "Dropout reduces overfitting; it is best used in large, deep, fully connected "
         "networks.",
         ("regularizers",),
-        "Not for these small networks on the digits (it raises the test loss at the full "
-        "split); on Friedman #1 it lowers the test loss a little and narrows the gap at "
-        "200 rows as much as L2."),
+        "Not shown for these small networks on the digits (it raises the test loss at the "
+        "full split, inconclusive at 300 images); on Friedman #1 it lowers the test loss a "
+        "little and narrows the gap at 200 rows as much as L2. Large networks are not "
+        "tested."),
     PrimerClaim(
         "l2",
         "L2 (weight decay) forces the weights to be small, and so reduces overfitting.",
@@ -126,13 +123,14 @@ PRIMER_CLAIMS = (
         "l1",
         "L1 drives some weights to zero: it selects features, and so reduces overfitting.",
         ("regularizers",),
-        "Where data suffice: on Friedman #1 at 2000 rows the share of the first layer's "
-        "weights on the 5 unused inputs falls from 0.47 to 0.14, and L1 gives that task's "
-        "lowest test loss; at 200 rows the share barely moves."),
+        "It selects where data suffice: on Friedman #1 at 2000 rows the share of the first "
+        "layer's weights on the 5 unused inputs falls from 0.47 to 0.14, and L1 gives that "
+        "task's lowest test loss; at 200 rows the share barely moves, though the test loss "
+        "still falls. On the digits its effect is inconclusive."),
     PrimerClaim(
         "early-stopping",
         "Early stopping halts training when the validation error starts to rise, saving "
-        "the model at its best state.",
+        "the model at its best state, and so reduces overfitting.",
         ("regularizers",),
         "Helps little under a fixed, moderate budget: it hurts the full digits (+0.012 "
         "test loss) and helps Friedman #1 only slightly, less than any penalty."),
@@ -148,28 +146,32 @@ PRIMER_CLAIMS = (
         "Batch normalization allows higher learning rates: training is significantly "
         "faster.",
         ("batch-norm", "regularizers"),
-        "Higher rates: yes, it trains at rates where plain networks diverge. Faster: with "
-        "Adam on the small networks of the regularizers study, its recorded training loss "
-        "after 10 epochs is higher, not lower."),
+        "Partly: it trains at rates where plain networks diverge, and with SGD reaches 90% "
+        "validation accuracy 3.4× faster at each arm's best rate; but with Adam on the "
+        "regularizers study's small networks its recorded training loss after 10 epochs "
+        "is higher."),
     PrimerClaim(
         "batch-norm-regularizes",
         "The noise of mini-batch statistics acts as a mild regularizer, similar to dropout.",
         ("batch-norm", "regularizers"),
-        "Batch norm lowers the test loss on every task of the regularizers study; that the "
-        "mini-batch noise itself is the regularizer is not shown."),
+        "Holds: batch norm lowers the test loss on three of the four tasks of the "
+        "regularizers study (on the 300 digits −0.023, undecided after Holm), and batch "
+        "statistics give a smaller generalization gap than training-set statistics at "
+        "every batch size: the noise does regularize."),
     PrimerClaim(
         "batch-norm-initialization",
-        "With batch normalization the network becomes much less sensitive to the initial "
-        "weights.",
+        "Independence from initialization: with batch normalization the network becomes "
+        "much less sensitive to the initial weights.",
         ("batch-norm",),
-        "Less sensitive, yes: the test error spreads less over the initial weight scales; "
-        "independent of them, no."),
+        "Less sensitive, yes: the spread of the test error over the initial weight scales "
+        "falls from 0.95 to 0.18; independent of them, no."),
     PrimerClaim(
         "internal-covariate-shift",
         "Batch normalization fixes the internal covariate shift.",
         ("batch-norm",),
         "Measured as the change of a layer's gradient when the layers below update, batch "
-        "norm does not reduce it; noisy batch norm, with more shift, trains as well."),
+        "norm reduces it (cosine 0.70 against 0.31) but does not remove it; noisy batch "
+        "norm does not raise it, and trains worse (12.1% against 5.3% test error)."),
 )
 
 _BY_KEY = {entry.key: entry for entry in PRIMER_CLAIMS}

@@ -65,7 +65,6 @@ from ensim.claims import direction, equivalence, identity, negative_control
 from ensim.data import KnownTruth
 from ensim.decompose import decompose, ensemble_mse_curve
 from ensim.ensembles import make_ensemble, member_predictions
-from ensim.primer import tag
 from ensim.stats import fit_inverse_k, t_interval
 from ensim.study import Study
 
@@ -245,13 +244,13 @@ def claims(tables, config: Config) -> list:
     rho = {m: summary[summary.model == m].rho.to_numpy() for m in MODELS}
     result = sps.ttest_ind(rho["random_forest"], rho["bagged_trees"], equal_var=False)
     diff = float(rho["random_forest"].mean() - rho["bagged_trees"].mean())
-    out.append(tag(direction("Feature sampling lowers the correlation ρ of the members' centred "
+    out.append(direction("Feature sampling lowers the correlation ρ of the members' centred "
                          "errors (covariance / variance, each member's mean error over the "
                          "test points removed; not C/V, which keep the bias) on held-out "
                          "data (random forest − bagged trees)", diff,
                          interval=result.confidence_interval(1 - alpha),
                          p_value=float(result.pvalue), side="below", alpha=alpha,
-                         method="Welch t interval over training sets"), "random-forest"))
+                         method="Welch t interval over training sets"))
     out.append(_floor_claim(summary, config))
     part = summary[summary.model == MODELS[0]]
     out.append(negative_control(tost(f"Negative control: the naive MSE_ens = V/k at k = {k} "

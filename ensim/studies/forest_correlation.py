@@ -71,7 +71,6 @@ from ensim.claims import direction, equivalence, holm, negative_control
 from ensim.data import KnownTruth
 from ensim.decompose import decompose
 from ensim.ensembles import fit_repeats, make_ensemble
-from ensim.primer import tag
 from ensim.stats import jackknife, normal_conf_int
 from ensim.study import Study
 from ensim.theory import forest_variance
@@ -327,7 +326,7 @@ def claims(tables, config: Config) -> list:
     summary = tables["summary"].set_index("max_features").sort_index()
     dof = float(summary.dof.iloc[0])          # jackknife groups - 1
     low_m, high_m = summary.index.min(), summary.index.max()
-    out.append(tag(direction(f"Trees decorrelate as max_features falls: ρ(m = {high_m}) − "
+    out.append(direction(f"Trees decorrelate as max_features falls: ρ(m = {high_m}) − "
                          f"ρ(m = {low_m}) > 0",
                          float(summary.rho[high_m] - summary.rho[low_m]),
                          stderr=float(np.hypot(summary.rho_stderr[high_m],
@@ -335,7 +334,7 @@ def claims(tables, config: Config) -> list:
                          dof=dof, side="above", alpha=alpha,
                          method=f"pooled ρ, jackknife SEs over training sets, independent "
                                 f"cells, t with {dof:g} dof (conservative for a difference "
-                                "of two)"), "random-forest"))
+                                "of two)"))
 
     def tost(statement, estimate, stderr, margin, method):
         return equivalence(statement, float(estimate), float(stderr), 0.0, margin,
