@@ -155,9 +155,14 @@ class Claim:
 
     @classmethod
     def from_dict(cls, data: dict) -> Claim:
+        """The claim of a :meth:`to_dict` dict. A primer key this version does not know
+        (results written by another version) loads as no mark."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (math.nan if v is None and k in ("estimate", "conf_low", "conf_high")
-                          else v) for k, v in data.items() if k in known})
+        values = {k: (math.nan if v is None and k in ("estimate", "conf_low", "conf_high")
+                      else v) for k, v in data.items() if k in known}
+        if values.get("primer") not in (None, *PRIMER_KEYS):
+            values["primer"] = None
+        return cls(**values)
 
 
 # ------------------------------------------------------------------- verdicts
@@ -297,7 +302,8 @@ def all_of(statement: str, parts: list, *, method: str = "", labels=None) -> Cla
     "All of them" needs no multiplicity correction: the claim holds when every part
     holds at level ``alpha``, fails when any part fails, and is inconclusive
     otherwise. It reports the least favourable part (a failing one, else the one
-    with the largest p-value), named by ``labels`` when given.
+    with the largest p-value), named by ``labels`` when given, and carries the
+    parts' primer key where they all share one.
     """
     parts = _check_claims(parts, "parts", "all_of")
     if not parts:
@@ -315,11 +321,13 @@ def all_of(statement: str, parts: list, *, method: str = "", labels=None) -> Cla
     largest = f"largest p = {part.p_value:.2g}" if part.p_value is not None else ""
     largest = f"; {largest}" if method and largest else largest
     # The part's decision interval (TOST's) and overridden verdict come along, so that
-    # the row shows what decides it.
+    # the row shows what decides it; so does the parts' primer key, where they share one.
+    marks = {p.primer for p in parts}
     return Claim(f"{statement}{where}", part.theory, part.estimate, part.conf_low,
                  part.conf_high, verdict, f"{method}{largest}", part.alpha, kind="all-of",
                  p_value=part.p_value, decision_interval=part.decision_interval,
-                 uncorrected_verdict=part.uncorrected_verdict)
+                 uncorrected_verdict=part.uncorrected_verdict,
+                 primer=marks.pop() if len(marks) == 1 else None)
 
 
 def _check_claims(claims, name, owner) -> list:
@@ -332,8 +340,9 @@ def _check_claims(claims, name, owner) -> list:
 
 
 def negative_control(claim: Claim) -> Claim:
-    """Mark ``claim`` as a negative control: a wrong statement the check must reject."""
-    return dataclasses.replace(claim, expected="fails")
+    """Mark ``claim`` as a negative control: a wrong statement the check must reject
+    (it tests the check, so it carries no primer key)."""
+    return dataclasses.replace(claim, expected="fails", primer=None)
 
 
 def holm_adjusted(p_values) -> np.ndarray:

@@ -56,12 +56,15 @@ def collect_studies(out) -> list[dict]:
         folder = manifest_path.parent
         try:
             manifest = json.loads(manifest_path.read_text())
-            claims = [Claim.from_dict(c) for c in json.loads((folder / "claims.json").read_text())]
+            raw = json.loads((folder / "claims.json").read_text())
+            claims = [Claim.from_dict(c) for c in raw]
         except (OSError, ValueError, TypeError, KeyError):
             continue
         studies.append({"name": manifest.get("study", folder.name), "folder": folder,
                         "title": manifest.get("title", folder.name),
                         "story": manifest.get("story", ""), "claims": claims,
+                        # Written by a version that marked claims testing the primer?
+                        "marks_recorded": all("primer" in c for c in raw),
                         "manifest": manifest, "order": manifest.get("order", 100),
                         "figure": folder / "figure.png" if (folder / "figure.png").exists()
                         else None})
@@ -147,8 +150,13 @@ def primer_section(studies) -> str:
         if not ran:
             continue
         marked = [c for name in ran for c in present[name]["claims"] if c.primer == entry.key]
-        verdicts = (count_verdicts(marked) if marked
-                    else "no claim of this run is marked as testing it")
+        if marked:
+            verdicts = count_verdicts(marked)
+        elif not any(present[name].get("marks_recorded", True) for name in ran):
+            verdicts = ("not marked in these results (written by a version of ensim that did "
+                        "not mark them; rerun the study)")
+        else:
+            verdicts = "no claim of this run is marked as testing it"
         where = ", ".join(f"[{name}](#{name})" for name in ran)
         rows.append(f"| {entry.says} | {where} | {verdicts} | {entry.full_scale} |")
     if len(rows) == 2:

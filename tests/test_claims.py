@@ -212,30 +212,42 @@ def test_a_claim_names_the_primer_claim_it_tests():
     # A negative control tests the check, not the primer: it stays unmarked.
     control = negative_control(direction("a wrong formula", 1.0, stderr=0.1, side="below"))
     assert tag([claim, control], "bagging") == [tag(claim, "bagging"), control]
-    # Results written before claims were marked load with no mark.
+    # Results written before claims were marked, or with a key this version does not
+    # know, load with no mark (a refused key would drop the study from the report).
     old = {k: v for k, v in marked.to_dict().items() if k != "primer"}
     assert Claim.from_dict(old).primer is None
-    # Unknown keys are refused, naming the parameter and the keys there are.
+    assert Claim.from_dict({**marked.to_dict(), "primer": "random-forest"}).primer is None
+    # Unknown keys are refused when a claim is made, naming the parameter and the keys.
     with pytest.raises(ValueError, match=r"'primer' parameter of Claim .* bagging.*got 'bagg'"):
         dataclasses.replace(claim, primer="bagg")
     with pytest.raises(ValueError, match=r"'key' parameter of tag .*ensemble-formula.*got 7"):
         tag(claim, 7)
+    for bad in ((claim,), None, [claim, 3]):
+        with pytest.raises(TypeError, match="'claims' parameter of tag must be a Claim"):
+            tag(bad, "l2")
+    with pytest.raises(ValueError, match="marked 'l2' already; tag cannot mark it 'l1'"):
+        tag(tag(claim, "l2"), "l1")
+    assert tag(tag(claim, "l2"), "l2") == tag(claim, "l2")
     assert len(KEYS) == len(set(KEYS)) == len(PRIMER_CLAIMS)
     assert primer_claim("l2").studies == ("regularizers",)
 
 
-def test_every_primer_claim_is_marked_in_the_studies_it_names():
-    """Each study a primer claim names exists and marks claims with its key in its code
-    (the slow study tests check that a run's claims carry exactly these keys)."""
-    import importlib
-    import inspect
+def test_controls_carry_no_primer_key_and_all_of_keeps_a_shared_one():
+    from ensim.primer import tag
 
+    a = tag(direction("a", -1.0, stderr=0.1, side="below"), "l2")
+    b = tag(direction("b", -2.0, stderr=0.1, side="below"), "l2")
+    assert negative_control(a).primer is None and negative_control(a).is_control
+    assert all_of("both", [a, b]).primer == "l2"
+    # Parts of two primer claims, or a part with none: the whole states neither.
+    assert all_of("mixed", [a, tag(direction("c", 1.0, stderr=0.1), "l1")]).primer is None
+    assert all_of("partly", [a, direction("d", -1.0, stderr=0.1, side="below")]).primer is None
+
+
+def test_every_study_a_primer_claim_names_exists():
     from ensim.primer import PRIMER_CLAIMS
-    from ensim.study import available_studies, load_study
+    from ensim.study import available_studies
 
     names = set(available_studies())
-    for entry in PRIMER_CLAIMS:
-        for name in entry.studies:
-            assert name in names, (entry.key, name)
-            module = importlib.import_module(load_study(name).claims.__module__)
-            assert f'"{entry.key}"' in inspect.getsource(module), (entry.key, name)
+    assert all(name in names for entry in PRIMER_CLAIMS for name in entry.studies)
+    # (The study tests check that a run's claims carry exactly these keys.)

@@ -186,6 +186,10 @@ def test_the_primer_section_counts_the_claims_marked_for_each_primer_claim(resul
     text = primer_section([fake])
     assert "this run (quick scale)" in text
     assert "| no claim of this run is marked as testing it |" in text
+    # Results written before claims were marked say so, instead.
+    old = dict(fake, claims=[dataclasses.replace(c, primer=None) for c in marked],
+               marks_recorded=False)
+    assert "| not marked in these results (written by a version of ensim" in primer_section([old])
     assert len([e for e in PRIMER_CLAIMS if "formula-check" in e.studies]) == 1
 
 

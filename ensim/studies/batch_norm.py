@@ -864,7 +864,7 @@ def claims(tables, config: Config) -> list:
     out = []
     alpha, n = config.alpha, config.n_seeds
     if "primer" in config.parts:
-        out += _primer_claims(tables, config)
+        out += tag(_primer_claims(tables, config), "batch-norm-example")
     if "lr" in config.parts:
         first = len(out)
         largest = largest_good_rate(tables, config)
