@@ -114,6 +114,9 @@ def test_in_memory_tables_equal_the_cli_files_byte_for_byte(name, tmp_path):
 
     assert {c.primer for c in result.claims} - {None} == {
         e.key for e in PRIMER_CLAIMS if name in e.studies}
+    # The text summary says which, once each.
+    assert result.summary().count("[tests the primer: ") == sum(
+        c.primer is not None for c in result.claims)
 
 
 def test_overrides_change_the_config_and_the_identity(tmp_path):

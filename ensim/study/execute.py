@@ -109,13 +109,13 @@ class StudyResult:
 
     def summary(self) -> str:
         """Counts, time and every claim's verdict, as plain text."""
-        from ..claims import count_verdicts
+        from ..claims import count_verdicts, statement_text
 
         lines = [f"{self.study.name} ({self.scale} scale, seed {self.seed}): {self.n_cells} "
                  f"cells, {self.n_loaded} loaded, {self.n_computed} computed, "
                  f"{self.elapsed_s:.1f} s", f"claims: {count_verdicts(self.claims)}"]
         lines += [f"  [{c.verdict}{' as expected' if c.expected == 'fails' and c.as_expected else ''}]"
-                  f" {c.statement}" for c in self.claims]
+                  f" {statement_text(c)}" for c in self.claims]
         return "\n".join(lines)
 
     def __repr__(self):
