@@ -143,16 +143,19 @@ def primer_section(studies) -> str:
     present = {s["name"]: s for s in studies}
     scales = sorted({str(s["manifest"].get("scale")) for s in studies})
     here = f"this run ({scales[0]} scale)" if len(scales) == 1 else "this run"
-    rows = [f"| the primer says | measured in | {here}: its predictions | at full scale |",
-            "|---|---|---|---|"]
+    rows = [f"| the primer says | measured in | {here}: verdicts of the claims that test it "
+            "| at full scale |", "|---|---|---|---|"]
     for entry in PRIMER_CLAIMS:
         ran = [name for name in entry.studies if name in present]
         if not ran:
             continue
+        unmarked = [name for name in ran if not present[name].get("marks_recorded", True)]
         marked = [c for name in ran for c in present[name]["claims"] if c.primer == entry.key]
         if marked:
-            verdicts = count_verdicts(marked)
-        elif not any(present[name].get("marks_recorded", True) for name in ran):
+            verdicts = count_verdicts(marked) + (
+                f" (not counting {', '.join(unmarked)}: written before claims were marked)"
+                if unmarked else "")
+        elif len(unmarked) == len(ran):
             verdicts = ("not marked in these results (written by a version of ensim that did "
                         "not mark them; rerun the study)")
         else:
@@ -161,14 +164,17 @@ def primer_section(studies) -> str:
         rows.append(f"| {entry.says} | {where} | {verdicts} | {entry.full_scale} |")
     if len(rows) == 2:
         return ""
+    quick = ("A quick run's intervals are wide, so its verdicts can be inconclusive, or "
+             "differ, where the full scale decides. " if "quick" in scales else "")
     return "\n".join([
         "## The primer, measured", "",
-        "Each claim of the regularization primer that this run tests, with the verdicts of "
-        "the run's claims that state what it predicts (each study's claims table marks "
-        "them \"tests the primer\"): a prediction that holds supports the primer, one that "
-        "fails contradicts it. Beside them, what the full scale finds. A quick run's "
-        "intervals are wide, so its verdicts can be inconclusive, or differ, where the "
-        "full scale decides.", "", *rows])
+        "Each claim of the regularization primer that this run tests. The third column "
+        "counts the verdicts of the run's claims that state what the primer predicts (each "
+        "study's claims table marks them \"tests the primer\"): a claim that holds "
+        "supports the primer, one that fails contradicts it. The last column is a written "
+        "summary of what the full scale finds (seed 0), in which \"holds\", \"partly\" "
+        "or \"fails\" judge the primer's claim as a whole, weighing its parts, rather "
+        "than count them. " + quick, "", *rows])
 
 
 #: The words the claims tables use, for a reader who meets them first in the report.

@@ -154,7 +154,8 @@ def test_report_holds_every_study_in_order_with_figures_links_and_claims(results
 
 
 def test_the_primer_section_counts_the_claims_marked_for_each_primer_claim(results):
-    from ensim.primer import PRIMER_CLAIMS, primer_claim
+    from ensim.claims import direction
+    from ensim.primer import PRIMER_CLAIMS, primer_claim, tag
     from ensim.report import collect_studies, primer_section
 
     html_path, md_path = write_report(results)
@@ -174,7 +175,9 @@ def test_the_primer_section_counts_the_claims_marked_for_each_primer_claim(resul
     entry = primer_claim("ensemble-formula")
     assert row == (f"| {entry.says} | [formula-check](#formula-check) | "
                    f"{count_verdicts(marked)} | {entry.full_scale} |")
-    assert "this run (full scale)" not in section and "this run: its" in section  # 2 scales
+    # Two scales here (full and custom): no scale is named, and no quick-run caveat.
+    assert "this run (" not in section and "| this run: verdicts" in section
+    assert "A quick run's intervals" not in section
     page = html_path.read_text()
     assert "id='primer'" in page and page.index("id='primer'") < page.index("<section")
     # No study of the primer: no section. A study whose claims carry other keys (the
@@ -184,12 +187,21 @@ def test_the_primer_section_counts_the_claims_marked_for_each_primer_claim(resul
     fake = {"name": "formula-check", "manifest": {"scale": "quick"},
             "claims": [dataclasses.replace(marked[0], primer="bagging")]}
     text = primer_section([fake])
-    assert "this run (quick scale)" in text
+    assert "this run (quick scale)" in text and "A quick run's intervals" in text
     assert "| no claim of this run is marked as testing it |" in text
     # Results written before claims were marked say so, instead.
     old = dict(fake, claims=[dataclasses.replace(c, primer=None) for c in marked],
                marks_recorded=False)
     assert "| not marked in these results (written by a version of ensim" in primer_section([old])
+    # One study of a row written before marks, one after: the count says whose it leaves out.
+    bn = {"name": "batch-norm", "manifest": {"scale": "quick"}, "marks_recorded": False,
+          "claims": []}
+    reg = {"name": "regularizers", "manifest": {"scale": "quick"},
+           "claims": [tag(direction("bn lowers it", -1.0, stderr=0.1, side="below"),
+                          "batch-norm-faster")]}
+    row = next(line for line in primer_section([bn, reg]).splitlines()
+               if line.startswith("| Batch normalization allows higher"))
+    assert "| 1 hold, 0 fail, 0 inconclusive (not counting batch-norm: written before" in row
     assert len([e for e in PRIMER_CLAIMS if "formula-check" in e.studies]) == 1
 
 

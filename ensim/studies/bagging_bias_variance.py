@@ -29,8 +29,10 @@ trained on independent draws of training sets (they are not paired), as in the
 gallery example. Colours stand for quantities in every panel: a single tree's variance
 (and the spread of its fits to other training sets) is sky blue, the bag's variance (and
 the spread of its fits) reddish purple, the bias² (and the mean prediction behind it)
-orange, the covariance and `rho(x)` dark blue; black is the error, the truth and, dashed,
-what a formula predicts.
+orange, the covariance and `rho(x)` dark blue, the noise green; black is the error and
+the truth, and black dashed the formula `rho sigma^2 + (1 - rho) sigma^2 / k` and the
+pooled `rho`; grey are the training points and, dotted, `sigma^2/k` for independent
+members.
 """
 
 from __future__ import annotations
@@ -149,8 +151,8 @@ def plot(tables, config: Config):
     fig, axes = figure(2, 3, width=11, height_per_row=3.2)
     # One colour per quantity in every panel: a tree's variance (and the spread of its
     # fits) sky blue, the bag's reddish purple, bias (and the mean prediction that
-    # makes it) orange, the covariance (and rho) dark blue; black is the error, the
-    # truth, and what a formula predicts.
+    # makes it) orange, the covariance (and rho) dark blue; black is the error and the
+    # truth, black dashed the formula and the pooled rho (the story gives the key).
     c_bias, c_tree_var, c_noise, c_cov = color_cycle(4)
     c_var = {"tree": c_tree_var, "bagged_trees": PALETTE[7]}
     c_points = EXTRA_COLORS[5]

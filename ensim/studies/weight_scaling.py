@@ -492,7 +492,9 @@ def claims(tables, config):
                                     mean, mean - half, mean + half, -sd, sd, alpha=config.alpha,
                                     method="t interval over seeds"))
     out += holm(better, "Monte Carlo at the largest k beats weight scaling")
-    out += within_sd     # Srivastava et al.'s yardstick, not the primer's claim
+    # Weight scaling against the average of sampled sub-networks: the primer's claim, with
+    # Srivastava et al.'s tolerance of one standard deviation over mask draws.
+    out += tag(within_sd, "weight-scaling")
     if "digits" in set(curves.task):
         wide_am = _paired(curves, "digits", "mean", "distance")
         wide_g = _paired(curves, "digits", "nwgm", "distance")
@@ -531,18 +533,16 @@ def claims(tables, config):
                            "weight-scaling"))
     ident = tables["identities"].set_index("case")
     n_masks = int(ident.loc["softmax inputs only", "n_subnetworks"])
-    out.append(tag(identity("Softmax layer with dropout on its inputs only: NWGM = weight "
-                            f"scaling (all {n_masks:,} masks)",
-                            ident.loc["softmax inputs only", "nwgm_vs_full"], tol=1e-12,
-                            alpha=config.alpha, method="largest |difference|"),
-                   "weight-scaling"))
+    # (The identities are algebra about the geometric mean, which cannot fail: unmarked.)
+    out.append(identity("Softmax layer with dropout on its inputs only: NWGM = weight scaling "
+                        f"(all {n_masks:,} masks)", ident.loc["softmax inputs only", "nwgm_vs_full"],
+                        tol=1e-12, alpha=config.alpha, method="largest |difference|"))
     out.append(negative_control(identity(
         "Negative control: with two dropout layers, NWGM = weight scaling",
         ident.loc["two dropout layers", "nwgm_vs_full"], tol=1e-12, alpha=config.alpha)))
-    out.append(tag(identity("Logistic unit: NWGM over all input masks = sigmoid(E[S])",
-                            ident.loc["logistic unit", "nwgm_vs_full"], tol=1e-12,
-                            alpha=config.alpha, method="largest |difference|"),
-                   "weight-scaling"))
+    out.append(identity("Logistic unit: NWGM over all input masks = sigmoid(E[S])",
+                        ident.loc["logistic unit", "nwgm_vs_full"], tol=1e-12, alpha=config.alpha,
+                        method="largest |difference|"))
     out.append(negative_control(identity(
         "Negative control: logistic unit, arithmetic mean = sigmoid(E[S])",
         ident.loc["logistic unit", "mean_vs_full"], tol=1e-12, alpha=config.alpha)))

@@ -300,8 +300,7 @@ def _connect_client(address: str, deadline_s: float):
                  if t.name == "ensim-connect" and t not in _NEVER_ENDING]
     for thread in unwinding:
         thread.join(max(0.0, until - time.monotonic()))
-    if time.monotonic() >= until:
-        _NEVER_ENDING.update(t for t in unwinding if t.is_alive())
+    _NEVER_ENDING.update(t for t in unwinding if t.is_alive())   # alive: the budget is spent
     box = {}
 
     def attempt():
