@@ -73,9 +73,9 @@ PRIMER_CLAIMS = (
         ("dropout-ensemble",),
         "Fails as the primer puts it: the thinned sub-networks' errors correlate at "
         "ρ = 0.67 (Friedman #1) and 0.66 (digits), far from 0. On the digits they are less "
-        "correlated than "
-        "the members of every real ensemble; on Friedman #1 more than independent, bagged "
-        "and fixed-mask members (0.42-0.47), less only than dropout networks (0.85)."),
+        "correlated than the members of every real ensemble; on Friedman #1 more than "
+        "independent, bagged and fixed-mask members (0.42-0.47), less only than dropout "
+        "networks (0.85)."),
     PrimerClaim(
         "dropout-ensemble",
         "Training with dropout trains an ensemble of exponentially many thinned networks "

@@ -1019,7 +1019,7 @@ def _ics_claims(tables, config):
                          alpha=alpha, method=f"mean over steps and layers, paired over {n} seeds"))
     # Whether batch norm reduces the shift is the primer's claim; the noisy arm and the
     # error at this rate are Santurkar et al.'s experiment around it.
-    out[:] = tag(out, "internal-covariate-shift")
+    out = tag(out, "internal-covariate-shift")
     mean, se, _, _ = t_interval(cos["noisy"] - cos["batch"], alpha)
     out.append(direction("Noisy batch norm has more internal covariate shift than batch norm "
                          "(cos(G, G′) smaller)", mean, stderr=se, dof=n - 1, side="below",
